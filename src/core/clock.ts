@@ -1,0 +1,67 @@
+/**
+ * The only source of time for every policy. Policies never call Date.now() or
+ * setTimeout themselves, which is what makes every time behaviour testable on a
+ * VirtualClock.
+ */
+export type TimerHandle = unknown;
+
+export interface Clock {
+  /** Monotonic time in ms (epoch-based on the system clock). */
+  now(): number;
+  /**
+   * Schedules a watchdog. Handles from the system clock are unref'd: a watchdog never
+   * keeps the process alive on its own.
+   */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+  /**
+   * Resolves after `ms`, or rejects with `signal.reason` when the signal aborts first.
+   * Unlike setTimeout, a sleep keeps the process alive: somebody awaits it.
+   */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+const origin = performance.timeOrigin;
+
+function sleepOn(
+  schedule: (fn: () => void, ms: number) => TimerHandle,
+  cancel: (h: TimerHandle) => void,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      cancel(handle);
+      reject(signal!.reason);
+    };
+    const handle = schedule(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export { sleepOn as sleepWithTimers };
+
+/** The default clock: `performance.timeOrigin + performance.now()`, monotonic epoch ms. */
+export const systemClock: Clock = {
+  now: () => origin + performance.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout(handle) {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+  sleep(ms, signal) {
+    return sleepOn(
+      (fn, delay) => setTimeout(fn, delay),
+      (h) => clearTimeout(h as NodeJS.Timeout),
+      ms,
+      signal,
+    );
+  },
+};

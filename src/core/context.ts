@@ -1,0 +1,267 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from './clock.js';
+import { deadlineTimersOf, type DeadlineEntry } from './deadline-timers.js';
+import { TimeoutError, type TimeoutScope } from './errors.js';
+
+export type Priority = 'critical' | 'high' | 'normal' | 'low';
+
+/** What a wrapped function receives. */
+export interface Context {
+  /** Aborted at the deadline, on caller abort, or when this attempt is abandoned. */
+  readonly signal: AbortSignal;
+  /** Absolute time (ms, on the policy clock) by which the call must finish. */
+  readonly deadline: number;
+  /** ms left before `deadline`, never negative. */
+  remaining(): number;
+  /** 1 for the first attempt, 2 for the first retry, … */
+  readonly attempt: number;
+  readonly priority: Priority;
+  /** The caller's key, or one generated once per logical call; the same for every retry and hedge. */
+  readonly idempotencyKey: string;
+  /** Stands for the request payload; compared on idempotent replay. */
+  readonly fingerprint: string | undefined;
+}
+
+/** Anything that must stop when a context aborts: child contexts, sleeps, waiters. */
+export interface AbortSubscriber {
+  abort(reason: unknown): void;
+}
+
+/** Per-call data that every attempt of one logical call shares. */
+interface CallShared {
+  clock: Clock;
+  priority: Priority;
+  key: string | undefined;
+  fingerprint: string | undefined;
+}
+
+export interface Step {
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T>;
+}
+
+export type Operation<T> = (ctx: Context) => T | PromiseLike<T>;
+
+/**
+ * The one per-call object. Its AbortController exists only once someone reads
+ * `signal`; its deadline sits in the clock's shared deadline heap only while the call
+ * runs and only when it is tighter than its parent's.
+ */
+export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
+  deadline: number;
+  attempt: number;
+  heapIndex = -1;
+
+  /** @internal */ readonly shared: CallShared;
+  /** @internal */ readonly parent: CallContext | undefined;
+  private controller: AbortController | undefined;
+  private aborted = false;
+  private reason: unknown;
+  private subscribers: AbortSubscriber[] | undefined;
+  private scope: TimeoutScope;
+  private limitMs = Infinity;
+  private callerSignal: AbortSignal | undefined;
+  private rejectGuard: ((reason: unknown) => void) | undefined;
+  /** True when the caller's own signal (not a bulwark deadline) ended the call. */
+  callerAborted = false;
+
+  constructor(
+    shared: CallShared,
+    parent: CallContext | undefined,
+    deadline: number,
+    attempt: number,
+    scope: TimeoutScope,
+  ) {
+    this.shared = shared;
+    this.parent = parent;
+    this.deadline = deadline;
+    this.attempt = attempt;
+    this.scope = scope;
+  }
+
+  static root(
+    clock: Clock,
+    deadline: number,
+    priority: Priority = 'normal',
+    key?: string,
+    fingerprint?: string,
+  ): CallContext {
+    return new CallContext({ clock, priority, key, fingerprint }, undefined, deadline, 1, 'budget');
+  }
+
+  get clock(): Clock {
+    return this.shared.clock;
+  }
+
+  get priority(): Priority {
+    return this.shared.priority;
+  }
+
+  get idempotencyKey(): string {
+    return (this.shared.key ??= randomUUID());
+  }
+
+  /** The key only if the caller gave one or someone already read it (no generation). */
+  get idempotencyKeyIfSet(): string | undefined {
+    return this.shared.key;
+  }
+
+  get fingerprint(): string | undefined {
+    return this.shared.fingerprint;
+  }
+
+  remaining(): number {
+    const left = this.deadline - this.shared.clock.now();
+    return left > 0 ? left : 0;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  get isAborted(): boolean {
+    return this.aborted;
+  }
+
+  get abortReason(): unknown {
+    return this.reason;
+  }
+
+  /** True when this call or an ancestor was aborted by the caller's signal. */
+  get abortedByCaller(): boolean {
+    return this.callerAborted || (this.parent?.abortedByCaller ?? false);
+  }
+
+  /**
+   * A context for one attempt (or one hedge) inside this one: its own signal, the
+   * tighter of the two deadlines, and aborted whenever this one is.
+   */
+  child(deadline: number, scope: TimeoutScope, limitMs: number): CallContext {
+    const c = new CallContext(
+      this.shared,
+      this,
+      deadline < this.deadline ? deadline : this.deadline,
+      this.attempt,
+      deadline < this.deadline ? scope : this.scopeOfDeadline(),
+    );
+    c.limitMs = deadline < this.deadline ? limitMs : this.limitMs;
+    return c;
+  }
+
+  private scopeOfDeadline(): TimeoutScope {
+    return this.scope;
+  }
+
+  subscribe(s: AbortSubscriber): void {
+    (this.subscribers ??= []).push(s);
+  }
+
+  unsubscribe(s: AbortSubscriber): void {
+    const subs = this.subscribers;
+    if (subs === undefined) return;
+    const i = subs.lastIndexOf(s);
+    if (i < 0) return;
+    const last = subs.pop()!;
+    if (i < subs.length) subs[i] = last;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.disarm();
+    const reject = this.rejectGuard;
+    this.rejectGuard = undefined;
+    if (reject !== undefined) reject(reason);
+    if (this.controller !== undefined) this.controller.abort(reason);
+    const subs = this.subscribers;
+    if (subs !== undefined) {
+      this.subscribers = undefined;
+      for (const s of subs) s.abort(reason);
+    }
+  }
+
+  /** Deadline heap callback. */
+  onDeadline(): void {
+    this.abort(new TimeoutError(this.scope, this.limitMs));
+  }
+
+  /** EventTarget listener for the caller's signal (an object listener: no closure). */
+  handleEvent(): void {
+    this.callerAborted = true;
+    this.abort(this.callerSignal!.reason);
+  }
+
+  /**
+   * Runs `next` in this context and settles with its outcome, or rejects as soon as this
+   * context aborts (deadline, caller abort, parent abort) even if the work ignores the
+   * signal. Timer, listener and parent link are all removed when it settles.
+   */
+  guard<T>(fn: Operation<T>, next: Step, callerSignal?: AbortSignal): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.parent !== undefined) {
+        if (this.parent.aborted) {
+          this.aborted = true;
+          this.reason = this.parent.reason;
+          reject(this.reason);
+          return;
+        }
+        this.parent.subscribe(this);
+      }
+      if (callerSignal !== undefined) {
+        if (callerSignal.aborted) {
+          this.callerAborted = true;
+          this.aborted = true;
+          this.reason = callerSignal.reason;
+          this.parent?.unsubscribe(this);
+          reject(this.reason);
+          return;
+        }
+        this.callerSignal = callerSignal;
+        callerSignal.addEventListener('abort', this, { once: true });
+      }
+      const ownDeadline = this.parent === undefined || this.deadline < this.parent.deadline;
+      if (ownDeadline && this.deadline !== Infinity) {
+        if (this.deadline <= this.shared.clock.now()) {
+          this.abort(new TimeoutError(this.scope, this.limitMs));
+          reject(this.reason);
+          return;
+        }
+        deadlineTimersOf(this.shared.clock).add(this);
+      }
+      this.rejectGuard = reject;
+      next.invoke(this, fn).then(
+        (value) => {
+          this.settle();
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.settle();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private settle(): void {
+    this.rejectGuard = undefined;
+    if (!this.aborted) this.disarm();
+  }
+
+  private disarm(): void {
+    if (this.heapIndex >= 0) deadlineTimersOf(this.shared.clock).remove(this);
+    if (this.callerSignal !== undefined) {
+      this.callerSignal.removeEventListener('abort', this);
+      this.callerSignal = undefined;
+    }
+    if (this.parent !== undefined) this.parent.unsubscribe(this);
+  }
+
+  /** @internal used by root contexts to know the budget they enforce. */
+  setLimit(ms: number): void {
+    this.limitMs = ms;
+  }
+}

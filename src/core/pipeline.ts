@@ -1,0 +1,209 @@
+import { systemClock, type Clock } from './clock.js';
+import { CallContext, type Context, type Operation, type Priority, type Step } from './context.js';
+import { ConfigError } from './errors.js';
+
+export interface ExecuteOptions {
+  /** The caller's signal: aborting it ends the call at once with its reason. */
+  signal?: AbortSignal;
+  /** ms from now for the whole call (measured on the outermost policy's clock). */
+  budget?: number;
+  /** Absolute deadline, in ms on the policy clock (epoch ms on the system clock). */
+  deadline?: number;
+  priority?: Priority;
+  idempotencyKey?: string;
+  /** Stands for the request payload; compared on idempotent replay. */
+  fingerprint?: string;
+  /** The context of an enclosing call: the nested call inherits its deadline and abort. */
+  parent?: Context;
+}
+
+export interface Policy {
+  /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
+  readonly kind: string;
+  /** The clock this policy runs on; `pipeline()` hands its clock to parts that have none. */
+  clock: Clock | undefined;
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T>;
+  /**
+   * Runs one call through this policy and then `next`. Implementations return a promise
+   * and never throw synchronously.
+   * @internal
+   */
+  run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T>;
+}
+
+/** The innermost step: calls the user's function, turning a sync throw into a rejection. */
+export const terminalStep: Step = {
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      const result = fn(ctx);
+      return result instanceof Promise ? result : Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  },
+};
+
+/** A policy bound to the step after it: the chain is resolved once, at construction. */
+export class PolicyStep implements Step {
+  constructor(
+    readonly policy: Policy,
+    readonly next: Step,
+  ) {}
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      return this.policy.run(ctx, fn, this.next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
+
+const PRIORITIES: ReadonlySet<string> = new Set(['critical', 'high', 'normal', 'low']);
+
+/** Starts one logical call: builds the root context and walks the chain from `first`. */
+export function startCall<T>(
+  clock: Clock,
+  first: Step,
+  fn: Operation<T>,
+  options: ExecuteOptions | undefined,
+): Promise<T> {
+  if (typeof fn !== 'function') {
+    return Promise.reject(new ConfigError([{ path: 'execute(fn)', expected: 'a function', got: fn }]));
+  }
+  if (options === undefined) return first.invoke(CallContext.root(clock, Infinity), fn);
+
+  let deadline = Infinity;
+  let limit = Infinity;
+  const { budget, deadline: absolute, signal, priority, parent } = options;
+  if (absolute !== undefined) {
+    if (typeof absolute !== 'number' || Number.isNaN(absolute)) {
+      return Promise.reject(new ConfigError([{ path: 'deadline', expected: 'a number (ms)', got: absolute }]));
+    }
+    deadline = absolute;
+    limit = absolute - clock.now();
+  }
+  if (budget !== undefined) {
+    if (typeof budget !== 'number' || !(budget >= 0)) {
+      return Promise.reject(new ConfigError([{ path: 'budget', expected: 'a number of ms ≥ 0', got: budget }]));
+    }
+    const d = clock.now() + budget;
+    if (d < deadline) {
+      deadline = d;
+      limit = budget;
+    }
+  }
+  if (priority !== undefined && !PRIORITIES.has(priority)) {
+    return Promise.reject(
+      new ConfigError([{ path: 'priority', expected: "'critical' | 'high' | 'normal' | 'low'", got: priority }]),
+    );
+  }
+  let parentCtx: CallContext | undefined;
+  if (parent !== undefined) {
+    if (!(parent instanceof CallContext)) {
+      return Promise.reject(new ConfigError([{ path: 'parent', expected: 'a bulwark Context', got: parent }]));
+    }
+    parentCtx = parent;
+  }
+
+  let ctx: CallContext;
+  if (parentCtx !== undefined) {
+    // A nested call: shares nothing per-attempt with the outer one, but inherits the
+    // tighter deadline and ends when the outer call ends.
+    ctx = parentCtx.child(deadline, 'budget', limit);
+    const shared = ctx.shared;
+    if (priority !== undefined || options.idempotencyKey !== undefined || options.fingerprint !== undefined) {
+      ctx = new CallContext(
+        {
+          clock: shared.clock,
+          priority: priority ?? shared.priority,
+          key: options.idempotencyKey,
+          fingerprint: options.fingerprint,
+        },
+        parentCtx,
+        ctx.deadline,
+        1,
+        'budget',
+      );
+      ctx.setLimit(deadline < parentCtx.deadline ? limit : Infinity);
+    }
+    ctx.attempt = 1;
+  } else {
+    ctx = CallContext.root(clock, deadline, priority, options.idempotencyKey, options.fingerprint);
+    ctx.setLimit(limit);
+  }
+  if (deadline === Infinity && signal === undefined && parentCtx === undefined) {
+    return first.invoke(ctx, fn);
+  }
+  return ctx.guard(fn, first, signal);
+}
+
+/** Base of every policy: `execute()` runs the policy alone, as a one-step pipeline. */
+export abstract class BasePolicy implements Policy {
+  abstract readonly kind: string;
+  clock: Clock | undefined;
+  private step: Step | undefined;
+
+  constructor(clock: Clock | undefined) {
+    this.clock = clock;
+  }
+
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
+    return startCall(this.clock ?? systemClock, (this.step ??= new PolicyStep(this, terminalStep)), fn, options);
+  }
+
+  abstract run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T>;
+}
+
+export interface Pipeline extends Policy {
+  readonly policies: readonly Policy[];
+}
+
+class PipelinePolicy implements Pipeline {
+  readonly kind = 'pipeline';
+  readonly policies: readonly Policy[];
+  clock: Clock | undefined;
+  private readonly first: Step;
+
+  constructor(policies: readonly Policy[]) {
+    this.policies = policies;
+    this.clock = policies.find((p) => p.clock !== undefined)?.clock;
+    if (this.clock !== undefined) for (const p of policies) p.clock ??= this.clock;
+    let step: Step = terminalStep;
+    for (let i = policies.length - 1; i >= 0; i--) step = new PolicyStep(policies[i]!, step);
+    this.first = step;
+  }
+
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
+    return startCall(this.clock ?? systemClock, this.first, fn, options);
+  }
+
+  run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    if (next === terminalStep) return this.first.invoke(ctx, fn);
+    // A pipeline nested inside another one: splice it in front of the outer rest.
+    return runChain(this.policies, 0, ctx, fn, next);
+  }
+}
+
+function runChain<T>(policies: readonly Policy[], i: number, ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+  if (i === policies.length) return next.invoke(ctx, fn);
+  return policies[i]!.run(ctx, fn, {
+    invoke: (c, f) => runChain(policies, i + 1, c, f, next),
+  });
+}
+
+/**
+ * Composes policies outer to inner: `pipeline(budget(2000), retry(), timeout(300))`.
+ * The chain is resolved here, once; a call walks it with no per-call closures. The first
+ * explicit `clock` among the parts becomes the clock of every part that has none.
+ */
+export function pipeline(...policies: Policy[]): Pipeline {
+  policies.forEach((p, i) => {
+    if (p === null || typeof p !== 'object' || typeof p.run !== 'function') {
+      throw new ConfigError([{ path: `pipeline[${i}]`, expected: 'a bulwark policy', got: p }]);
+    }
+  });
+  // Nested pipelines are flattened so the chain stays one resolved list of steps.
+  const flat = policies.flatMap((p) => (p instanceof PipelinePolicy ? p.policies : [p]));
+  return new PipelinePolicy(flat);
+}

@@ -1,0 +1,96 @@
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { parseDuration } from './duration.js';
+
+/**
+ * Collects every problem in an options object, so a ConfigError lists them all at once
+ * with the dotted path of each.
+ */
+export class Validator {
+  readonly problems: ConfigProblem[] = [];
+
+  constructor(readonly prefix = '') {}
+
+  path(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+
+  problem(name: string, expected: string, got: unknown): void {
+    this.problems.push({ path: this.path(name), expected, got });
+  }
+
+  /** Fails on keys outside `known` (typos must not silently fall back to defaults). */
+  object(value: unknown, known: readonly string[]): Record<string, unknown> {
+    if (value === undefined) return {};
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      this.problems.push({ path: this.prefix || 'options', expected: 'an options object', got: value });
+      return {};
+    }
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key)) this.problem(key, `one of ${known.join(', ')}`, `unknown key "${key}"`);
+    }
+    return value as Record<string, unknown>;
+  }
+
+  int(name: string, value: unknown, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    if (value === undefined) return def;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.problem(name, max === Number.MAX_SAFE_INTEGER ? `integer ≥ ${min}` : `integer in [${min}, ${max}]`, value);
+      return def;
+    }
+    return value;
+  }
+
+  number(name: string, value: unknown, def: number, min: number, max = Infinity, what?: string): number {
+    if (value === undefined) return def;
+    if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max) {
+      this.problem(name, what ?? (max === Infinity ? `number ≥ ${min}` : `number in [${min}, ${max}]`), value);
+      return def;
+    }
+    return value;
+  }
+
+  /** ms as a number or a string like '250ms', '2s', '1m'; Infinity only when written out. */
+  duration(name: string, value: unknown, def: number, opts: { min?: number; allowInfinity?: boolean } = {}): number {
+    if (value === undefined) return def;
+    const ms = parseDuration(value);
+    const min = opts.min ?? 0;
+    if (ms === undefined || ms < min || (ms === Infinity && !opts.allowInfinity)) {
+      const inf = opts.allowInfinity ? ' or Infinity' : '';
+      this.problem(name, `a duration ≥ ${min} ms (number of ms or '250ms', '2s', '1m')${inf}`, value);
+      return def;
+    }
+    return ms;
+  }
+
+  oneOf<T extends string>(name: string, value: unknown, options: readonly T[], def: T): T {
+    if (value === undefined) return def;
+    if (typeof value !== 'string' || !options.includes(value as T)) {
+      this.problem(name, options.map((o) => `'${o}'`).join(' | '), value);
+      return def;
+    }
+    return value as T;
+  }
+
+  func<F>(name: string, value: unknown, def: F): F {
+    if (value === undefined) return def;
+    if (typeof value !== 'function') {
+      this.problem(name, 'a function', value);
+      return def;
+    }
+    return value as F;
+  }
+
+  bool(name: string, value: unknown, def: boolean): boolean {
+    if (value === undefined) return def;
+    if (typeof value !== 'boolean') {
+      this.problem(name, 'a boolean', value);
+      return def;
+    }
+    return value;
+  }
+
+  /** Throws one ConfigError listing every problem found. */
+  done(): void {
+    if (this.problems.length > 0) throw new ConfigError(this.problems);
+  }
+}

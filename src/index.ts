@@ -1,0 +1,47 @@
+// Public API of 'bulwark': re-exports only.
+export { systemClock, type Clock, type TimerHandle } from './core/clock.js';
+export type { Context, Operation, Priority } from './core/context.js';
+export { pipeline, type ExecuteOptions, type Pipeline, type Policy } from './core/pipeline.js';
+export {
+  BulwarkError,
+  BulkheadRejectedError,
+  CircuitOpenError,
+  ConfigError,
+  IdempotencyInProgressError,
+  IdempotencyKeyReuseError,
+  IdempotencyStoreError,
+  LoadShedError,
+  TimeoutError,
+  isBulwarkError,
+  type BulkheadRejectReason,
+  type BulwarkErrorCode,
+  type ConfigProblem,
+  type LoadShedReason,
+  type TimeoutScope,
+} from './core/errors.js';
+export type { Disposable, Listener } from './core/events.js';
+export { parseDuration, toMs } from './core/duration.js';
+export { timeout, TimeoutPolicy, type TimeoutOptions } from './policies/timeout.js';
+export { budget, type BudgetOptions } from './policies/budget.js';
+export {
+  retry,
+  RetryPolicy,
+  type GiveUpReason,
+  type RetryEvents,
+  type RetryOptions,
+} from './policies/retry.js';
+export {
+  exponentialBackoff,
+  type BackoffFunction,
+  type BackoffOption,
+  type ExponentialBackoffOptions,
+  type Jitter,
+} from './policies/backoff.js';
+export { retryBudget, RetryBudget, type RetryBudgetOptions } from './policies/retry-budget.js';
+export {
+  isRetryableError,
+  isRetryableResult,
+  RETRYABLE_STATUSES,
+  statusOf,
+  type RetryReason,
+} from './policies/retry-classification.js';

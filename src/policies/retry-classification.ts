@@ -1,0 +1,84 @@
+import { isAbortError, isBulwarkError, TimeoutError } from '../core/errors.js';
+
+/** Network error codes worth another attempt (Node's and undici's). */
+const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+/** HTTP statuses that say "try again": the server did not process the request, or is overloaded. */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+/** Reads a numeric HTTP status from `status`, `statusCode` or `response.status`. */
+export function statusOf(value: unknown): number | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } };
+  if (typeof v.status === 'number') return v.status;
+  if (typeof v.statusCode === 'number') return v.statusCode;
+  if (typeof v.response === 'object' && v.response !== null && typeof v.response.status === 'number') {
+    return v.response.status;
+  }
+  return undefined;
+}
+
+function codeOf(value: unknown): string | undefined {
+  const code = (value as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * The default retry classification for a thrown error: attempt timeouts, transient
+ * network errors and retryable HTTP statuses. Never the caller's abort, never local
+ * overload (open breaker, full bulkhead, shed load), never 4xx validation/auth errors.
+ */
+export function isRetryableError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  if (isBulwarkError(error)) return error instanceof TimeoutError && error.scope === 'attempt';
+  if (isAbortError(error)) return false;
+  const code = codeOf(error);
+  if (code !== undefined && RETRYABLE_CODES.has(code)) return true;
+  // fetch() wraps socket errors: TypeError('fetch failed') with the real one as cause.
+  const causeCode = codeOf((error as { cause?: unknown }).cause);
+  if (causeCode !== undefined && RETRYABLE_CODES.has(causeCode)) return true;
+  const status = statusOf(error);
+  return status !== undefined && RETRYABLE_STATUSES.has(status);
+}
+
+/**
+ * The default for a returned value: only an HTTP response object (numeric `status` and
+ * a `headers.get`) with a retryable status. Plain results are never retried.
+ */
+export function isRetryableResult(result: unknown): boolean {
+  if (typeof result !== 'object' || result === null) return false;
+  const r = result as { status?: unknown; headers?: { get?: unknown } };
+  return (
+    typeof r.status === 'number' &&
+    typeof r.headers?.get === 'function' &&
+    RETRYABLE_STATUSES.has(r.status)
+  );
+}
+
+/** Server-requested delay carried by an error or result (`retryAfterMs`), if any. */
+export function retryAfterOf(value: unknown): number | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const ms = (value as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof ms === 'number' && ms >= 0 && Number.isFinite(ms) ? ms : undefined;
+}
+
+export type RetryReason = 'error' | 'timeout' | 'status';
+
+/** Why a retry happened, as a bounded metrics label. */
+export function retryReasonOf(outcome: unknown): RetryReason {
+  if (outcome instanceof TimeoutError) return 'timeout';
+  return statusOf(outcome) !== undefined ? 'status' : 'error';
+}

@@ -1,0 +1,160 @@
+import type { Clock } from '../core/clock.js';
+import type { CallContext, Context, Operation, Step } from '../core/context.js';
+import { EventHub, type Disposable, type Listener } from '../core/events.js';
+import { BasePolicy } from '../core/pipeline.js';
+import { Validator } from '../core/validate.js';
+import { compileBackoff, type Backoff, type BackoffOption } from './backoff.js';
+import {
+  isRetryableError,
+  isRetryableResult,
+  retryAfterOf,
+  retryReasonOf,
+  type RetryReason,
+} from './retry-classification.js';
+import { RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
+
+export interface RetryOptions {
+  /** Attempts in all, counting the first (default 3). */
+  maxAttempts?: number;
+  /** Delay before each retry: see README "Retry" (default exponential, full jitter). */
+  backoff?: BackoffOption;
+  /**
+   * Whether an outcome deserves another attempt. Called with the thrown error, or with
+   * the returned value (`kind === 'result'`). Default: see `isRetryableError` / `isRetryableResult`.
+   */
+  retryOn?: (errorOrResult: unknown, ctx: Context, kind: 'error' | 'result') => boolean;
+  /** Never start an attempt with less than this many ms left (default 1). */
+  minAttemptTime?: number | string;
+  /** A shared retry budget (or its options, for a budget of this policy's own). */
+  retryBudget?: RetryBudget | RetryBudgetOptions;
+  /** Source of randomness for jitter (default Math.random), injectable for reproducible tests. */
+  random?: () => number;
+  clock?: Clock;
+}
+
+export type GiveUpReason = 'attempts' | 'deadline' | 'budget' | 'not-retryable';
+
+export interface RetryEvents {
+  /** A retry is about to sleep `delay` ms and then run attempt `attempt`. */
+  retry: { attempt: number; delay: number; reason: RetryReason; outcome: unknown };
+  /** The retry budget refused a retry. */
+  budgetExhausted: { attempt: number };
+  /** Retrying stopped with a failed outcome. */
+  giveUp: { attempt: number; reason: GiveUpReason; outcome: unknown };
+}
+
+const KNOWN = ['maxAttempts', 'backoff', 'retryOn', 'minAttemptTime', 'retryBudget', 'random', 'clock'];
+
+/**
+ * Retries failed attempts with backoff, inside the call's deadline: it never sleeps past
+ * the deadline and never starts an attempt that cannot get `minAttemptTime`; it gives up
+ * early instead and rethrows the last error unchanged.
+ */
+export class RetryPolicy extends BasePolicy {
+  readonly kind = 'retry';
+  readonly maxAttempts: number;
+  readonly minAttemptTime: number;
+  readonly budget: RetryBudget | undefined;
+  private readonly backoff: Backoff;
+  private readonly retryOn: RetryOptions['retryOn'];
+  private readonly events = new EventHub<RetryEvents>();
+
+  constructor(options: RetryOptions = {}, path = 'retry') {
+    const v = new Validator(path);
+    const o = v.object(options, KNOWN);
+    const maxAttempts = v.int('maxAttempts', o.maxAttempts, 3, 1);
+    const random = v.func('random', o.random, Math.random);
+    const backoff = compileBackoff(o.backoff, v, random);
+    const retryOn = v.func<RetryOptions['retryOn']>('retryOn', o.retryOn, undefined);
+    const minAttemptTime = v.duration('minAttemptTime', o.minAttemptTime, 1);
+    let budget: RetryBudget | undefined;
+    if (o.retryBudget instanceof RetryBudget) budget = o.retryBudget;
+    else if (o.retryBudget !== undefined) {
+      try {
+        budget = new RetryBudget(o.retryBudget as RetryBudgetOptions, v.path('retryBudget'));
+      } catch (error) {
+        v.problems.push(...((error as { problems?: [] }).problems ?? []));
+      }
+    }
+    v.done();
+    super(o.clock as Clock | undefined);
+    this.maxAttempts = maxAttempts;
+    this.backoff = backoff;
+    this.retryOn = retryOn;
+    this.minAttemptTime = minAttemptTime;
+    this.budget = budget;
+  }
+
+  on<K extends keyof RetryEvents>(event: K, listener: Listener<RetryEvents[K]>): Disposable {
+    return this.events.on(event, listener);
+  }
+
+  private shouldRetry(outcome: unknown, ctx: CallContext, kind: 'error' | 'result'): boolean {
+    if (this.retryOn !== undefined) return this.retryOn(outcome, ctx, kind) === true;
+    return kind === 'error' ? isRetryableError(outcome) : isRetryableResult(outcome);
+  }
+
+  async run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    const clock = ctx.clock;
+    this.budget?.recordRequest(clock.now());
+    let previousDelay = 0;
+    for (let attempt = 1; ; attempt++) {
+      ctx.attempt = attempt;
+      let outcome: unknown;
+      let failed: boolean;
+      try {
+        const value = await next.invoke(ctx, fn);
+        if (!this.shouldRetry(value, ctx, 'result')) return value;
+        outcome = value;
+        failed = false;
+      } catch (error) {
+        // The call itself is over (its deadline passed or the caller aborted): stop.
+        if (ctx.isAborted || !this.shouldRetry(error, ctx, 'error')) {
+          if (!ctx.isAborted) this.giveUp(attempt, 'not-retryable', error);
+          throw error;
+        }
+        outcome = error;
+        failed = true;
+      }
+
+      let stop: GiveUpReason | undefined;
+      let delay = 0;
+      if (attempt >= this.maxAttempts) stop = 'attempts';
+      else {
+        const requested = retryAfterOf(outcome);
+        delay = requested ?? this.backoff(attempt, previousDelay, outcome);
+        // Retry-After and backoff alike: if sleeping leaves no time for an attempt, stop now.
+        if (delay + this.minAttemptTime > ctx.remaining()) stop = 'deadline';
+        else if (this.budget !== undefined && !this.budget.tryAcquire(clock.now())) {
+          stop = 'budget';
+          this.events.emit('budgetExhausted', { attempt });
+        }
+      }
+      if (stop !== undefined) {
+        this.giveUp(attempt, stop, outcome);
+        if (failed) throw outcome;
+        return outcome as T;
+      }
+
+      if (this.events.has('retry')) {
+        this.events.emit('retry', { attempt: attempt + 1, delay, reason: retryReasonOf(outcome), outcome });
+      }
+      previousDelay = delay;
+      if (delay > 0) await clock.sleep(delay, ctx.signal);
+      if (ctx.remaining() < this.minAttemptTime) {
+        this.giveUp(attempt, 'deadline', outcome);
+        if (failed) throw outcome;
+        return outcome as T;
+      }
+    }
+  }
+
+  private giveUp(attempt: number, reason: GiveUpReason, outcome: unknown): void {
+    if (this.events.has('giveUp')) this.events.emit('giveUp', { attempt, reason, outcome });
+  }
+}
+
+/** Retries with exponential backoff and full jitter by default; see RetryOptions. */
+export function retry(options?: RetryOptions): RetryPolicy {
+  return new RetryPolicy(options);
+}

@@ -1,0 +1,75 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer, createConnection } from 'node:net';
+import type { TestProject } from 'vitest/node';
+
+/**
+ * Starts one throwaway redis-server on 127.0.0.1 for the whole run (no persistence),
+ * hands its port to tests through `inject('redisPort')`, and stops it by PID.
+ * Without the binary, Redis tests are skipped with the reason — except under CI=true,
+ * where a missing server is a failure: CI must always run them.
+ */
+declare module 'vitest' {
+  export interface ProvidedContext {
+    redisPort: number;
+    redisMissing: string;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = createConnection({ port, host: '127.0.0.1' }, () => {
+        sock.end();
+        resolve(true);
+      });
+      sock.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`redis-server did not listen on ${port} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let child: ChildProcess | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  const found = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
+  if (found.error || found.status !== 0) {
+    const why = 'redis-server is not installed (run .ci/run, or apt-get install redis-server)';
+    if (process.env.CI === 'true') throw new Error(`CI=true: ${why}; integration tests must run in CI`);
+    project.provide('redisPort', 0);
+    project.provide('redisMissing', why);
+    return;
+  }
+  const port = await freePort();
+  child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
+    { stdio: 'ignore' },
+  );
+  await waitForPort(port, 10_000);
+  project.provide('redisPort', port);
+  project.provide('redisMissing', '');
+}
+
+export async function teardown(): Promise<void> {
+  if (child?.pid !== undefined && child.exitCode === null) {
+    const exited = new Promise((resolve) => child!.once('exit', resolve));
+    process.kill(child.pid, 'SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    if (child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+  }
+}
