@@ -40,7 +40,7 @@ export class DeadlineTimers {
   private arm(at: number): void {
     if (this.handle !== undefined) this.clock.clearTimeout(this.handle);
     this.armedAt = at;
-    this.handle = this.clock.setTimeout(this.fire, Math.max(0, Math.ceil(at - this.clock.now())));
+    this.handle = this.clock.setTimeout(this.fire, Math.max(0, at - this.clock.now()));
   }
 
   private onTimer(): void {

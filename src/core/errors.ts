@@ -152,6 +152,8 @@ export interface ConfigProblem {
   path: string;
   expected: string;
   got: unknown;
+  /** Replaces the "expected …, got …" text when that form does not fit (unknown keys). */
+  message?: string;
 }
 
 export class ConfigError extends BulwarkError {
@@ -168,6 +170,7 @@ export function isBulwarkError(value: unknown): value is BulwarkError {
 }
 
 function formatProblem(p: ConfigProblem): string {
+  if (p.message !== undefined) return `${p.path}: ${p.message}`;
   return `${p.path}: expected ${p.expected}, got ${describeValue(p.got)}`;
 }
 

@@ -18,6 +18,15 @@ export class Validator {
     this.problems.push({ path: this.path(name), expected, got });
   }
 
+  unknownKey(name: string, known: readonly string[]): void {
+    this.problems.push({
+      path: this.path(name),
+      expected: `one of ${known.join(', ')}`,
+      got: name,
+      message: `unknown option (known: ${known.join(', ')})`,
+    });
+  }
+
   /** Fails on keys outside `known` (typos must not silently fall back to defaults). */
   object(value: unknown, known: readonly string[]): Record<string, unknown> {
     if (value === undefined) return {};
@@ -26,7 +35,7 @@ export class Validator {
       return {};
     }
     for (const key of Object.keys(value)) {
-      if (!known.includes(key)) this.problem(key, `one of ${known.join(', ')}`, `unknown key "${key}"`);
+      if (!known.includes(key)) this.unknownKey(key, known);
     }
     return value as Record<string, unknown>;
   }

@@ -72,7 +72,7 @@ export function compileBackoff(value: unknown, v: Validator, random: () => numbe
   const o = value as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (!['initial', 'multiplier', 'max', 'jitter'].includes(key)) {
-      v.problem(`backoff.${key}`, 'one of initial, multiplier, max, jitter', `unknown key "${key}"`);
+      v.unknownKey(`backoff.${key}`, ['initial', 'multiplier', 'max', 'jitter']);
     }
   }
   const initial = v.duration('backoff.initial', o.initial, 100);
