@@ -23,6 +23,9 @@ export interface Clock {
 
 const origin = performance.timeOrigin;
 
+/** setTimeout's limit (2^31 − 1 ms, about 24.8 days); longer waits are re-armed when it fires. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 function sleepOn(
   schedule: (fn: () => void, ms: number) => TimerHandle,
   cancel: (h: TimerHandle) => void,
@@ -49,7 +52,7 @@ export { sleepOn as sleepWithTimers };
 export const systemClock: Clock = {
   now: () => origin + performance.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
+    const t = setTimeout(fn, Math.min(ms, MAX_TIMER_MS));
     t.unref();
     return t;
   },
@@ -58,7 +61,7 @@ export const systemClock: Clock = {
   },
   sleep(ms, signal) {
     return sleepOn(
-      (fn, delay) => setTimeout(fn, delay),
+      (fn, delay) => setTimeout(fn, Math.min(delay, MAX_TIMER_MS)),
       (h) => clearTimeout(h as NodeJS.Timeout),
       ms,
       signal,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.js';
-import { deadlineTimersOf, type DeadlineEntry } from './deadline-timers.js';
+import { deadlineTimersOf, type DeadlineEntry, type DeadlineTimers } from './deadline-timers.js';
 import { TimeoutError, type TimeoutScope } from './errors.js';
 
 export type Priority = 'critical' | 'high' | 'normal' | 'low';
@@ -30,6 +30,7 @@ export interface AbortSubscriber {
 /** Per-call data that every attempt of one logical call shares. */
 interface CallShared {
   clock: Clock;
+  timers?: DeadlineTimers;
   priority: Priority;
   key: string | undefined;
   fingerprint: string | undefined;
@@ -56,6 +57,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   private controller: AbortController | undefined;
   private aborted = false;
   private reason: unknown;
+  // One subscriber is the common case (the current attempt): keep it in a field, not an array.
+  private subscriber: AbortSubscriber | undefined;
   private subscribers: AbortSubscriber[] | undefined;
   private scope: TimeoutScope;
   private limitMs = Infinity;
@@ -85,7 +88,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     key?: string,
     fingerprint?: string,
   ): CallContext {
-    return new CallContext({ clock, priority, key, fingerprint }, undefined, deadline, 1, 'budget');
+    return new CallContext({ clock, timers: undefined, priority, key, fingerprint }, undefined, deadline, 1, 'budget');
   }
 
   get clock(): Clock {
@@ -156,10 +159,15 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   }
 
   subscribe(s: AbortSubscriber): void {
-    (this.subscribers ??= []).push(s);
+    if (this.subscriber === undefined) this.subscriber = s;
+    else (this.subscribers ??= []).push(s);
   }
 
   unsubscribe(s: AbortSubscriber): void {
+    if (this.subscriber === s) {
+      this.subscriber = undefined;
+      return;
+    }
     const subs = this.subscribers;
     if (subs === undefined) return;
     const i = subs.lastIndexOf(s);
@@ -177,11 +185,12 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     this.rejectGuard = undefined;
     if (reject !== undefined) reject(reason);
     if (this.controller !== undefined) this.controller.abort(reason);
+    const first = this.subscriber;
     const subs = this.subscribers;
-    if (subs !== undefined) {
-      this.subscribers = undefined;
-      for (const s of subs) s.abort(reason);
-    }
+    this.subscriber = undefined;
+    this.subscribers = undefined;
+    if (first !== undefined) first.abort(reason);
+    if (subs !== undefined) for (const s of subs) s.abort(reason);
   }
 
   /** Deadline heap callback. */
@@ -230,7 +239,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
           reject(this.reason);
           return;
         }
-        deadlineTimersOf(this.shared.clock).add(this);
+        (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this);
       }
       this.rejectGuard = reject;
       next.invoke(this, fn).then(
@@ -252,7 +261,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   }
 
   private disarm(): void {
-    if (this.heapIndex >= 0) deadlineTimersOf(this.shared.clock).remove(this);
+    if (this.heapIndex >= 0) this.shared.timers!.remove(this);
     if (this.callerSignal !== undefined) {
       this.callerSignal.removeEventListener('abort', this);
       this.callerSignal = undefined;

@@ -116,6 +116,7 @@ export function startCall<T>(
       ctx = new CallContext(
         {
           clock: shared.clock,
+          timers: shared.timers,
           priority: priority ?? shared.priority,
           key: options.idempotencyKey,
           fingerprint: options.fingerprint,

@@ -96,7 +96,7 @@ describe('retry', () => {
     expect(isRetryableError(error)).toBe(false);
   });
 
-  it('retries an HTTP response result with a retryable status, and never plain results', () => {
+  it('isRetryableResult accepts an HTTP response with a retryable status, never plain results', () => {
     const response = (status: number) => ({ status, headers: { get: () => null } });
     expect(isRetryableResult(response(503))).toBe(true);
     expect(isRetryableResult(response(200))).toBe(false);
@@ -104,13 +104,18 @@ describe('retry', () => {
     expect(isRetryableResult(503)).toBe(false);
   });
 
-  it('returns the last retryable result when attempts run out', async () => {
+  it('returns the last retryable result when attempts run out (results are retried only through retryOn)', async () => {
     const clock = new VirtualClock();
     const res = { status: 503, headers: { get: () => null } };
     let calls = 0;
     const out = await settle(
       clock,
-      retry({ clock, maxAttempts: 2, backoff: 1 }).execute(() => {
+      retry({
+        clock,
+        maxAttempts: 2,
+        backoff: 1,
+        retryOn: (o, _ctx, kind) => (kind === 'error' ? isRetryableError(o) : isRetryableResult(o)),
+      }).execute(() => {
         calls++;
         return res;
       }),

@@ -1,0 +1,86 @@
+/**
+ * `npm run demo`: a real local HTTP dependency that injects faults, called through
+ * bulwark policies; prints, call by call, what each policy did.
+ */
+import { budget, pipeline, retry, retryBudget, timeout, type Context, type Policy } from '../../src/index.js';
+import { startFaultServer } from './fault-server.js';
+
+const server = await startFaultServer();
+const t0 = performance.now();
+const stamp = () => `${String(Math.round(performance.now() - t0)).padStart(5)} ms`;
+const log = (line: string) => console.log(`${stamp()}  ${line}`);
+
+/** GET a JSON endpoint; non-2xx becomes an error carrying `status` and `retryAfterMs`. */
+async function getJson(path: string, ctx: Context): Promise<unknown> {
+  const res = await fetch(server.url + path, { signal: ctx.signal });
+  if (!res.ok) {
+    await res.body?.cancel();
+    const retryAfter = Number(res.headers.get('retry-after'));
+    throw Object.assign(new Error(`HTTP ${res.status}`), {
+      status: res.status,
+      retryAfterMs: Number.isFinite(retryAfter) && res.headers.has('retry-after') ? retryAfter * 1000 : undefined,
+    });
+  }
+  return res.json();
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Error) {
+    const code = (e as { code?: string }).code ?? (e.cause as { code?: string } | undefined)?.code;
+    return `${e.name}${code ? ` ${code}` : ''}: ${e.message}`;
+  }
+  return String(e);
+}
+
+function watchRetry(r: ReturnType<typeof retry>): void {
+  r.on('retry', (e) => log(`  retry: attempt ${e.attempt} in ${Math.round(e.delay)} ms (${e.reason}: ${describe(e.outcome)})`));
+  r.on('giveUp', (e) => log(`  retry: gave up after attempt ${e.attempt} (${e.reason})`));
+  r.on('budgetExhausted', () => log('  retry: retry budget exhausted, not retrying'));
+}
+
+async function scenario(title: string, policy: Policy, path: string, options?: { budget?: number }): Promise<void> {
+  console.log(`\n== ${title}`);
+  const started = performance.now();
+  try {
+    const body = await policy.execute((ctx) => {
+      log(`  attempt ${ctx.attempt}: GET ${path} (${Number.isFinite(ctx.deadline) ? `${Math.round(ctx.remaining())} ms left` : 'no deadline'})`);
+      return getJson(path, ctx);
+    }, options);
+    log(`=> success after ${Math.round(performance.now() - started)} ms: ${JSON.stringify(body)}`);
+  } catch (e) {
+    log(`=> failed after ${Math.round(performance.now() - started)} ms: ${describe(e)}`);
+  }
+}
+
+try {
+  const r1 = retry({ maxAttempts: 3, backoff: { initial: 50, jitter: 'none' } });
+  watchRetry(r1);
+  await scenario('slow first response: the attempt timeout cuts it, the retry succeeds', pipeline(r1, timeout(150)), '/work?id=slow&slowFirst=2000');
+
+  const r2 = retry({ maxAttempts: 3, backoff: 50 });
+  watchRetry(r2);
+  await scenario('503 with Retry-After: 1 — the retry waits what the server asked', r2, '/work?id=ra&fail=1&retryAfter=1');
+
+  const r3 = retry({ maxAttempts: 3, backoff: 20 });
+  watchRetry(r3);
+  await scenario('dropped connection: a network error is retried', r3, '/work?id=drop&drop=1');
+
+  const r4 = retry({ maxAttempts: 10, backoff: { initial: 100, jitter: 'none' } });
+  watchRetry(r4);
+  await scenario('a dependency that stays slow: the 600 ms budget bounds every attempt and sleep', pipeline(budget(600), r4, timeout(200)), '/work?latency=1000');
+
+  const r5 = retry({ maxAttempts: 3, backoff: 100 });
+  watchRetry(r5);
+  await scenario('Retry-After beyond the budget: give up at once instead of sleeping past the deadline', r5, '/work?id=far&fail=5&retryAfter=30', { budget: 2000 });
+
+  console.log('\n== outage with a shared retry budget (ratio 10 %, 2/s): 20 requests, how many reach the server?');
+  const shared = retryBudget({ ratio: 0.1, minPerSecond: 2, window: 1000 });
+  const r6 = retry({ maxAttempts: 3, backoff: 0, retryBudget: shared });
+  const before = server.hits.get('') ?? 0;
+  let failed = 0;
+  for (let i = 0; i < 20; i++) await r6.execute((ctx) => getJson('/work?down=1', ctx)).catch(() => failed++);
+  const sent = (server.hits.get('') ?? 0) - before;
+  log(`=> ${failed}/20 failed; the server saw ${sent} requests (without the budget: 60); retries refused: ${shared.exhausted}`);
+} finally {
+  await server.close();
+}
