@@ -29,18 +29,21 @@ export class DeadlineTimers {
   add(entry: DeadlineEntry): void {
     this.heap.push(entry);
     if (entry.deadline < this.armedAt) this.arm(entry.deadline);
+    else if (this.heap.size === 1) setRef(this.handle, true);
   }
 
   remove(entry: DeadlineEntry): void {
     // The armed timer stays: clearing and re-arming it per call would cost the very
     // setTimeout we avoid. It is unref'd, fires once more, finds nothing, and disarms.
     this.heap.remove(entry);
+    if (this.heap.size === 0) setRef(this.handle, false);
   }
 
   private arm(at: number): void {
     if (this.handle !== undefined) this.clock.clearTimeout(this.handle);
     this.armedAt = at;
     this.handle = this.clock.setTimeout(this.fire, Math.max(0, at - this.clock.now()));
+    setRef(this.handle, this.heap.size > 0);
   }
 
   private onTimer(): void {
@@ -65,6 +68,19 @@ export class DeadlineTimers {
       }
     }
   }
+}
+
+/**
+ * While a call with a deadline is pending, the timer keeps the process alive: that call
+ * will settle at its deadline and somebody awaits it. Once nothing is pending the timer
+ * is unref'd, so an idle process exits. (Node Timeout objects; other clocks' handles
+ * have no ref/unref and are left alone.)
+ */
+function setRef(handle: TimerHandle | undefined, on: boolean): void {
+  const h = handle as { ref?: () => void; unref?: () => void } | undefined;
+  if (h === undefined || typeof h.ref !== 'function' || typeof h.unref !== 'function') return;
+  if (on) h.ref();
+  else h.unref();
 }
 
 function byDeadline(a: DeadlineEntry, b: DeadlineEntry): boolean {
