@@ -4,6 +4,7 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     'testing/index': 'src/testing/index.ts',
+    prometheus: 'src/prometheus.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
