@@ -66,6 +66,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   private rejectGuard: ((reason: unknown) => void) | undefined;
   /** True when the caller's own signal (not a bulwark deadline) ended the call. */
   callerAborted = false;
+  /** Set by the fallback policy when it replaced the outcome (read by metrics). */
+  fellBack = false;
 
   constructor(
     shared: CallShared,

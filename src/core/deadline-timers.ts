@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { IndexedHeap } from './heap.js';
 
 /** Something with a deadline that wants to be told when it passes. */
@@ -20,7 +20,12 @@ export class DeadlineTimers {
   private armedAt = Infinity;
   private readonly fire = (): void => this.onTimer();
 
-  constructor(private readonly clock: Clock) {}
+  /** On the system clock an idle timer is left armed (unref'd) rather than cleared per call. */
+  private readonly lazyDisarm: boolean;
+
+  constructor(private readonly clock: Clock) {
+    this.lazyDisarm = clock === systemClock;
+  }
 
   get size(): number {
     return this.heap.size;
@@ -36,7 +41,14 @@ export class DeadlineTimers {
     // The armed timer stays: clearing and re-arming it per call would cost the very
     // setTimeout we avoid. It is unref'd, fires once more, finds nothing, and disarms.
     this.heap.remove(entry);
-    if (this.heap.size === 0) setRef(this.handle, false);
+    if (this.heap.size > 0 || this.handle === undefined) return;
+    if (this.lazyDisarm) setRef(this.handle, false);
+    else {
+      // Other clocks (a VirtualClock) disarm at once, so runAll() never jumps to a stale deadline.
+      this.clock.clearTimeout(this.handle);
+      this.handle = undefined;
+      this.armedAt = Infinity;
+    }
   }
 
   private arm(at: number): void {
