@@ -45,3 +45,13 @@ export {
   statusOf,
   type RetryReason,
 } from './policies/retry-classification.js';
+export { bulkhead, BulkheadPolicy, type BulkheadEvents, type BulkheadOptions } from './policies/bulkhead.js';
+export {
+  fallback,
+  FallbackPolicy,
+  type FallbackEvents,
+  type FallbackFunction,
+  type FallbackKind,
+  type FallbackOptions,
+} from './policies/fallback.js';
+export { hedge, HedgePolicy, type HedgeEvents, type HedgeOptions, type HedgeReason } from './policies/hedge.js';

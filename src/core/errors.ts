@@ -34,8 +34,6 @@ export class BulwarkError extends Error {
   constructor(code: BulwarkErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
-    this.name = new.target.kind;
-    Object.defineProperty(this, BRAND, { value: new.target.kind, enumerable: false });
   }
 
   /** Name used for the cross-copy brand; survives minification because it is a literal. */
@@ -165,6 +163,35 @@ export class ConfigError extends BulwarkError {
   }
 }
 
+/**
+ * Brand and name live on each class's prototype, not on every instance: a per-instance
+ * defineProperty made each fail-fast rejection measurably slower.
+ */
+for (const cls of [
+  BulwarkError,
+  TimeoutError,
+  CircuitOpenError,
+  BulkheadRejectedError,
+  LoadShedError,
+  IdempotencyInProgressError,
+  IdempotencyKeyReuseError,
+  IdempotencyStoreError,
+  ConfigError,
+]) {
+  brandClass(cls);
+}
+
+/** Gives an error class (of this library, e.g. HttpError) its cross-copy brand and its name. */
+export function brandClass(cls: { kind: string; prototype: object }): void {
+  Object.defineProperty(cls.prototype, BRAND, { value: cls.kind, enumerable: false });
+  Object.defineProperty(cls.prototype, 'name', {
+    value: cls.kind,
+    enumerable: false,
+    writable: true,
+    configurable: true,
+  });
+}
+
 export function isBulwarkError(value: unknown): value is BulwarkError {
   return brandOf(value) !== undefined;
 }
@@ -176,7 +203,8 @@ function formatProblem(p: ConfigProblem): string {
 
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null)
+    return String(value);
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return 'an array';
   try {

@@ -1,0 +1,308 @@
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import type { AbortSubscriber, CallContext, Operation, Step } from '../core/context.js';
+import {
+  BulkheadRejectedError,
+  formatMs,
+  withoutStack,
+  type BulkheadRejectReason,
+} from '../core/errors.js';
+import { EventHub, type Disposable, type Listener } from '../core/events.js';
+import { BasePolicy } from '../core/pipeline.js';
+import { Validator } from '../core/validate.js';
+
+export interface BulkheadOptions {
+  /** Calls allowed to run at once (integer ≥ 1). */
+  maxConcurrent: number;
+  /** Calls allowed to wait for a slot, in arrival order (default 0: reject at once). `Infinity` must be written out. */
+  maxQueue?: number;
+  /** Longest wait in the queue for a slot (default Infinity), separate from the call's own deadline. */
+  queueTimeout?: number | string;
+  /** Named in rejection messages, e.g. the dependency this bulkhead guards. */
+  name?: string;
+  clock?: Clock;
+}
+
+export interface BulkheadEvents {
+  /** A call was turned away: every slot and queue place was taken, or it waited `queueTimeout` in vain. */
+  rejected: { reason: BulkheadRejectReason; inFlight: number; queued: number };
+  /** A call found every slot taken and joined the queue (`queued` counts it). */
+  queued: { queued: number };
+  /** A queued call got a slot after waiting `waitedMs`. */
+  dequeued: { waitedMs: number; queued: number };
+  /** A queued call left the queue because its own call ended (deadline or caller abort). */
+  abandoned: { waitedMs: number; reason: unknown };
+}
+
+const RESOLVED = Promise.resolve();
+const FIRING: TimerHandle = Symbol('firing');
+
+const KNOWN = ['maxConcurrent', 'maxQueue', 'queueTimeout', 'name', 'clock'];
+
+/**
+ * A call waiting for a slot: a node of the bulkhead's intrusive queue (so leaving it is
+ * O(1)) and the subscriber its context calls if the call ends while it waits.
+ */
+class Waiter implements AbortSubscriber {
+  prev: Waiter | undefined = undefined;
+  next: Waiter | undefined = undefined;
+  resolve!: (value: unknown) => void;
+  reject!: (reason: unknown) => void;
+
+  constructor(
+    readonly owner: BulkheadPolicy,
+    readonly ctx: CallContext,
+    readonly fn: Operation<unknown>,
+    readonly step: Step,
+    readonly enqueuedAt: number,
+  ) {}
+
+  /** The call's deadline passed or its caller aborted: leave the queue with that reason. */
+  abort(reason: unknown): void {
+    this.owner.abandon(this, reason);
+  }
+}
+
+/**
+ * Caps the calls running at once at `maxConcurrent`, with a bounded FIFO queue in front.
+ * A free slot costs an increment and one `.then` reaction; only a queued call allocates.
+ * Queue timeouts share one clock timer armed for the head of the queue: with one fixed
+ * `queueTimeout`, waiters expire in arrival order.
+ */
+export class BulkheadPolicy extends BasePolicy {
+  readonly kind = 'bulkhead';
+  readonly maxConcurrent: number;
+  readonly maxQueue: number;
+  readonly queueTimeout: number;
+  readonly name: string | undefined;
+
+  private running = 0;
+  private length = 0;
+  private head: Waiter | undefined;
+  private tail: Waiter | undefined;
+  private timer: TimerHandle | undefined;
+  private timerClock: Clock | undefined;
+  private readonly events = new EventHub<BulkheadEvents>();
+  private readonly fullMessage: string;
+  private readonly timeoutMessage: string;
+
+  constructor(options: BulkheadOptions, path = 'bulkhead') {
+    const v = new Validator(path);
+    const o = v.object(options, KNOWN);
+    // Required (a bulkhead without a limit guards nothing); not repeated when options is not an object.
+    const valid = options === undefined || (o as unknown) === options;
+    if (valid && o.maxConcurrent === undefined)
+      v.problem('maxConcurrent', 'integer ≥ 1', undefined);
+    const maxConcurrent = v.int('maxConcurrent', o.maxConcurrent, 1, 1);
+    const maxQueue = o.maxQueue === Infinity ? Infinity : v.int('maxQueue', o.maxQueue, 0, 0);
+    const queueTimeout = v.duration('queueTimeout', o.queueTimeout, Infinity, {
+      min: 0,
+      allowInfinity: true,
+    });
+    if (o.name !== undefined && typeof o.name !== 'string') v.problem('name', 'a string', o.name);
+    v.done();
+    super(o.clock as Clock | undefined);
+    this.maxConcurrent = maxConcurrent;
+    this.maxQueue = maxQueue;
+    this.queueTimeout = queueTimeout;
+    this.name = o.name as string | undefined;
+    const who = this.name === undefined ? 'bulkhead' : `${this.name}: bulkhead`;
+    this.fullMessage =
+      maxQueue === 0
+        ? `${who} is full (maxConcurrent ${maxConcurrent} running, no queue)`
+        : `${who} is full (maxConcurrent ${maxConcurrent} running, maxQueue ${maxQueue} waiting)`;
+    this.timeoutMessage = `${who}: no slot within queueTimeout ${formatMs(queueTimeout)} (maxConcurrent ${maxConcurrent})`;
+  }
+
+  /** Calls running now (holding a slot). */
+  get inFlight(): number {
+    return this.running;
+  }
+
+  /** Calls waiting for a slot now. */
+  get queued(): number {
+    return this.length;
+  }
+
+  on<K extends keyof BulkheadEvents>(event: K, listener: Listener<BulkheadEvents[K]>): Disposable {
+    return this.events.on(event, listener);
+  }
+
+  run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    if (this.running < this.maxConcurrent) {
+      this.running++;
+      return next.invoke(ctx, fn).then(this.releaseValue, this.releaseError) as Promise<T>;
+    }
+    return this.enqueue(ctx, fn, next);
+  }
+
+  // Created once: the hot path attaches these to each call's promise with no new closure.
+  private readonly releaseValue = <T>(value: T): T => {
+    this.release();
+    return value;
+  };
+
+  private readonly releaseError = (error: unknown): never => {
+    this.release();
+    throw error;
+  };
+
+  private readonly makeFull = (): BulkheadRejectedError =>
+    new BulkheadRejectedError('full', this.fullMessage);
+  private readonly throwFull = (): never => {
+    throw withoutStack(this.makeFull);
+  };
+  private readonly makeTimeout = (): BulkheadRejectedError =>
+    new BulkheadRejectedError('queue-timeout', this.timeoutMessage);
+
+  /** A slot frees: it passes straight to the head of the queue, so newcomers cannot jump it. */
+  private release(): void {
+    const w = this.head;
+    if (w === undefined) {
+      this.running--;
+      return;
+    }
+    this.unlink(w);
+    w.ctx.unsubscribe(w);
+    if (this.events.has('dequeued')) {
+      this.events.emit('dequeued', {
+        waitedMs: this.currentClock().now() - w.enqueuedAt,
+        queued: this.length,
+      });
+    }
+    this.start(w);
+  }
+
+  private start(w: Waiter): void {
+    let running: Promise<unknown>;
+    try {
+      running = w.step.invoke(w.ctx, w.fn);
+    } catch (error) {
+      // A step that broke its contract must not fail the call whose release started this one.
+      running = Promise.reject(error);
+    }
+    running.then(this.releaseValue, this.releaseError).then(w.resolve, w.reject);
+  }
+
+  private enqueue<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    if (this.length >= this.maxQueue) {
+      this.emitRejected('full');
+      // Rejecting inside a reaction, after the caller attached its handler, skips Node's
+      // unhandled-rejection bookkeeping that Promise.reject() triggers (about 1 µs).
+      return RESOLVED.then(this.throwFull);
+    }
+    // An ended call would never hear of its own abort again: do not queue it.
+    if (ctx.isAborted) return Promise.reject(ctx.abortReason);
+    const clock = this.currentClock();
+    const w = new Waiter(this, ctx, fn, next, clock.now());
+    const promise = new Promise<T>((resolve, reject) => {
+      w.resolve = resolve as (value: unknown) => void;
+      w.reject = reject;
+    });
+    const tail = this.tail;
+    if (tail === undefined) this.head = w;
+    else {
+      tail.next = w;
+      w.prev = tail;
+    }
+    this.tail = w;
+    ctx.subscribe(w);
+    if (this.queueTimeout !== Infinity) {
+      if (this.timer === undefined) this.arm(clock, w.enqueuedAt);
+      // A waiter will settle at its queue timeout and somebody awaits it: keep the process alive.
+      else if (this.length === 0 && this.timer !== FIRING) setRef(this.timer, true);
+    }
+    this.length++;
+    if (this.events.has('queued')) this.events.emit('queued', { queued: this.length });
+    return promise;
+  }
+
+  /** @internal Called by a waiter whose call ended while it was queued. */
+  abandon(w: Waiter, reason: unknown): void {
+    if (w.prev === undefined && this.head !== w) return; // already left the queue
+    this.unlink(w);
+    if (this.events.has('abandoned')) {
+      this.events.emit('abandoned', { waitedMs: this.currentClock().now() - w.enqueuedAt, reason });
+    }
+    w.reject(reason);
+  }
+
+  private unlink(w: Waiter): void {
+    const { prev, next } = w;
+    if (prev === undefined) this.head = next;
+    else prev.next = next;
+    if (next === undefined) this.tail = prev;
+    else next.prev = prev;
+    w.prev = w.next = undefined;
+    if (--this.length === 0) this.idle();
+  }
+
+  /**
+   * The queue emptied. On the system clock the armed timer stays (re-arming per waiter
+   * would cost the setTimeout we avoid) but no longer keeps the process alive; on other
+   * clocks (a VirtualClock) it is cleared, so runAll() never jumps to a stale expiry.
+   */
+  private idle(): void {
+    const timer = this.timer;
+    if (timer === undefined || timer === FIRING) return;
+    if (this.timerClock === systemClock) setRef(timer, false);
+    else {
+      this.timerClock!.clearTimeout(timer);
+      this.timer = undefined;
+    }
+  }
+
+  private emitRejected(reason: BulkheadRejectReason): void {
+    if (this.events.has('rejected')) {
+      this.events.emit('rejected', { reason, inFlight: this.running, queued: this.length });
+    }
+  }
+
+  private currentClock(): Clock {
+    return this.clock ?? systemClock;
+  }
+
+  /**
+   * One timer for the whole queue, armed for the head's expiry. A head that leaves early
+   * leaves the timer in place while others wait; when it fires it expires what is due and
+   * re-arms for the new head.
+   */
+  private arm(clock: Clock, enqueuedAt: number): void {
+    this.timerClock = clock;
+    const delay = Math.max(0, Math.ceil(enqueuedAt + this.queueTimeout - clock.now()));
+    this.timer = clock.setTimeout(this.onTimer, delay);
+    setRef(this.timer, true);
+  }
+
+  private readonly onTimer = (): void => {
+    const clock = this.timerClock!;
+    // A rejected-event listener may queue a new call: it must not arm a second timer.
+    this.timer = FIRING;
+    const now = clock.now();
+    let w = this.head;
+    while (w !== undefined && w.enqueuedAt + this.queueTimeout <= now) {
+      this.unlink(w);
+      w.ctx.unsubscribe(w);
+      this.emitRejected('queue-timeout');
+      w.reject(withoutStack(this.makeTimeout));
+      w = this.head;
+    }
+    this.timer = undefined;
+    if (w !== undefined) this.arm(clock, w.enqueuedAt);
+  };
+}
+
+/** Node Timeout handles only: other clocks' handles have no ref/unref and are left alone. */
+function setRef(handle: TimerHandle, on: boolean): void {
+  const h = handle as { ref?: () => void; unref?: () => void };
+  if (typeof h.ref !== 'function' || typeof h.unref !== 'function') return;
+  if (on) h.ref();
+  else h.unref();
+}
+
+/**
+ * At most `maxConcurrent` calls run at once; up to `maxQueue` more wait in arrival order
+ * for at most `queueTimeout`; the rest fail fast with `BulkheadRejectedError`.
+ */
+export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
+  return new BulkheadPolicy(options);
+}
