@@ -55,3 +55,16 @@ export {
   type FallbackOptions,
 } from './policies/fallback.js';
 export { hedge, HedgePolicy, type HedgeEvents, type HedgeOptions, type HedgeReason } from './policies/hedge.js';
+export { circuitBreaker, CircuitBreakerPolicy } from './policies/circuit-breaker.js';
+export type {
+  BreakerState,
+  CircuitBreakerEvents,
+  CircuitBreakerStats,
+  IsolationHandle,
+} from './policies/breaker/controller.js';
+export type {
+  CircuitBreakerOptions,
+  CountWindowOptions,
+  HalfOpenBackoffOptions,
+  TimeWindowOptions,
+} from './policies/breaker/options.js';

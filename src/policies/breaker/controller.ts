@@ -1,0 +1,309 @@
+import { systemClock } from '../../core/clock.js';
+import { CircuitOpenError, withoutStack } from '../../core/errors.js';
+import { EventHub, type Disposable, type Listener } from '../../core/events.js';
+import { BasePolicy } from '../../core/pipeline.js';
+import { openDuration } from './half-open-after.js';
+import type { TripRule } from './trip-rule.js';
+import type { OutcomeWindow } from './window.js';
+
+export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
+
+export interface CircuitBreakerEvents {
+  stateChange: { from: BreakerState; to: BreakerState };
+  /** A call counted as a success (`slow`: it took longer than `slowCall.ms`). */
+  success: { state: BreakerState; slow: boolean };
+  /** A call counted as a failure; `errorOrResult` is what was judged a failure. */
+  failure: { state: BreakerState; slow: boolean; errorOrResult: unknown };
+  /** A call was refused without running. */
+  rejected: { state: 'open' | 'half-open' | 'isolated' };
+}
+
+export interface CircuitBreakerStats {
+  name: string;
+  state: BreakerState;
+  /** Outcomes in the rolling window (all 0 when the breaker only counts consecutive failures). */
+  calls: number;
+  successes: number;
+  failures: number;
+  slowCalls: number;
+  failureRate: number;
+  slowCallRate: number;
+  /** Failures since the last success (0 without a consecutive-failures rule). */
+  consecutiveFailures: number;
+  /** Times the breaker opened since it was created. */
+  timesOpened: number;
+  /** Trial calls running now (half-open only). */
+  halfOpenTrials: number;
+  /** ms until the next trial may start: 0 when closed, Infinity while isolated. */
+  retryAfterMs: number;
+  /** Isolation handles not yet released. */
+  isolations: number;
+}
+
+/** Returned by `isolate()`: the breaker stays isolated until every handle is released. */
+export interface IsolationHandle {
+  release(): void;
+  /** Same as release(), so a handle is a Disposable. */
+  dispose(): void;
+}
+
+/** One admitted half-open trial: when it started and in which half-open round. */
+export interface Trial {
+  readonly start: number;
+  readonly round: HalfOpenRound;
+}
+
+/** What a finished call means for the breaker. */
+export const SUCCEEDED = 0;
+export const FAILED = 1;
+/** Says nothing about the dependency (the caller aborted, a local rejection): not counted. */
+export const NEUTRAL = 2;
+export type Verdict = typeof SUCCEEDED | typeof FAILED | typeof NEUTRAL;
+
+export interface ControllerSettings {
+  name: string;
+  clock: BasePolicy['clock'];
+  halfOpenAfter: { initial: number; multiplier: number; max: number };
+  halfOpenMaxCalls: number;
+  halfOpenSuccesses: number;
+  halfOpenTimeout: number;
+}
+
+/**
+ * One half-open period: its running trials and successes. A new round is allocated each
+ * time the breaker half-opens (rare), so a trial from an earlier round is told apart by
+ * identity: its late outcome is ignored.
+ */
+export interface HalfOpenRound {
+  trials: Trial[];
+  successes: number;
+}
+
+/** Isolation bookkeeping; allocated on the first isolate(). */
+interface Isolation {
+  count: number;
+  /** Bumped by reset(): handles from before it no longer count. */
+  epoch: number;
+}
+
+/**
+ * The state machine: closed → open → half-open → closed (or back to open), plus isolated
+ * (forced open by an operator). It owns no timer: open → half-open happens on the first
+ * call (or state read) after the open period, and a hung trial is failed the first time
+ * someone looks after its `halfOpenTimeout`. A trial's outcome counts only in the
+ * half-open period that admitted it, so a late answer cannot close a breaker that has
+ * reopened since. When to open is the trip rule's business, what happened recently the
+ * window's; how a call runs is the subclass's (`CircuitBreakerPolicy`).
+ *
+ * It is the policy's base class rather than an object the policy holds, settings are
+ * copied into flat fields and rare state is allocated on first use: a process may hold
+ * a breaker per host, and each should cost a few hundred bytes, not a few objects more.
+ */
+export abstract class BreakerController extends BasePolicy {
+  readonly name: string;
+  /** The stored state; transitions that are due but not yet applied are not reflected. */
+  protected current: BreakerState = 'closed';
+  /** Clock time at which an open breaker admits its next trial. */
+  protected openUntil = 0;
+  protected events: EventHub<CircuitBreakerEvents> | undefined;
+  protected readonly rule: TripRule;
+  protected readonly window: OutcomeWindow | undefined;
+  private timesOpened = 0;
+  private tripsInARow = 0;
+  /** The current half-open round (undefined in every other state). */
+  private round: HalfOpenRound | undefined;
+  private isolation: Isolation | undefined;
+  /** A fixed open duration in ms, or the growing one. */
+  private readonly openAfter: number | { initial: number; multiplier: number; max: number };
+  private readonly halfOpenMaxCalls: number;
+  private readonly halfOpenSuccesses: number;
+  private readonly halfOpenTimeout: number;
+
+  constructor(settings: ControllerSettings, rule: TripRule, window: OutcomeWindow | undefined) {
+    super(settings.clock);
+    const h = settings.halfOpenAfter;
+    this.name = settings.name;
+    this.rule = rule;
+    this.window = window;
+    this.openAfter =
+      h.multiplier === 1 ? h.initial : { initial: h.initial, multiplier: h.multiplier, max: h.max };
+    this.halfOpenMaxCalls = settings.halfOpenMaxCalls;
+    this.halfOpenSuccesses = settings.halfOpenSuccesses;
+    this.halfOpenTimeout = settings.halfOpenTimeout;
+  }
+
+  /** The current state, after any transition that is due (open → half-open, hung trial → open). */
+  get state(): BreakerState {
+    if (this.current !== 'closed') this.refresh(this.now());
+    return this.current;
+  }
+
+  on<K extends keyof CircuitBreakerEvents>(
+    event: K,
+    listener: Listener<CircuitBreakerEvents[K]>,
+  ): Disposable {
+    return (this.events ??= new EventHub<CircuitBreakerEvents>()).on(event, listener);
+  }
+
+  /** Forces the breaker open (state 'isolated') until every handle returned so far is released. */
+  isolate(): IsolationHandle {
+    const isolation = (this.isolation ??= { count: 0, epoch: 0 });
+    if (isolation.count++ === 0) this.transition('isolated');
+    const epoch = isolation.epoch;
+    let released = false;
+    const release = (): void => {
+      if (released || epoch !== isolation.epoch) return;
+      released = true;
+      if (--isolation.count === 0) this.close();
+    };
+    return { release, dispose: release };
+  }
+
+  /** Closes the breaker and clears its window; isolation handles still out stop counting. */
+  reset(): void {
+    if (this.isolation !== undefined) {
+      this.isolation.count = 0;
+      this.isolation.epoch++;
+    }
+    this.close();
+  }
+
+  stats(): CircuitBreakerStats {
+    const now = this.now();
+    this.refresh(now);
+    const w = this.window;
+    if (w !== undefined) w.roll(now);
+    const calls = w?.calls ?? 0;
+    const failures = w?.failures ?? 0;
+    const slow = w?.slow ?? 0;
+    const state = this.current;
+    return {
+      name: this.name,
+      state,
+      calls,
+      successes: calls - failures,
+      failures,
+      slowCalls: slow,
+      failureRate: calls > 0 ? failures / calls : 0,
+      slowCallRate: calls > 0 ? slow / calls : 0,
+      consecutiveFailures: this.rule.consecutiveFailures?.() ?? 0,
+      timesOpened: this.timesOpened,
+      halfOpenTrials: state === 'half-open' ? this.round!.trials.length : 0,
+      retryAfterMs:
+        state === 'open'
+          ? Math.max(0, this.openUntil - now)
+          : state === 'isolated'
+            ? Infinity
+            : state === 'half-open'
+              ? this.halfOpenRetryAfter(now)
+              : 0,
+      isolations: this.isolation?.count ?? 0,
+    };
+  }
+
+  /** Time on the breaker's clock (which `pipeline()` may hand in after construction). */
+  protected now(): number {
+    return (this.clock ?? systemClock).now();
+  }
+
+  /**
+   * A call admitted while closed finished with a counted outcome. `now` is passed when
+   * the caller already read the clock; otherwise it is read only if needed.
+   */
+  protected recordClosed(failed: boolean, slow: boolean, now?: number): void {
+    // Admitted while closed but finished after the breaker opened: says nothing about
+    // the current period. (Closed calls are not tagged with their period, to keep the
+    // success path free of allocations; one that outlives a whole open/half-open cycle
+    // is counted in the new closed period.)
+    if (this.current !== 'closed') return;
+    const window = this.window;
+    if (window !== undefined) window.record(window.timed ? (now ?? this.now()) : 0, failed, slow);
+    if (this.rule.record(failed, slow, window)) this.open(now ?? this.now());
+  }
+
+  /**
+   * Decides a call that arrives while the breaker is not closed: a trial slot while
+   * half-open, the rejection to fail it with, or undefined to run it as a closed call.
+   */
+  protected admit(now: number): Trial | CircuitOpenError | undefined {
+    this.refresh(now);
+    const state = this.current;
+    if (state === 'half-open') {
+      const trials = this.round!.trials;
+      if (trials.length < this.halfOpenMaxCalls) {
+        const trial: Trial = { start: now, round: this.round! };
+        trials.push(trial);
+        return trial;
+      }
+      return this.rejection('half-open', this.halfOpenRetryAfter(now));
+    }
+    if (state === 'open') return this.rejection('open', this.openUntil - now);
+    if (state === 'isolated') return this.rejection('isolated', Infinity);
+    return undefined;
+  }
+
+  /** A half-open trial finished. */
+  protected settleTrial(trial: Trial, verdict: Verdict, now: number): void {
+    const round = trial.round;
+    if (round !== this.round || this.current !== 'half-open') return;
+    const i = round.trials.indexOf(trial);
+    if (i >= 0) round.trials.splice(i, 1);
+    // Past halfOpenTimeout the trial already counts as failed, whatever it returns now.
+    if (verdict === FAILED || now - trial.start >= this.halfOpenTimeout) this.open(now);
+    else if (verdict === SUCCEEDED && ++round.successes >= this.halfOpenSuccesses) this.close();
+  }
+
+  /** Applies the transitions that are due by `now`: a hung trial fails, an open period ends. */
+  protected refresh(now: number): void {
+    if (this.current === 'half-open') {
+      const trials = this.round!.trials;
+      if (trials.length > 0 && now - trials[0]!.start >= this.halfOpenTimeout) this.open(now);
+    }
+    if (this.current === 'open' && now >= this.openUntil) this.transition('half-open');
+  }
+
+  private halfOpenRetryAfter(now: number): number {
+    // An upper bound: by then the oldest trial has finished or been failed for hanging.
+    const trials = this.round!.trials;
+    if (trials.length < this.halfOpenMaxCalls) return 0;
+    return Math.max(0, trials[0]!.start + this.halfOpenTimeout - now);
+  }
+
+  private rejection(
+    state: 'open' | 'half-open' | 'isolated',
+    retryAfterMs: number,
+  ): CircuitOpenError {
+    const events = this.events;
+    if (events !== undefined && events.has('rejected')) events.emit('rejected', { state });
+    return withoutStack(() => new CircuitOpenError(state, retryAfterMs, this.name));
+  }
+
+  private open(now: number): void {
+    const trip = ++this.tripsInARow;
+    const after = this.openAfter;
+    this.openUntil =
+      now +
+      (typeof after === 'number'
+        ? after
+        : openDuration(after.initial, after.multiplier, after.max, trip));
+    this.timesOpened++;
+    this.transition('open');
+  }
+
+  private close(): void {
+    this.rule.reset();
+    this.window?.reset();
+    this.tripsInARow = 0;
+    this.transition('closed');
+  }
+
+  private transition(to: BreakerState): void {
+    const from = this.current;
+    this.current = to;
+    // Trials still running belong to the round that just ended: their outcomes are ignored.
+    this.round = to === 'half-open' ? { trials: [], successes: 0 } : undefined;
+    const events = this.events;
+    if (from !== to && events !== undefined && events.has('stateChange'))
+      events.emit('stateChange', { from, to });
+  }
+}

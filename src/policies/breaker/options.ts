@@ -1,0 +1,278 @@
+import type { Clock } from '../../core/clock.js';
+import { Validator } from '../../core/validate.js';
+
+/** Failure rate and slow-call rate are measured over the last `calls` outcomes… */
+export interface CountWindowOptions {
+  calls: number;
+}
+
+/** …or over the last `ms`, in `buckets` slices (default 10): coarser slices, less memory. */
+export interface TimeWindowOptions {
+  ms: number | string;
+  buckets?: number;
+}
+
+/** Open duration that grows while trips follow each other: initial × multiplier^(trip − 1), capped. */
+export interface HalfOpenBackoffOptions {
+  /** default 5 s */
+  initial?: number | string;
+  /** default 2 */
+  multiplier?: number;
+  /** default 60 s */
+  max?: number | string;
+}
+
+export interface CircuitBreakerOptions {
+  /** Open after this many failures in a row. The default trip rule when no other is given: 5. */
+  consecutiveFailures?: number;
+  /** Open when failures make up at least this share (0..1) of the window. */
+  failureRate?: number;
+  /** Window for `failureRate` and `slowCall` (default `{ ms: 10_000, buckets: 10 }`). */
+  window?: CountWindowOptions | TimeWindowOptions;
+  /**
+   * Outcomes the window must hold before a rate can trip the breaker (default: the window
+   * size for a count window, 10 for a time window).
+   */
+  minimumCalls?: number;
+  /** Calls slower than `ms` count toward a slow-call rate; the breaker opens when it reaches `rate`. */
+  slowCall?: { ms: number | string; rate: number };
+  /**
+   * What counts as a failure. Called with a thrown error (`kind === 'error'`) or a
+   * returned value (`kind === 'result'`). Default: every error except bulwark's own
+   * rejections (an attempt timeout IS a failure); results never. The caller's own abort
+   * and bulwark rejections other than timeouts are never counted either way.
+   */
+  isFailure?: (errorOrResult: unknown, kind: 'error' | 'result') => boolean;
+  /** How long it stays open before a trial: ms, '30s', or a growing backoff (default 5 s). */
+  halfOpenAfter?: number | string | HalfOpenBackoffOptions;
+  /** Trial calls allowed at once while half-open (default 1). */
+  halfOpenMaxCalls?: number;
+  /** Successful trials that close it (default `halfOpenMaxCalls`). */
+  halfOpenSuccesses?: number;
+  /** A trial still running after this long counts as failed (default 10 s; Infinity allowed). */
+  halfOpenTimeout?: number | string;
+  /** Names the breaker in error messages and stats (default 'circuitBreaker'). */
+  name?: string;
+  clock?: Clock;
+}
+
+/** Validated, defaulted settings. `undefined` means the rule is not in use. */
+export interface BreakerConfig {
+  name: string;
+  clock: Clock | undefined;
+  consecutiveFailures: number | undefined;
+  failureRate: number | undefined;
+  window: { calls: number } | { ms: number; buckets: number } | undefined;
+  minimumCalls: number;
+  slowCallMs: number | undefined;
+  slowCallRate: number | undefined;
+  isFailure: ((errorOrResult: unknown, kind: 'error' | 'result') => boolean) | undefined;
+  halfOpenAfter: { initial: number; multiplier: number; max: number };
+  halfOpenMaxCalls: number;
+  halfOpenSuccesses: number;
+  halfOpenTimeout: number;
+}
+
+const KNOWN = [
+  'consecutiveFailures',
+  'failureRate',
+  'window',
+  'minimumCalls',
+  'slowCall',
+  'isFailure',
+  'halfOpenAfter',
+  'halfOpenMaxCalls',
+  'halfOpenSuccesses',
+  'halfOpenTimeout',
+  'name',
+  'clock',
+];
+
+export const DEFAULT_CONSECUTIVE_FAILURES = 5;
+export const DEFAULT_WINDOW = { ms: 10_000, buckets: 10 } as const;
+const DEFAULT_TIME_WINDOW_MINIMUM_CALLS = 10;
+const DEFAULT_HALF_OPEN_AFTER = 5_000;
+const DEFAULT_HALF_OPEN_MAX = 60_000;
+const DEFAULT_HALF_OPEN_TIMEOUT = 10_000;
+const MAX_WINDOW_CALLS = 1_000_000;
+const MAX_BUCKETS = 1_000;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function unknownKeys(
+  v: Validator,
+  name: string,
+  value: Record<string, unknown>,
+  known: readonly string[],
+): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key))
+      v.problem(`${name}.${key}`, `one of ${known.join(', ')}`, `unknown key "${key}"`);
+  }
+}
+
+function readWindow(v: Validator, value: unknown): BreakerConfig['window'] {
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value)) {
+    v.problem('window', '{ calls } or { ms, buckets }', value);
+    return undefined;
+  }
+  if (value.calls !== undefined) {
+    unknownKeys(v, 'window', value, ['calls']);
+    return { calls: v.int('window.calls', value.calls, 1, 1, MAX_WINDOW_CALLS) };
+  }
+  if (value.ms !== undefined) {
+    unknownKeys(v, 'window', value, ['ms', 'buckets']);
+    const ms = v.duration('window.ms', value.ms, DEFAULT_WINDOW.ms, { min: 1 });
+    const buckets = v.int('window.buckets', value.buckets, DEFAULT_WINDOW.buckets, 1, MAX_BUCKETS);
+    return { ms, buckets };
+  }
+  v.problem('window', '{ calls } or { ms, buckets }', value);
+  return undefined;
+}
+
+function readHalfOpenAfter(v: Validator, value: unknown): BreakerConfig['halfOpenAfter'] {
+  if (value === undefined || typeof value === 'number' || typeof value === 'string') {
+    const ms = v.duration('halfOpenAfter', value, DEFAULT_HALF_OPEN_AFTER);
+    return { initial: ms, multiplier: 1, max: ms };
+  }
+  if (!isPlainObject(value)) {
+    v.problem('halfOpenAfter', "a duration (ms or '30s') or { initial, multiplier, max }", value);
+    return { initial: DEFAULT_HALF_OPEN_AFTER, multiplier: 1, max: DEFAULT_HALF_OPEN_AFTER };
+  }
+  unknownKeys(v, 'halfOpenAfter', value, ['initial', 'multiplier', 'max']);
+  const initial = v.duration('halfOpenAfter.initial', value.initial, DEFAULT_HALF_OPEN_AFTER);
+  const multiplier = v.number('halfOpenAfter.multiplier', value.multiplier, 2, 1);
+  const max = v.duration('halfOpenAfter.max', value.max, Math.max(initial, DEFAULT_HALF_OPEN_MAX));
+  if (max < initial)
+    v.problem('halfOpenAfter.max', `a duration ≥ halfOpenAfter.initial (${initial} ms)`, value.max);
+  return { initial, multiplier, max };
+}
+
+/**
+ * Validates circuit breaker options once, at construction, listing every problem with its
+ * path (`payments.circuitBreaker.failureRate: expected number in [0, 1], got 2`).
+ */
+export function readBreakerOptions(options: unknown, path: string): BreakerConfig {
+  const v = new Validator(path);
+  const o = v.object(options, KNOWN);
+
+  const consecutiveGiven = o.consecutiveFailures !== undefined;
+  const consecutive = v.int(
+    'consecutiveFailures',
+    o.consecutiveFailures,
+    DEFAULT_CONSECUTIVE_FAILURES,
+    1,
+  );
+  const failureRate =
+    o.failureRate === undefined ? undefined : v.number('failureRate', o.failureRate, 0.5, 0, 1);
+
+  let slowCallMs: number | undefined;
+  let slowCallRate: number | undefined;
+  if (o.slowCall !== undefined) {
+    if (!isPlainObject(o.slowCall)) {
+      v.problem('slowCall', '{ ms, rate }', o.slowCall);
+    } else {
+      unknownKeys(v, 'slowCall', o.slowCall, ['ms', 'rate']);
+      if (o.slowCall.ms === undefined)
+        v.problem('slowCall.ms', "a duration (ms or '2s')", undefined);
+      if (o.slowCall.rate === undefined) v.problem('slowCall.rate', 'number in [0, 1]', undefined);
+      slowCallMs = v.duration('slowCall.ms', o.slowCall.ms, 0);
+      slowCallRate = v.number('slowCall.rate', o.slowCall.rate, 1, 0, 1);
+    }
+  }
+
+  const usesWindow = failureRate !== undefined || slowCallRate !== undefined;
+  let window = readWindow(v, o.window);
+  if (window !== undefined && !usesWindow) {
+    v.problem(
+      'window',
+      'failureRate or slowCall to be set (the window only feeds those rates)',
+      o.window,
+    );
+  }
+  if (window === undefined && usesWindow) window = { ...DEFAULT_WINDOW };
+
+  const windowCalls = window !== undefined && 'calls' in window ? window.calls : undefined;
+  let minimumCalls = v.int(
+    'minimumCalls',
+    o.minimumCalls,
+    windowCalls ?? DEFAULT_TIME_WINDOW_MINIMUM_CALLS,
+    1,
+  );
+  if (o.minimumCalls !== undefined && !usesWindow) {
+    v.problem(
+      'minimumCalls',
+      'failureRate or slowCall to be set (it gates those rates)',
+      o.minimumCalls,
+    );
+  }
+  if (windowCalls !== undefined && minimumCalls > windowCalls) {
+    v.problem(
+      'minimumCalls',
+      `integer ≤ window.calls (${windowCalls}): the window never holds more`,
+      o.minimumCalls,
+    );
+    minimumCalls = windowCalls;
+  }
+
+  const halfOpenAfter = readHalfOpenAfter(v, o.halfOpenAfter);
+  const halfOpenMaxCalls = v.int('halfOpenMaxCalls', o.halfOpenMaxCalls, 1, 1);
+  if (windowCalls !== undefined && halfOpenMaxCalls > windowCalls) {
+    v.problem(
+      'halfOpenMaxCalls',
+      `integer ≤ window.calls (${windowCalls}): a trial larger than the sample that tripped it`,
+      o.halfOpenMaxCalls,
+    );
+  }
+  const halfOpenSuccesses = v.int('halfOpenSuccesses', o.halfOpenSuccesses, halfOpenMaxCalls, 1);
+  const halfOpenTimeout = v.duration(
+    'halfOpenTimeout',
+    o.halfOpenTimeout,
+    DEFAULT_HALF_OPEN_TIMEOUT,
+    {
+      min: 1,
+      allowInfinity: true,
+    },
+  );
+  const isFailure = v.func<BreakerConfig['isFailure']>('isFailure', o.isFailure, undefined);
+
+  let name = 'circuitBreaker';
+  if (o.name !== undefined) {
+    if (typeof o.name !== 'string' || o.name === '')
+      v.problem('name', 'a non-empty string', o.name);
+    else name = o.name;
+  }
+  const clock = o.clock as Clock | undefined;
+  if (
+    clock !== undefined &&
+    (typeof clock !== 'object' || clock === null || typeof clock.now !== 'function')
+  ) {
+    v.problem(
+      'clock',
+      'a Clock (an object with now(), setTimeout(), clearTimeout(), sleep())',
+      clock,
+    );
+  }
+  v.done();
+
+  return {
+    name,
+    clock,
+    // With no trip rule for failures at all, a breaker would never open on errors:
+    // default to 5 consecutive failures.
+    consecutiveFailures: consecutiveGiven || failureRate === undefined ? consecutive : undefined,
+    failureRate,
+    window,
+    minimumCalls,
+    slowCallMs,
+    slowCallRate,
+    isFailure,
+    halfOpenAfter,
+    halfOpenMaxCalls,
+    halfOpenSuccesses,
+    halfOpenTimeout,
+  };
+}
