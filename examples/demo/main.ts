@@ -2,7 +2,17 @@
  * `npm run demo`: a real local HTTP dependency that injects faults, called through
  * bulwark policies; prints, call by call, what each policy did.
  */
-import { budget, pipeline, retry, retryBudget, timeout, type Context, type Policy } from '../../src/index.js';
+import {
+  budget,
+  bulkhead,
+  circuitBreaker,
+  pipeline,
+  retry,
+  retryBudget,
+  timeout,
+  type Context,
+  type Policy,
+} from '../../src/index.js';
 import { startFaultServer } from './fault-server.js';
 
 const server = await startFaultServer();
@@ -81,6 +91,35 @@ try {
   for (let i = 0; i < 20; i++) await r6.execute((ctx) => getJson('/work?down=1', ctx)).catch(() => failed++);
   const sent = (server.hits.get('') ?? 0) - before;
   log(`=> ${failed}/20 failed; the server saw ${sent} requests (without the budget: 60); retries refused: ${shared.exhausted}`);
+
+  console.log('\n== circuit breaker: opens after 3 failures, fails fast, half-opens after 500 ms, closes on a good trial');
+  const breaker = circuitBreaker({ consecutiveFailures: 3, halfOpenAfter: 500, name: 'inventory' });
+  breaker.on('stateChange', (e) => log(`  breaker: ${e.from} -> ${e.to}`));
+  const hitsBefore = server.hits.get('*') ?? 0;
+  for (let i = 1; i <= 6; i++) {
+    await breaker
+      .execute((ctx) => getJson('/work?down=1', ctx))
+      .then(() => log(`  call ${i}: ok`), (e: unknown) => log(`  call ${i}: ${describe(e)}`));
+  }
+  log(`  the server saw ${(server.hits.get('*') ?? 0) - hitsBefore} of 6 calls; the rest failed fast`);
+  await new Promise((r) => setTimeout(r, 550));
+  await breaker
+    .execute((ctx) => getJson('/work?latency=5', ctx))
+    .then(() => log('  trial call after 500 ms: ok'), (e: unknown) => log(`  trial: ${describe(e)}`));
+  log(`=> breaker is ${breaker.state}`);
+
+  console.log('\n== bulkhead: 2 slots + 2 queue places; 6 concurrent slow calls');
+  const bh = bulkhead({ maxConcurrent: 2, maxQueue: 2, name: 'reports' });
+  const results = await Promise.allSettled(
+    Array.from({ length: 6 }, (_, i) =>
+      bh.execute(async (ctx) => {
+        log(`  call ${i + 1} running (${bh.inFlight} in flight, ${bh.queued} queued)`);
+        return getJson('/work?latency=100', ctx);
+      }),
+    ),
+  );
+  results.forEach((r, i) => r.status === 'rejected' && log(`  call ${i + 1}: ${describe(r.reason)}`));
+  log(`=> ${results.filter((r) => r.status === 'fulfilled').length} served, ${results.filter((r) => r.status === 'rejected').length} rejected without waiting`);
 } finally {
   await server.close();
 }

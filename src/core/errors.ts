@@ -217,7 +217,8 @@ export function describeValue(value: unknown): string {
 
 export function formatMs(ms: number): string {
   if (!Number.isFinite(ms)) return String(ms);
-  return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${Math.round(ms * 1000) / 1000} ms`;
+  if (ms >= 1000 && ms % 1000 === 0) return `${ms / 1000} s`;
+  return `${ms >= 10 ? Math.round(ms) : Math.round(ms * 10) / 10} ms`;
 }
 
 /** An abort that the caller asked for (not a bulwark timeout). */
