@@ -68,3 +68,26 @@ export type {
   HalfOpenBackoffOptions,
   TimeWindowOptions,
 } from './policies/breaker/options.js';
+export {
+  loadShedder,
+  LoadShedderPolicy,
+  EventLoopDelayProbe,
+  eventLoopPressure,
+  type LoadShedderEvents,
+  type LoadShedderOptions,
+  type LoadShedderQueueOptions,
+  type PressureProbe,
+} from './policies/load-shedder.js';
+export { adaptive, type AdaptiveAlgorithm, type AdaptiveOptions } from './policies/limiters/adaptive.js';
+export { fixedLimit, FixedLimiter } from './policies/limiters/fixed.js';
+export { AdaptiveLimiter, type AdaptiveBounds, type LimitSample, type Limiter } from './policies/limiters/limiter.js';
+export { GradientLimiter, type GradientOptions } from './policies/limiters/gradient.js';
+export { AimdLimiter, type AimdOptions } from './policies/limiters/aimd.js';
+export { VegasLimiter, type VegasOptions } from './policies/limiters/vegas.js';
+export {
+  adaptiveThrottle,
+  AdaptiveThrottlePolicy,
+  isOverloadRejection,
+  type AdaptiveThrottleEvents,
+  type AdaptiveThrottleOptions,
+} from './policies/limiters/throttle.js';

@@ -1,0 +1,42 @@
+import { Validator } from '../../core/validate.js';
+import { AIMD_KEYS, AimdLimiter, type AimdOptions } from './aimd.js';
+import { GRADIENT_KEYS, GradientLimiter, type GradientOptions } from './gradient.js';
+import { BOUND_KEYS, readBounds, type AdaptiveBounds, type AdaptiveLimiter } from './limiter.js';
+import { VEGAS_KEYS, VegasLimiter, type VegasOptions } from './vegas.js';
+
+export type AdaptiveAlgorithm = 'gradient' | 'aimd' | 'vegas';
+
+export type AdaptiveOptions =
+  | ({ algorithm?: 'gradient' } & AdaptiveBounds & GradientOptions)
+  | ({ algorithm: 'aimd' } & AdaptiveBounds & AimdOptions)
+  | ({ algorithm: 'vegas' } & AdaptiveBounds & VegasOptions);
+
+const ALGORITHMS: readonly AdaptiveAlgorithm[] = ['gradient', 'aimd', 'vegas'];
+const KEYS: Record<AdaptiveAlgorithm, readonly string[]> = {
+  gradient: GRADIENT_KEYS,
+  aimd: AIMD_KEYS,
+  vegas: VEGAS_KEYS,
+};
+
+/**
+ * An adaptive concurrency limit for `loadShedder({ limit })`:
+ * `adaptive({ algorithm: 'gradient' | 'aimd' | 'vegas', min = 1, max = 1000, initial = 20, … })`.
+ * Every option is validated here, once, with the path of each bad one; options that
+ * belong to another algorithm are errors, not silently ignored.
+ */
+export function adaptive(options: AdaptiveOptions = {}, path = 'adaptive'): AdaptiveLimiter {
+  const v = new Validator(path);
+  const raw =
+    options !== null && typeof options === 'object'
+      ? (options as Record<string, unknown>)
+      : undefined;
+  const algorithm = v.oneOf('algorithm', raw?.algorithm, ALGORITHMS, 'gradient');
+  const o = v.object(options, ['algorithm', ...BOUND_KEYS, ...KEYS[algorithm]]);
+  const { min, max, initial } = readBounds(v, o);
+  let limiter: AdaptiveLimiter;
+  if (algorithm === 'aimd') limiter = new AimdLimiter(min, max, initial, o, v);
+  else if (algorithm === 'vegas') limiter = new VegasLimiter(min, max, initial, o, v);
+  else limiter = new GradientLimiter(min, max, initial, o, v);
+  v.done();
+  return limiter;
+}

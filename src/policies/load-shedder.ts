@@ -1,0 +1,560 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import type { AbortSubscriber, CallContext, Operation, Priority, Step } from '../core/context.js';
+import {
+  BulkheadRejectedError,
+  LoadShedError,
+  TimeoutError,
+  formatMs,
+  withoutStack,
+  type LoadShedReason,
+} from '../core/errors.js';
+import { EventHub, type Disposable, type Listener } from '../core/events.js';
+import { BasePolicy } from '../core/pipeline.js';
+import { Validator } from '../core/validate.js';
+import { FixedLimiter } from './limiters/fixed.js';
+import type { Limiter } from './limiters/limiter.js';
+
+/** A source of process pressure; inject a fake in tests. */
+export interface PressureProbe {
+  /** Recent event-loop delay in ms (how late timers fire beyond their due time). */
+  eventLoopDelay(): number;
+}
+
+export interface LoadShedderQueueOptions {
+  /** Calls that may wait for a slot, all priorities together (integer ≥ 0; 0 = no queue). */
+  maxSize: number;
+  /** Longest wait while the queue drains normally (default 1 s; Infinity allowed). */
+  timeout?: number | string;
+  /**
+   * Longest wait once the queue has stayed non-empty for `interval` — a standing queue
+   * only adds latency, so waiters are let go quickly (default 5 ms). Critical waiters
+   * keep `timeout`: they are served first and wait only behind each other.
+   */
+  overloadTimeout?: number | string;
+  /** How long the queue must stay non-empty to count as standing (default 100 ms). */
+  interval?: number | string;
+  /** Serve the newest waiter first while the queue is standing (default false). */
+  lifo?: boolean;
+}
+
+export interface LoadShedderOptions {
+  /** Concurrency limit: an integer ≥ 1, Infinity (default), or a limiter such as `adaptive()`. */
+  limit?: number | Limiter;
+  /**
+   * Share of the limit each priority may fill (each in (0, 1]; defaults low 0.5, normal
+   * 0.8, high 0.95, critical 1). A call is admitted only if, with it, its priority's
+   * share is not exceeded — except that any call may run when nothing is in flight.
+   */
+  priorityShares?: Partial<Record<Priority, number>>;
+  /** Refuse calls with less than this many ms left before their deadline (default 0: off). */
+  minRemainingBudget?: number | string;
+  /** Refuse non-critical calls while the event-loop delay is above this (ms; default Infinity: off). */
+  maxEventLoopDelay?: number | string;
+  /** Where the event-loop delay is read (default: a shared perf_hooks monitor, started on first use). */
+  pressure?: PressureProbe;
+  /** An optional queue in front of the limit; see LoadShedderQueueOptions. */
+  queue?: LoadShedderQueueOptions;
+  /**
+   * Whether a failed call was dropped for overload — the signal adaptive limits shrink on.
+   * Default: TimeoutError, LoadShedError, BulkheadRejectedError. Other errors teach the
+   * limiter nothing; a call that finishes after its deadline always counts as dropped.
+   */
+  isDrop?: (error: unknown) => boolean;
+  /** `retryAfterMs` hint on capacity, priority and event-loop rejections (default 1 s). */
+  retryAfter?: number | string;
+  clock?: Clock;
+}
+
+export interface LoadShedderEvents {
+  /** A call was refused (or let go from the queue) without running. */
+  shed: { priority: Priority; reason: LoadShedReason };
+  /** The concurrency limit moved. */
+  limitChange: { limit: number };
+}
+
+const KNOWN = [
+  'limit',
+  'priorityShares',
+  'minRemainingBudget',
+  'maxEventLoopDelay',
+  'pressure',
+  'queue',
+  'isDrop',
+  'retryAfter',
+  'clock',
+];
+const QUEUE_KNOWN = ['maxSize', 'timeout', 'overloadTimeout', 'interval', 'lifo'];
+const PRIORITIES: readonly Priority[] = ['critical', 'high', 'normal', 'low'];
+const RANK: Readonly<Record<Priority, number>> = { critical: 0, high: 1, normal: 2, low: 3 };
+const DEFAULT_SHARES: Readonly<Record<Priority, number>> = {
+  critical: 1,
+  high: 0.95,
+  normal: 0.8,
+  low: 0.5,
+};
+
+function isOverloadDrop(error: unknown): boolean {
+  return (
+    error instanceof TimeoutError ||
+    error instanceof LoadShedError ||
+    error instanceof BulkheadRejectedError
+  );
+}
+
+/**
+ * The default pressure probe: a perf_hooks event-loop delay monitor, created on first
+ * read. It reports the 99th percentile of recent delays and restarts its histogram every
+ * `window` ms on a read (no timer of its own; the monitor's sampling timer does not keep
+ * the process alive). It measures the real event loop, so it reads real time, not a Clock.
+ * It starts measuring at its first read: a stall before that goes unseen, and a stall
+ * keeps counting for up to one window after it ends.
+ */
+export class EventLoopDelayProbe implements PressureProbe {
+  private histogram: IntervalHistogram | undefined;
+  private windowStart = 0;
+  private lastRead = -Infinity;
+  private value = 0;
+
+  constructor(
+    readonly resolution = 10,
+    readonly window = 1000,
+    readonly refresh = 25,
+  ) {}
+
+  eventLoopDelay(): number {
+    const now = performance.now();
+    if (now - this.lastRead < this.refresh) return this.value;
+    this.lastRead = now;
+    const h = this.histogram;
+    if (h === undefined) {
+      this.histogram = monitorEventLoopDelay({ resolution: this.resolution });
+      this.histogram.enable();
+      this.windowStart = now;
+      return this.value;
+    }
+    if (h.count > 0) {
+      // The histogram records whole sampling intervals: the delay is what exceeds the resolution.
+      const delay = h.percentile(99) / 1e6 - this.resolution;
+      this.value = delay > 0 ? delay : 0;
+    }
+    if (now - this.windowStart >= this.window) {
+      h.reset();
+      this.windowStart = now;
+    }
+    return this.value;
+  }
+}
+
+let sharedProbe: EventLoopDelayProbe | undefined;
+
+/** The process-wide default probe (one per copy of the library), created on first use. */
+export function eventLoopPressure(): PressureProbe {
+  return (sharedProbe ??= new EventLoopDelayProbe());
+}
+
+/** A call waiting in the queue: a node of its priority's doubly linked list. */
+class Waiter implements AbortSubscriber {
+  prev: Waiter | undefined;
+  next: Waiter | undefined;
+  timer: TimerHandle | undefined;
+  queued = true;
+
+  constructor(
+    readonly shedder: LoadShedderPolicy,
+    readonly ctx: CallContext,
+    readonly rank: number,
+    readonly enqueuedAt: number,
+    readonly resolve: () => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
+
+  /** The call's context aborted (deadline, caller) while it waited. */
+  abort(reason: unknown): void {
+    this.shedder.leave(this, reason);
+  }
+}
+
+/**
+ * Refuses work before the process saturates: a concurrency limit (fixed or adaptive)
+ * split into per-priority shares, an optional CoDel-style queue in front of it, and
+ * cheap early refusals for calls that cannot meet their deadline or arrive while the
+ * event loop is lagging. Every refusal is a `LoadShedError` built without a stack.
+ */
+export class LoadShedderPolicy extends BasePolicy {
+  readonly kind = 'loadShedder';
+  readonly limiter: Limiter;
+  readonly priorityShares: Readonly<Record<Priority, number>>;
+  readonly minRemainingBudget: number;
+  readonly maxEventLoopDelay: number;
+  readonly retryAfter: number;
+  /** Calls admitted and not yet settled. */
+  inFlight = 0;
+  /** Calls waiting in the queue. */
+  queued = 0;
+
+  private readonly events = new EventHub<LoadShedderEvents>();
+  private readonly shares: readonly number[];
+  private readonly isDrop: (error: unknown) => boolean;
+  private readonly pressureOption: PressureProbe | undefined;
+  private pressure: PressureProbe | undefined;
+  private readonly queueMax: number;
+  private readonly queueTimeout: number;
+  private readonly overloadTimeout: number;
+  private readonly interval: number;
+  private readonly lifo: boolean;
+  private readonly heads: (Waiter | undefined)[] = [undefined, undefined, undefined, undefined];
+  private readonly tails: (Waiter | undefined)[] = [undefined, undefined, undefined, undefined];
+  /** When the queue last went from empty to non-empty: it is "standing" once this is `interval` old. */
+  private lastEmpty = 0;
+  /** The limiter's limit as last read, and what it allows each priority (by rank). */
+  private rawLimit: number;
+  private effectiveLimit = 1;
+  private readonly allowance = [1, 1, 1, 1];
+
+  constructor(options: LoadShedderOptions = {}, path = 'loadShedder') {
+    const v = new Validator(path);
+    const o = v.object(options, KNOWN);
+
+    let limiter: Limiter = new FixedLimiter(Infinity);
+    if (typeof o.limit === 'number') {
+      if (o.limit === Infinity || (Number.isInteger(o.limit) && o.limit >= 1))
+        limiter = new FixedLimiter(o.limit);
+      else v.problem('limit', 'an integer ≥ 1, Infinity, or a limiter such as adaptive()', o.limit);
+    } else if (o.limit !== undefined) {
+      const l = o.limit as Partial<Limiter> | null;
+      if (
+        l !== null &&
+        typeof l === 'object' &&
+        typeof l.onSample === 'function' &&
+        typeof l.limit === 'number'
+      ) {
+        limiter = l as Limiter;
+      } else
+        v.problem('limit', 'an integer ≥ 1, Infinity, or a limiter such as adaptive()', o.limit);
+    }
+
+    const sharesPath = new Validator(v.path('priorityShares'));
+    const so = sharesPath.object(o.priorityShares, PRIORITIES);
+    const shares = { ...DEFAULT_SHARES };
+    for (const p of PRIORITIES) {
+      shares[p] = sharesPath.number(
+        p,
+        so[p],
+        DEFAULT_SHARES[p],
+        Number.MIN_VALUE,
+        1,
+        'a number in (0, 1]',
+      );
+    }
+    v.problems.push(...sharesPath.problems);
+
+    const minRemainingBudget = v.duration('minRemainingBudget', o.minRemainingBudget, 0);
+    const maxEventLoopDelay = v.duration('maxEventLoopDelay', o.maxEventLoopDelay, Infinity, {
+      allowInfinity: true,
+    });
+    const retryAfter = v.duration('retryAfter', o.retryAfter, 1000);
+    const isDrop = v.func('isDrop', o.isDrop, isOverloadDrop);
+    let pressure: PressureProbe | undefined;
+    if (o.pressure !== undefined) {
+      const p = o.pressure as Partial<PressureProbe> | null;
+      if (p !== null && typeof p === 'object' && typeof p.eventLoopDelay === 'function')
+        pressure = p as PressureProbe;
+      else v.problem('pressure', 'an object with eventLoopDelay(): number', o.pressure);
+    }
+
+    const qv = new Validator(v.path('queue'));
+    const q = qv.object(o.queue, QUEUE_KNOWN);
+    const queueMax = o.queue === undefined ? 0 : qv.int('maxSize', q.maxSize, NaN, 0);
+    if (o.queue !== undefined && q.maxSize === undefined)
+      qv.problem('maxSize', 'an integer ≥ 0', undefined);
+    const queueTimeout = qv.duration('timeout', q.timeout, 1000, { allowInfinity: true });
+    const overloadTimeout = qv.duration(
+      'overloadTimeout',
+      q.overloadTimeout,
+      Math.min(5, queueTimeout),
+    );
+    const interval = qv.duration('interval', q.interval, 100);
+    const lifo = qv.bool('lifo', q.lifo, false);
+    v.problems.push(...qv.problems);
+    v.done();
+
+    super(o.clock as Clock | undefined);
+    this.limiter = limiter;
+    this.priorityShares = shares;
+    this.shares = PRIORITIES.map((p) => shares[p]);
+    this.minRemainingBudget = minRemainingBudget;
+    this.maxEventLoopDelay = maxEventLoopDelay;
+    this.retryAfter = retryAfter;
+    this.isDrop = isDrop;
+    this.pressureOption = pressure;
+    this.queueMax = queueMax;
+    this.queueTimeout = queueTimeout;
+    this.overloadTimeout = overloadTimeout;
+    this.interval = interval;
+    this.lifo = lifo;
+    this.rawLimit = NaN;
+    this.refresh(false);
+  }
+
+  /** The concurrency limit in force now. */
+  get limit(): number {
+    const raw = this.limiter.limit;
+    return raw === this.rawLimit ? this.effectiveLimit : raw >= 1 ? Math.floor(raw) : 1;
+  }
+
+  on<K extends keyof LoadShedderEvents>(
+    event: K,
+    listener: Listener<LoadShedderEvents[K]>,
+  ): Disposable {
+    return this.events.on(event, listener);
+  }
+
+  /** Re-reads the limiter and recomputes each priority's allowance. */
+  private refresh(announce: boolean): void {
+    const raw = this.limiter.limit;
+    this.rawLimit = raw;
+    // A limiter of one's own may return anything: keep at least one slot, whole slots only.
+    const limit = raw >= 1 ? Math.floor(raw) : 1;
+    if (limit === this.effectiveLimit && announce) return;
+    this.effectiveLimit = limit;
+    for (let r = 0; r < 4; r++) {
+      const cap = Math.floor(this.shares[r]! * limit);
+      this.allowance[r] = cap > 1 ? cap : 1;
+    }
+    if (announce && this.events.has('limitChange')) this.events.emit('limitChange', { limit });
+    if (announce && this.queued > 0) this.drain();
+  }
+
+  run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    const priority = ctx.priority;
+    if (this.minRemainingBudget > 0) {
+      const left = ctx.remaining();
+      if (left < this.minRemainingBudget) {
+        return this.shed(
+          priority,
+          'deadline',
+          `load shed: ${formatMs(left)} left before the deadline, below minRemainingBudget ${formatMs(this.minRemainingBudget)}`,
+          undefined,
+        );
+      }
+    }
+    if (this.maxEventLoopDelay !== Infinity && priority !== 'critical') {
+      const delay = (this.pressure ??= this.pressureOption ?? eventLoopPressure()).eventLoopDelay();
+      if (delay > this.maxEventLoopDelay) {
+        return this.shed(
+          priority,
+          'event-loop',
+          `load shed: event-loop delay ${formatMs(delay)} is above maxEventLoopDelay ${formatMs(this.maxEventLoopDelay)}`,
+          this.retryAfter,
+        );
+      }
+    }
+    if (this.limiter.limit !== this.rawLimit) this.refresh(true);
+    const rank = RANK[priority];
+    if (this.inFlight < this.allowance[rank]!) {
+      this.inFlight++;
+      return this.admitted(ctx, fn, next);
+    }
+    if (this.queueMax > 0) return this.wait(ctx, fn, next, rank);
+    return this.refuse(priority, rank);
+  }
+
+  private refuse<T>(priority: Priority, rank: number): Promise<T> {
+    if (this.inFlight >= this.effectiveLimit) {
+      return this.shed(
+        priority,
+        'capacity',
+        `load shed: ${this.inFlight} calls in flight reached the limit of ${this.effectiveLimit}`,
+        this.retryAfter,
+      );
+    }
+    return this.shed(
+      priority,
+      'priority',
+      `load shed: ${priority} work may fill ${this.allowance[rank]} of ${this.effectiveLimit} slots and ${this.inFlight} are in flight`,
+      this.retryAfter,
+    );
+  }
+
+  private shed<T>(
+    priority: Priority,
+    reason: LoadShedReason,
+    message: string,
+    retryAfterMs: number | undefined,
+  ): Promise<T> {
+    if (this.events.has('shed')) this.events.emit('shed', { priority, reason });
+    return Promise.reject(withoutStack(() => new LoadShedError(reason, message, retryAfterMs)));
+  }
+
+  /** Runs an admitted call (its slot already taken), feeds the limiter, frees the slot. */
+  private async admitted<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    const sampling = this.limiter.adaptive;
+    const inFlight = this.inFlight;
+    const start = sampling ? ctx.clock.now() : 0;
+    try {
+      const value = await next.invoke(ctx, fn);
+      // A result that arrives after the deadline was wasted work: for the limiter, a drop.
+      if (sampling) this.sample(ctx, start, inFlight, ctx.abortReason instanceof TimeoutError);
+      return value;
+    } catch (error) {
+      // Timeouts and downstream sheds are drops. A caller or a hedge walking away, or an
+      // ordinary error, says nothing about capacity: no sample.
+      if (
+        sampling &&
+        !ctx.abortedByCaller &&
+        (ctx.abortReason instanceof TimeoutError || this.isDrop(error))
+      ) {
+        this.sample(ctx, start, inFlight, true);
+      }
+      throw error;
+    } finally {
+      this.inFlight--;
+      if (this.queued > 0) this.drain();
+    }
+  }
+
+  private sample(ctx: CallContext, start: number, inFlight: number, dropped: boolean): void {
+    const now = ctx.clock.now();
+    this.limiter.onSample({ rtt: now - start, inFlight, dropped, now });
+    if (this.limiter.limit !== this.rawLimit) this.refresh(true);
+  }
+
+  private now(): number {
+    return (this.clock ?? systemClock).now();
+  }
+
+  /** True once the queue has not been empty for a whole `interval`. */
+  private standing(now: number): boolean {
+    return this.queued > 0 && now - this.lastEmpty >= this.interval;
+  }
+
+  private async wait<T>(ctx: CallContext, fn: Operation<T>, next: Step, rank: number): Promise<T> {
+    if (this.queued >= this.queueMax && !this.evictBelow(rank)) {
+      return this.refuse(ctx.priority, rank);
+    }
+    await new Promise<void>((resolve, reject) =>
+      this.enqueue(new Waiter(this, ctx, rank, this.now(), resolve, reject)),
+    );
+    return this.admitted(ctx, fn, next);
+  }
+
+  /** Makes room for a `rank` call by letting go the oldest waiter of the lowest lower priority. */
+  private evictBelow(rank: number): boolean {
+    for (let r = 3; r > rank; r--) {
+      const w = this.heads[r];
+      if (w !== undefined) {
+        this.unlink(w);
+        this.shedWaiter(w, 'priority', `load shed: let go from the queue for higher-priority work`);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private enqueue(w: Waiter): void {
+    const now = w.enqueuedAt;
+    if (this.queued === 0) this.lastEmpty = now;
+    // Critical waiters are served first, so they stand only behind other critical work:
+    // the short CoDel timeout would shed exactly the work the queue exists to protect.
+    const timeout = w.rank > 0 && this.standing(now) ? this.overloadTimeout : this.queueTimeout;
+    const tail = this.tails[w.rank];
+    w.prev = tail;
+    if (tail === undefined) this.heads[w.rank] = w;
+    else tail.next = w;
+    this.tails[w.rank] = w;
+    this.queued++;
+    w.ctx.subscribe(w);
+    if (timeout !== Infinity) {
+      w.timer = (this.clock ?? systemClock).setTimeout(() => this.expire(w, timeout), timeout);
+    }
+  }
+
+  /** Removes a waiter from its list, its timer and its context; O(1). */
+  private unlink(w: Waiter): void {
+    if (!w.queued) return;
+    w.queued = false;
+    if (w.prev === undefined) this.heads[w.rank] = w.next;
+    else w.prev.next = w.next;
+    if (w.next === undefined) this.tails[w.rank] = w.prev;
+    else w.next.prev = w.prev;
+    w.prev = w.next = undefined;
+    if (w.timer !== undefined) (this.clock ?? systemClock).clearTimeout(w.timer);
+    w.ctx.unsubscribe(w);
+    this.queued--;
+  }
+
+  private shedWaiter(w: Waiter, reason: LoadShedReason, message: string): void {
+    const priority = w.ctx.priority;
+    if (this.events.has('shed')) this.events.emit('shed', { priority, reason });
+    w.reject(
+      withoutStack(
+        () =>
+          new LoadShedError(reason, message, reason === 'deadline' ? undefined : this.retryAfter),
+      ),
+    );
+  }
+
+  private expire(w: Waiter, timeout: number): void {
+    if (!w.queued) return;
+    w.timer = undefined;
+    this.unlink(w);
+    this.shedWaiter(
+      w,
+      'capacity',
+      `load shed: no slot within the queue timeout of ${formatMs(timeout)}`,
+    );
+  }
+
+  /** @internal the waiter's context aborted: leave the queue and reject with its reason. */
+  leave(w: Waiter, reason: unknown): void {
+    if (!w.queued) return;
+    this.unlink(w);
+    w.reject(reason);
+  }
+
+  /** Admits waiters while slots allow: highest priority first, FIFO (LIFO while standing). */
+  private drain(): void {
+    while (this.queued > 0) {
+      let w: Waiter | undefined;
+      for (let r = 0; r < 4; r++) {
+        if (this.heads[r] !== undefined && this.inFlight < this.allowance[r]!) {
+          w = this.heads[r];
+          break;
+        }
+      }
+      if (w === undefined) return;
+      const now = this.now();
+      const standing = this.standing(now);
+      if (standing && this.lifo) w = this.tails[w.rank]!;
+      this.unlink(w);
+      // CoDel: in a standing queue, a call that already waited past the short timeout is stale.
+      if (standing && w.rank > 0 && now - w.enqueuedAt > this.overloadTimeout) {
+        this.shedWaiter(
+          w,
+          'capacity',
+          `load shed: waited ${formatMs(now - w.enqueuedAt)} in a standing queue`,
+        );
+        continue;
+      }
+      if (this.minRemainingBudget > 0 && w.ctx.remaining() < this.minRemainingBudget) {
+        this.shedWaiter(
+          w,
+          'deadline',
+          `load shed: too little time left before the deadline after queueing`,
+        );
+        continue;
+      }
+      this.inFlight++;
+      w.resolve();
+    }
+  }
+}
+
+/**
+ * A load shedder: `loadShedder({ limit: adaptive({ algorithm: 'gradient' }), queue: { maxSize: 50 } })`.
+ * See LoadShedderOptions for every option and its default.
+ */
+export function loadShedder(options?: LoadShedderOptions): LoadShedderPolicy {
+  return new LoadShedderPolicy(options);
+}
