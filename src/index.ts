@@ -91,3 +91,14 @@ export {
   type AdaptiveThrottleEvents,
   type AdaptiveThrottleOptions,
 } from './policies/limiters/throttle.js';
+export {
+  dependency,
+  dependencies,
+  DEFAULT_BUDGET_MS,
+  type Dependency,
+  type DependencyConfig,
+  type DependenciesConfig,
+  type DependencyOptions,
+} from './dependency.js';
+export { dependencyConfigSchema } from './config-schema.js';
+export type { CallOutcome, DependencyMetrics, MetricsProvider } from './core/metrics.js';

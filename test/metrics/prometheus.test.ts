@@ -118,7 +118,8 @@ describe('prometheusMetrics', () => {
   });
 
   it('renders OpenMetrics too', async () => {
-    const registry = new Registry(Registry.OPENMETRICS_CONTENT_TYPE);
+    const registry = new Registry();
+    registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never);
     prometheusMetrics({ registry }).forDependency('x').recordCall('success', 0.01);
     const text = await registry.metrics();
     expect(text).toContain('bulwark_calls_total{dependency="x",outcome="success"} 1');

@@ -1,0 +1,409 @@
+import { systemClock, type Clock } from './core/clock.js';
+import type { CallContext, Operation, Step } from './core/context.js';
+import {
+  BulkheadRejectedError,
+  CircuitOpenError,
+  ConfigError,
+  LoadShedError,
+  TimeoutError,
+  type ConfigProblem,
+} from './core/errors.js';
+import type { CallOutcome, DependencyMetrics, MetricsProvider } from './core/metrics.js';
+import {
+  BasePolicy,
+  pipeline,
+  type ExecuteOptions,
+  type Pipeline,
+  type Policy,
+} from './core/pipeline.js';
+import { Validator } from './core/validate.js';
+import { BulkheadPolicy, type BulkheadOptions } from './policies/bulkhead.js';
+import { CircuitBreakerPolicy } from './policies/circuit-breaker.js';
+import type { CircuitBreakerOptions } from './policies/breaker/options.js';
+import { FallbackPolicy, type FallbackOptions } from './policies/fallback.js';
+import { HedgePolicy, type HedgeOptions } from './policies/hedge.js';
+import { IdempotencyPolicy, type IdempotencyOptions } from './policies/idempotency.js';
+import { LoadShedderPolicy, type LoadShedderOptions } from './policies/load-shedder.js';
+import { adaptive, type AdaptiveOptions } from './policies/limiters/adaptive.js';
+import { RetryPolicy, type RetryOptions } from './policies/retry.js';
+import { TimeoutPolicy } from './policies/timeout.js';
+
+/** One downstream dependency's policies, as plain (JSON/YAML-friendly) data. */
+export interface DependencyConfig {
+  /** Whole-call time budget (default 10 s). `Infinity` must be written out. */
+  budget?: number | string;
+  /** Per-attempt timeout (default: the budget shared equally by `retry.maxAttempts`). */
+  timeout?: number | string;
+  retry?: Omit<RetryOptions, 'clock'> | false;
+  circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'>;
+  bulkhead?: Omit<BulkheadOptions, 'clock'>;
+  /** `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`). */
+  loadShedder?: Omit<LoadShedderOptions, 'clock' | 'limit'> & {
+    limit?: LoadShedderOptions['limit'] | AdaptiveOptions;
+  };
+  hedge?: Omit<HedgeOptions, 'clock'>;
+  /** `{ value }` to return instead of failing (`on` narrows which failures). */
+  fallback?: { value: unknown; on?: FallbackOptions['on'] };
+  idempotency?: Omit<IdempotencyOptions, 'clock'>;
+}
+
+export interface DependencyOptions {
+  metrics?: MetricsProvider;
+  clock?: Clock;
+}
+
+export const DEFAULT_BUDGET_MS = 10_000;
+
+const CONFIG_KEYS = [
+  'budget',
+  'timeout',
+  'retry',
+  'circuitBreaker',
+  'bulkhead',
+  'loadShedder',
+  'hedge',
+  'fallback',
+  'idempotency',
+  'metrics',
+  'clock',
+] as const;
+
+export interface Dependency extends Policy {
+  readonly name: string;
+  readonly budget: number;
+  readonly timeout: number;
+  readonly retry: RetryPolicy | undefined;
+  readonly breaker: CircuitBreakerPolicy | undefined;
+  readonly bulkhead: BulkheadPolicy | undefined;
+  readonly loadShedder: LoadShedderPolicy | undefined;
+  readonly hedge: HedgePolicy | undefined;
+  readonly fallback: FallbackPolicy | undefined;
+  readonly idempotency: IdempotencyPolicy | undefined;
+  /** The composed policies, outer to inner. */
+  readonly pipeline: Pipeline;
+}
+
+/** Runs `make`, turning a ConfigError into problems collected for one combined error. */
+function collect<T>(problems: ConfigProblem[], make: () => T): T | undefined {
+  try {
+    return make();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      problems.push(...error.problems);
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The outermost step of a dependency with metrics: times every call and records its outcome. */
+class MetricsStep extends BasePolicy {
+  readonly kind = 'metrics';
+  constructor(
+    private readonly recorder: DependencyMetrics,
+    clock: Clock | undefined,
+  ) {
+    super(clock);
+  }
+
+  run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    const clock = ctx.clock;
+    const start = clock.now();
+    return next.invoke(ctx, fn).then(
+      (value) => {
+        this.recorder.recordCall(
+          ctx.fellBack ? 'fallback' : 'success',
+          (clock.now() - start) / 1000,
+        );
+        return value;
+      },
+      (error: unknown) => {
+        this.recorder.recordCall(outcomeOf(error), (clock.now() - start) / 1000);
+        throw error;
+      },
+    );
+  }
+}
+
+function outcomeOf(error: unknown): CallOutcome {
+  if (error instanceof TimeoutError) return 'timeout';
+  if (error instanceof CircuitOpenError) return 'short_circuited';
+  if (error instanceof BulkheadRejectedError) return 'rejected';
+  if (error instanceof LoadShedError) return 'shed';
+  return 'failure';
+}
+
+class DependencyPolicy implements Dependency {
+  readonly kind = 'dependency';
+  constructor(
+    readonly name: string,
+    readonly budget: number,
+    readonly timeout: number,
+    readonly retry: RetryPolicy | undefined,
+    readonly breaker: CircuitBreakerPolicy | undefined,
+    readonly bulkhead: BulkheadPolicy | undefined,
+    readonly loadShedder: LoadShedderPolicy | undefined,
+    readonly hedge: HedgePolicy | undefined,
+    readonly fallback: FallbackPolicy | undefined,
+    readonly idempotency: IdempotencyPolicy | undefined,
+    readonly pipeline: Pipeline,
+  ) {}
+
+  get clock(): Clock | undefined {
+    return this.pipeline.clock;
+  }
+
+  set clock(clock: Clock | undefined) {
+    this.pipeline.clock = clock;
+  }
+
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
+    return this.pipeline.execute(fn, options);
+  }
+
+  run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    return this.pipeline.run(ctx, fn, next);
+  }
+}
+
+/**
+ * The standard policy set for one downstream, outer to inner:
+ * fallback → load shedder → budget → idempotency → retry → circuit breaker → bulkhead →
+ * attempt timeout → hedge → fn. Only the configured parts are built, plus a default
+ * budget (10 s) and attempt timeout, so no call is unbounded by accident. Every field is
+ * validated here, once; all problems are reported together with their paths.
+ */
+export function dependency(
+  name: string,
+  config: DependencyConfig & DependencyOptions = {},
+): Dependency {
+  const problems: ConfigProblem[] = [];
+  if (typeof name !== 'string' || name === '') {
+    throw new ConfigError([
+      { path: 'dependency(name)', expected: 'a non-empty string', got: name },
+    ]);
+  }
+  const v = new Validator(name);
+  const c = v.object(config, CONFIG_KEYS);
+  const clock = (c.clock as Clock | undefined) ?? undefined;
+  const metrics = c.metrics as MetricsProvider | undefined;
+  if (metrics !== undefined && typeof metrics?.forDependency !== 'function') {
+    v.problem('metrics', 'a metrics provider (prometheusMetrics(...))', metrics);
+  }
+  const budgetMs = v.duration('budget', c.budget, DEFAULT_BUDGET_MS, {
+    min: 1,
+    allowInfinity: true,
+  });
+  const at = (key: string) => v.path(key);
+  const section = (key: string): Record<string, unknown> | undefined => {
+    const value = c[key];
+    if (value === undefined || value === false) return undefined;
+    if (!isPlainObject(value)) {
+      v.problem(key, 'an options object', value);
+      return undefined;
+    }
+    return value;
+  };
+
+  const retryConfig = section('retry');
+  const retry = retryConfig
+    ? collect(problems, () => new RetryPolicy({ ...retryConfig, clock }, at('retry')))
+    : undefined;
+  const attempts = retry?.maxAttempts ?? 1;
+  const defaultTimeout =
+    budgetMs === Infinity ? Infinity : Math.max(1, Math.floor(budgetMs / attempts));
+  const timeoutMs = v.duration('timeout', c.timeout, defaultTimeout, {
+    min: 1,
+    allowInfinity: true,
+  });
+  if (c.timeout !== undefined && timeoutMs > budgetMs) {
+    v.problem('timeout', `an attempt timeout ≤ the budget (${budgetMs} ms)`, c.timeout);
+  }
+
+  const breakerConfig = section('circuitBreaker');
+  const breaker = breakerConfig
+    ? collect(
+        problems,
+        () => new CircuitBreakerPolicy({ name, ...breakerConfig, clock }, at('circuitBreaker')),
+      )
+    : undefined;
+  const bulkheadConfig = section('bulkhead');
+  const bulkhead = bulkheadConfig
+    ? collect(
+        problems,
+        () =>
+          new BulkheadPolicy({ name, ...bulkheadConfig, clock } as BulkheadOptions, at('bulkhead')),
+      )
+    : undefined;
+  const shedderConfig = section('loadShedder');
+  let loadShedder: LoadShedderPolicy | undefined;
+  if (shedderConfig) {
+    let limit = shedderConfig.limit as LoadShedderOptions['limit'] | AdaptiveOptions | undefined;
+    if (
+      isPlainObject(limit) &&
+      !('acquire' in limit) &&
+      typeof (limit as { onSample?: unknown }).onSample !== 'function'
+    ) {
+      limit = collect(problems, () =>
+        adaptive(limit as AdaptiveOptions, `${at('loadShedder')}.limit`),
+      );
+    }
+    loadShedder = collect(
+      problems,
+      () =>
+        new LoadShedderPolicy(
+          { ...shedderConfig, limit, clock } as LoadShedderOptions,
+          at('loadShedder'),
+        ),
+    );
+  }
+  const hedgeConfig = section('hedge');
+  const hedge = hedgeConfig
+    ? collect(
+        problems,
+        () => new HedgePolicy({ ...hedgeConfig, clock } as HedgeOptions, at('hedge')),
+      )
+    : undefined;
+  const idemConfig = section('idempotency');
+  const idempotency = idemConfig
+    ? collect(
+        problems,
+        () =>
+          new IdempotencyPolicy({ ...idemConfig, clock } as IdempotencyOptions, at('idempotency')),
+      )
+    : undefined;
+  const fallbackConfig = section('fallback');
+  let fallback: FallbackPolicy | undefined;
+  if (fallbackConfig) {
+    if (!('value' in fallbackConfig)) v.problem('fallback', '{ value, on? }', fallbackConfig);
+    else {
+      const { value, on } = fallbackConfig as { value: unknown; on?: FallbackOptions['on'] };
+      fallback = collect(
+        problems,
+        () =>
+          new FallbackPolicy(
+            () => value,
+            on === undefined ? { clock } : { on, clock },
+            at('fallback'),
+          ),
+      );
+    }
+  }
+  problems.push(...v.problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const recorder = metrics?.forDependency(name);
+  const parts: Policy[] = [];
+  if (recorder) parts.push(new MetricsStep(recorder, clock));
+  if (fallback) parts.push(fallback);
+  if (loadShedder) parts.push(loadShedder);
+  if (budgetMs !== Infinity) parts.push(new TimeoutPolicy(budgetMs, { clock }, 'budget'));
+  if (idempotency) parts.push(idempotency);
+  if (retry) parts.push(retry);
+  if (breaker) parts.push(breaker);
+  if (bulkhead) parts.push(bulkhead);
+  if (timeoutMs !== Infinity && timeoutMs < budgetMs)
+    parts.push(new TimeoutPolicy(timeoutMs, { clock }, 'timeout'));
+  if (hedge) parts.push(hedge);
+  const composed = pipeline(...parts);
+  if (clock !== undefined) composed.clock = clock;
+  composed.clock ??= systemClock;
+
+  if (recorder) wireMetrics(recorder, { retry, breaker, bulkhead, loadShedder, idempotency });
+  return new DependencyPolicy(
+    name,
+    budgetMs,
+    timeoutMs,
+    retry,
+    breaker,
+    bulkhead,
+    loadShedder,
+    hedge,
+    fallback,
+    idempotency,
+    composed,
+  );
+}
+
+function wireMetrics(
+  recorder: DependencyMetrics,
+  p: {
+    retry?: RetryPolicy;
+    breaker?: CircuitBreakerPolicy;
+    bulkhead?: BulkheadPolicy;
+    loadShedder?: LoadShedderPolicy;
+    idempotency?: IdempotencyPolicy;
+  },
+): void {
+  if (p.retry) {
+    p.retry.on('retry', (e) => recorder.recordRetry(e.reason));
+    p.retry.on('budgetExhausted', () => recorder.recordRetryBudgetExhausted());
+  }
+  if (p.breaker) {
+    const breaker = p.breaker;
+    recorder.observeCircuitState(() => breaker.state);
+    breaker.on('stateChange', (e) => recorder.recordCircuitTransition(e.from, e.to));
+  }
+  if (p.bulkhead) {
+    const bulkhead = p.bulkhead;
+    recorder.observeBulkhead(() => ({ inFlight: bulkhead.inFlight, queued: bulkhead.queued }));
+  }
+  if (p.loadShedder) {
+    const shedder = p.loadShedder;
+    recorder.observeConcurrencyLimit(() => shedder.limit);
+    shedder.on('shed', (e) => recorder.recordLoadShed(e.priority, e.reason));
+  }
+  if (p.idempotency) {
+    const idem = p.idempotency;
+    idem.on('executed', (e) => recorder.recordIdempotency(e.store, 'executed'));
+    idem.on('replayed', (e) => recorder.recordIdempotency(e.store, 'replayed'));
+    idem.on('in_progress', (e) => recorder.recordIdempotency(e.store, 'in_progress'));
+    idem.on('key_reused', (e) => recorder.recordIdempotency(e.store, 'key_reused'));
+  }
+}
+
+export interface DependenciesConfig {
+  /** Merged under every dependency (a dependency's own keys win, section by section). */
+  defaults?: DependencyConfig;
+  [name: string]: DependencyConfig | undefined;
+}
+
+/**
+ * Builds many dependencies from one plain object (e.g. parsed from JSON or YAML):
+ * `dependencies({ defaults: { budget: '2s' }, payments: { retry: { maxAttempts: 2 } } }, { metrics })`.
+ * All problems across all dependencies are reported in one ConfigError.
+ */
+export function dependencies<K extends string>(
+  config: { defaults?: DependencyConfig } & Record<K, DependencyConfig>,
+  options: DependencyOptions = {},
+): Record<Exclude<K, 'defaults'>, Dependency> {
+  if (!isPlainObject(config))
+    throw new ConfigError([
+      { path: 'dependencies', expected: 'an object of dependency configs', got: config },
+    ]);
+  const problems: ConfigProblem[] = [];
+  const defaults = (config as { defaults?: unknown }).defaults;
+  if (defaults !== undefined && !isPlainObject(defaults))
+    problems.push({ path: 'defaults', expected: 'an options object', got: defaults });
+  const out: Record<string, Dependency> = {};
+  for (const [name, own] of Object.entries(config)) {
+    if (name === 'defaults') continue;
+    if (!isPlainObject(own)) {
+      problems.push({ path: name, expected: 'an options object', got: own });
+      continue;
+    }
+    const merged: Record<string, unknown> = { ...(isPlainObject(defaults) ? defaults : {}) };
+    for (const [key, value] of Object.entries(own)) {
+      const base = merged[key];
+      merged[key] = isPlainObject(base) && isPlainObject(value) ? { ...base, ...value } : value;
+    }
+    const dep = collect(problems, () => dependency(name, { ...merged, ...options }));
+    if (dep) out[name] = dep;
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out as Record<Exclude<K, 'defaults'>, Dependency>;
+}

@@ -1,0 +1,678 @@
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { AbortSubscriber, CallContext, Context, Operation, Step } from '../core/context.js';
+import {
+  IdempotencyInProgressError,
+  IdempotencyKeyReuseError,
+  IdempotencyStoreError,
+  isAbortError,
+  isBulwarkError,
+  withoutStack,
+} from '../core/errors.js';
+import { EventHub, type Disposable, type Listener } from '../core/events.js';
+import { BasePolicy } from '../core/pipeline.js';
+import { Validator } from '../core/validate.js';
+import { MemoryStore } from '../stores/memory.js';
+import type { ClaimResult, IdempotencyRecord, IdempotencyStore } from '../stores/store.js';
+import { isRetryableError } from './retry-classification.js';
+
+/** Turns results (and failures, as plain data) into the text a store keeps, and back. */
+export interface Serializer {
+  serialize(value: unknown): string;
+  deserialize(text: string): unknown;
+}
+
+export interface IdempotencyOptions {
+  /** Where claims and outcomes live (default: a MemoryStore of this policy's own). */
+  store?: IdempotencyStore;
+  /** How long an outcome is kept and replayed (default 24 h). */
+  ttl?: number | string;
+  /**
+   * How long a claim holds the key before another caller may take it over (default 60 s).
+   * Make it longer than the operation can run: a holder that overruns it loses its claim.
+   */
+  lockTtl?: number | string;
+  /** Fingerprint of the request payload (default: the `fingerprint` execute option). */
+  fingerprint?: (ctx: Context) => string | undefined;
+  /** A duplicate arriving while the first call runs: fail at once, or wait for its outcome (default 'reject'). */
+  onInProgress?: 'reject' | 'wait';
+  /** The store fails or does not answer: fail the call (default), or run fn without idempotency. */
+  onStoreError?: 'fail' | 'bypass';
+  /** Store and replay non-retryable failures (default true); otherwise release the key. */
+  storeFailures?: boolean;
+  /** Which failures release the key so a retry can run fn again (default `isRetryableError`). */
+  isRetryable?: (error: unknown) => boolean;
+  /** How outcomes are stored (default: JSON, refusing values that would not come back equal). */
+  serializer?: Serializer;
+  /** Tenant or user namespace for keys: a string, or read from the call. */
+  scope?: string | ((ctx: Context) => string | undefined);
+  clock?: Clock;
+}
+
+interface KeyEvent {
+  key: string;
+  store: string;
+}
+
+export interface IdempotencyEvents {
+  /** The key was claimed and fn runs. */
+  executed: KeyEvent;
+  /** A stored outcome was returned without running fn. */
+  replayed: KeyEvent & { outcome: 'value' | 'error' };
+  /** Rejected (or gave up waiting) because another call with the key is running. */
+  in_progress: KeyEvent;
+  /** Rejected: the key was used before with another fingerprint. */
+  key_reused: KeyEvent;
+  /** fn failed in a way worth retrying: the key was freed. */
+  released: KeyEvent & { error: unknown };
+  /** The store failed; `bypassed` tells whether fn ran anyway. */
+  store_error: KeyEvent & {
+    operation: 'claim' | 'complete' | 'release';
+    error: IdempotencyStoreError;
+    bypassed: boolean;
+  };
+  /** fn finished after its claim expired, so its outcome was not stored over a newer claim. */
+  lock_lost: KeyEvent;
+}
+
+const KNOWN = [
+  'store',
+  'ttl',
+  'lockTtl',
+  'fingerprint',
+  'onInProgress',
+  'onStoreError',
+  'storeFailures',
+  'isRetryable',
+  'serializer',
+  'scope',
+  'clock',
+];
+
+/** Polling without notifications starts here and doubles up to POLL_MAX (ms). */
+const POLL_MIN = 10;
+const POLL_MAX = 500;
+
+/** A store failure, kept apart from abort reasons while waiting. */
+class StoreFailure {
+  constructor(
+    readonly operation: 'claim' | 'complete' | 'release',
+    readonly error: IdempotencyStoreError,
+  ) {}
+}
+
+function asStoreError(
+  store: IdempotencyStore,
+  operation: string,
+  error: unknown,
+): IdempotencyStoreError {
+  if (error instanceof IdempotencyStoreError) return error;
+  const message = (error as { message?: unknown } | null)?.message;
+  return new IdempotencyStoreError(
+    store.name,
+    `${operation} failed: ${typeof message === 'string' ? message : String(error)}`,
+    { cause: error },
+  );
+}
+
+/**
+ * One wait for a running duplicate: ends when the store reports a change, when the
+ * holder's lock runs out (or the next poll is due), or rejects when the call aborts.
+ */
+class Waiter implements AbortSubscriber {
+  private resolve: (() => void) | undefined;
+  private reject: ((reason: unknown) => void) | undefined;
+  private timer: TimerHandle | undefined;
+  private woken = false;
+
+  constructor(
+    private readonly ctx: CallContext,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Passed to `store.watch`, so an arrow: it may fire before `wait` is even called. */
+  readonly wake = (): void => {
+    this.woken = true;
+    const resolve = this.resolve;
+    if (resolve === undefined) return;
+    this.cleanup();
+    resolve();
+  };
+
+  wait(ms: number): Promise<void> {
+    if (this.woken) return Promise.resolve();
+    if (this.ctx.isAborted) return Promise.reject(this.ctx.abortReason);
+    return new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      this.timer = this.clock.setTimeout(this.wake, ms);
+      this.ctx.subscribe(this);
+    });
+  }
+
+  abort(reason: unknown): void {
+    const reject = this.reject;
+    if (reject === undefined) return;
+    this.cleanup();
+    reject(reason);
+  }
+
+  private cleanup(): void {
+    this.resolve = undefined;
+    this.reject = undefined;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.ctx.unsubscribe(this);
+  }
+}
+
+/**
+ * Makes a non-idempotent operation safe to retry or to receive twice. The first call
+ * with a key claims it in the store, runs fn and stores the outcome for `ttl`; a later
+ * call with the key gets that outcome back without running fn. Claims expire after
+ * `lockTtl`, and every write carries the claim's fencing token, so a holder that crashed
+ * or overran can never overwrite the outcome of the caller that took over.
+ */
+export class IdempotencyPolicy extends BasePolicy {
+  readonly kind = 'idempotency';
+  readonly ttl: number;
+  readonly lockTtl: number;
+  readonly onInProgress: 'reject' | 'wait';
+  readonly onStoreError: 'fail' | 'bypass';
+  readonly storeFailures: boolean;
+  private store: IdempotencyStore | undefined;
+  private readonly fingerprint: IdempotencyOptions['fingerprint'];
+  private readonly isRetryable: (error: unknown) => boolean;
+  private readonly serializer: Serializer;
+  private readonly scope: IdempotencyOptions['scope'];
+  private readonly events = new EventHub<IdempotencyEvents>();
+
+  constructor(options: IdempotencyOptions = {}, path = 'idempotency') {
+    const v = new Validator(path);
+    const o = v.object(options, KNOWN);
+    const store = o.store as IdempotencyStore | undefined;
+    if (
+      store !== undefined &&
+      (store === null ||
+        typeof store !== 'object' ||
+        typeof store.claim !== 'function' ||
+        typeof store.complete !== 'function' ||
+        typeof store.release !== 'function' ||
+        typeof store.get !== 'function')
+    ) {
+      v.problem('store', 'an idempotency store (claim, complete, release, get)', store);
+    }
+    const ttl = v.duration('ttl', o.ttl, 24 * 60 * 60 * 1000, { min: 1 });
+    const lockTtl = v.duration('lockTtl', o.lockTtl, 60_000, { min: 1 });
+    const fingerprint = v.func<IdempotencyOptions['fingerprint']>(
+      'fingerprint',
+      o.fingerprint,
+      undefined,
+    );
+    const onInProgress = v.oneOf(
+      'onInProgress',
+      o.onInProgress,
+      ['reject', 'wait'] as const,
+      'reject',
+    );
+    const onStoreError = v.oneOf(
+      'onStoreError',
+      o.onStoreError,
+      ['fail', 'bypass'] as const,
+      'fail',
+    );
+    const storeFailures = v.bool('storeFailures', o.storeFailures, true);
+    const isRetryable = v.func('isRetryable', o.isRetryable, isRetryableError);
+    const serializer = (o.serializer ?? jsonSerializer) as Serializer;
+    if (
+      serializer === null ||
+      typeof serializer !== 'object' ||
+      typeof serializer.serialize !== 'function' ||
+      typeof serializer.deserialize !== 'function'
+    ) {
+      v.problem(
+        'serializer',
+        'an object with serialize(value) and deserialize(text)',
+        o.serializer,
+      );
+    }
+    const scope = o.scope as IdempotencyOptions['scope'];
+    if (scope !== undefined && typeof scope !== 'string' && typeof scope !== 'function') {
+      v.problem('scope', 'a string or a function of the call context', scope);
+    }
+    v.done();
+    super(o.clock as Clock | undefined);
+    this.store = store;
+    this.ttl = ttl;
+    this.lockTtl = lockTtl;
+    this.fingerprint = fingerprint;
+    this.onInProgress = onInProgress;
+    this.onStoreError = onStoreError;
+    this.storeFailures = storeFailures;
+    this.isRetryable = isRetryable;
+    this.serializer = serializer;
+    this.scope = scope;
+  }
+
+  on<K extends keyof IdempotencyEvents>(
+    event: K,
+    listener: Listener<IdempotencyEvents[K]>,
+  ): Disposable {
+    return this.events.on(event, listener);
+  }
+
+  run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    return this.call(ctx, fn, next);
+  }
+
+  private async call<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    // The default store lives on the clock of the first call (a pipeline may hand one in late).
+    const store = (this.store ??= new MemoryStore({ clock: this.clock ?? ctx.clock }));
+    const key = ctx.idempotencyKey;
+    const fingerprint = this.fingerprint !== undefined ? this.fingerprint(ctx) : ctx.fingerprint;
+    const scope = typeof this.scope === 'function' ? this.scope(ctx) : this.scope;
+
+    let claim: ClaimResult;
+    try {
+      claim = await this.acquire(store, ctx, key, fingerprint, scope, this.onInProgress === 'wait');
+    } catch (error) {
+      if (!(error instanceof StoreFailure)) {
+        // The call ended (deadline or caller abort) while the key was still held by another.
+        this.emit('in_progress', key, store);
+        throw error;
+      }
+      const bypassed = this.onStoreError === 'bypass';
+      this.storeError(key, store, error, bypassed);
+      if (bypassed) return next.invoke(ctx, fn);
+      throw error.error;
+    }
+
+    switch (claim.state) {
+      case 'completed':
+        if (this.events.has('replayed')) {
+          this.events.emit('replayed', { key, store: store.name, outcome: claim.record.outcome });
+        }
+        return this.replay(store, claim.record) as T;
+      case 'mismatch':
+        this.emit('key_reused', key, store);
+        throw withoutStack(() => new IdempotencyKeyReuseError());
+      case 'in-progress':
+        this.emit('in_progress', key, store);
+        throw withoutStack(() => new IdempotencyInProgressError());
+      case 'claimed':
+        break;
+    }
+    if (ctx.isAborted) {
+      // The claim answered after the call was over (a slow store): never start fn then.
+      await this.release(store, key, scope, claim.token);
+      throw ctx.abortReason;
+    }
+
+    this.emit('executed', key, store);
+    let value: T;
+    try {
+      value = await next.invoke(ctx, fn);
+    } catch (error) {
+      await this.settleFailure(store, ctx, key, scope, claim.token, error);
+      throw error;
+    }
+    let body: string;
+    try {
+      body = this.serializer.serialize(value);
+    } catch (error) {
+      // fn ran but its result cannot be kept: free the key rather than replay something else.
+      await this.release(store, key, scope, claim.token);
+      throw error;
+    }
+    return this.finish(
+      store,
+      ctx,
+      key,
+      fingerprint,
+      scope,
+      claim.token,
+      { outcome: 'value', body },
+      value,
+    );
+  }
+
+  /** Claims the key; with `wait`, waits out a running duplicate until it finishes or its lock expires. */
+  private async acquire(
+    store: IdempotencyStore,
+    ctx: CallContext,
+    key: string,
+    fingerprint: string | undefined,
+    scope: string | undefined,
+    wait: boolean,
+  ): Promise<ClaimResult> {
+    let r = await this.claimOnce(store, key, fingerprint, scope);
+    if (r.state !== 'in-progress' || !wait) return r;
+    const clock = ctx.clock;
+    let poll = POLL_MIN;
+    for (;;) {
+      if (ctx.isAborted) throw ctx.abortReason;
+      const waiter = new Waiter(ctx, clock);
+      let watch: Disposable | undefined;
+      let pause: number;
+      if (store.watch !== undefined) {
+        // Watch first, then look again: a completion between the two cannot be missed.
+        watch = store.watch(key, scope, waiter.wake);
+        try {
+          r = await this.claimOnce(store, key, fingerprint, scope);
+        } catch (error) {
+          watch.dispose();
+          throw error;
+        }
+        if (r.state !== 'in-progress') {
+          watch.dispose();
+          return r;
+        }
+        // Notified on completion or release; the lock running out is the one change no store reports.
+        pause = r.lockRemaining ?? POLL_MAX;
+      } else {
+        pause = Math.min(poll, r.lockRemaining ?? POLL_MAX);
+        poll = Math.min(poll * 2, POLL_MAX);
+      }
+      try {
+        await waiter.wait(pause);
+      } finally {
+        watch?.dispose();
+      }
+      r = await this.claimOnce(store, key, fingerprint, scope);
+      if (r.state !== 'in-progress') return r;
+    }
+  }
+
+  private async claimOnce(
+    store: IdempotencyStore,
+    key: string,
+    fingerprint: string | undefined,
+    scope: string | undefined,
+  ): Promise<ClaimResult> {
+    try {
+      return await store.claim(key, fingerprint, this.lockTtl, scope);
+    } catch (error) {
+      throw new StoreFailure('claim', asStoreError(store, 'claim', error));
+    }
+  }
+
+  /** Stores the successful outcome; if fencing refused it, defers to whatever the store holds now. */
+  private async finish<T>(
+    store: IdempotencyStore,
+    ctx: CallContext,
+    key: string,
+    fingerprint: string | undefined,
+    scope: string | undefined,
+    token: string,
+    record: IdempotencyRecord,
+    value: T,
+  ): Promise<T> {
+    let stored: boolean;
+    try {
+      stored = await store.complete(key, token, record, this.ttl, scope);
+    } catch (error) {
+      // fn ran: its caller gets the value; later duplicates may run again once the lock expires.
+      this.storeError(
+        key,
+        store,
+        new StoreFailure('complete', asStoreError(store, 'complete', error)),
+        false,
+      );
+      return value;
+    }
+    if (stored) return value;
+    this.emit('lock_lost', key, store);
+    // Our claim expired while fn ran. So that no two callers see two different outcomes,
+    // answer with the outcome stored by whoever took over, or store ours if the key is free.
+    try {
+      for (let tries = 0; tries < 3; tries++) {
+        const r = await this.acquire(
+          store,
+          ctx,
+          key,
+          fingerprint,
+          scope,
+          this.onInProgress === 'wait',
+        );
+        if (r.state === 'completed') return this.replay(store, r.record) as T;
+        if (r.state !== 'claimed') return value;
+        if (await store.complete(key, r.token, record, this.ttl, scope)) return value;
+      }
+    } catch (error) {
+      if (error instanceof StoreFailure) this.storeError(key, store, error, false);
+      else if (!ctx.isAborted) throw error;
+    }
+    return value;
+  }
+
+  private async settleFailure(
+    store: IdempotencyStore,
+    ctx: CallContext,
+    key: string,
+    scope: string | undefined,
+    token: string,
+    error: unknown,
+  ): Promise<void> {
+    // Local rejections (timeouts, open breakers, aborts) say nothing about the operation's
+    // outcome, and a retryable failure must be retried: neither is stored.
+    const keep =
+      this.storeFailures &&
+      !ctx.isAborted &&
+      !isBulwarkError(error) &&
+      !isAbortError(error) &&
+      !this.isRetryable(error);
+    if (keep) {
+      let body: string | undefined;
+      try {
+        body = this.serializer.serialize(errorToData(error));
+      } catch {
+        body = undefined;
+      }
+      if (body !== undefined) {
+        try {
+          const stored = await store.complete(
+            key,
+            token,
+            { outcome: 'error', body },
+            this.ttl,
+            scope,
+          );
+          if (!stored) this.emit('lock_lost', key, store);
+        } catch (e) {
+          this.storeError(
+            key,
+            store,
+            new StoreFailure('complete', asStoreError(store, 'complete', e)),
+            false,
+          );
+        }
+        return;
+      }
+    }
+    await this.release(store, key, scope, token);
+    if (this.events.has('released'))
+      this.events.emit('released', { key, store: store.name, error });
+  }
+
+  private async release(
+    store: IdempotencyStore,
+    key: string,
+    scope: string | undefined,
+    token: string,
+  ): Promise<void> {
+    try {
+      await store.release(key, token, scope);
+    } catch (e) {
+      // The lock then simply expires after lockTtl.
+      this.storeError(
+        key,
+        store,
+        new StoreFailure('release', asStoreError(store, 'release', e)),
+        false,
+      );
+    }
+  }
+
+  private replay(store: IdempotencyStore, record: IdempotencyRecord): unknown {
+    let data: unknown;
+    try {
+      data = this.serializer.deserialize(record.body);
+    } catch (error) {
+      throw new IdempotencyStoreError(store.name, 'the stored outcome could not be deserialized', {
+        cause: error,
+      });
+    }
+    if (record.outcome === 'error') throw dataToError(data);
+    return data;
+  }
+
+  private emit(
+    name: 'executed' | 'in_progress' | 'key_reused' | 'lock_lost',
+    key: string,
+    store: IdempotencyStore,
+  ): void {
+    if (this.events.has(name)) this.events.emit(name, { key, store: store.name });
+  }
+
+  private storeError(
+    key: string,
+    store: IdempotencyStore,
+    failure: StoreFailure,
+    bypassed: boolean,
+  ): void {
+    if (this.events.has('store_error')) {
+      this.events.emit('store_error', {
+        key,
+        store: store.name,
+        operation: failure.operation,
+        error: failure.error,
+        bypassed,
+      });
+    }
+  }
+}
+
+/** See IdempotencyPolicy and IdempotencyOptions. */
+export function idempotency(options?: IdempotencyOptions): IdempotencyPolicy {
+  return new IdempotencyPolicy(options);
+}
+
+// ---------------------------------------------------------------------------------------
+// Stored failures: an error becomes plain data (name, message and its primitive own
+// properties such as code or status) and comes back as an Error carrying the same.
+
+const ERROR_TAG = '__bulwarkError';
+
+function errorToData(error: unknown): unknown {
+  if (!(error instanceof Error)) return { [ERROR_TAG]: 'thrown', value: error };
+  const data: Record<string, unknown> = {
+    [ERROR_TAG]: 'error',
+    name: error.name,
+    message: error.message,
+  };
+  for (const [k, v] of Object.entries(error)) {
+    if (k === 'stack' || k === 'cause') continue;
+    if (
+      v === null ||
+      typeof v === 'string' ||
+      typeof v === 'boolean' ||
+      (typeof v === 'number' && Number.isFinite(v))
+    ) {
+      data[k] = v;
+    }
+  }
+  return data;
+}
+
+function dataToError(data: unknown): unknown {
+  const d = data as Record<string, unknown> | null;
+  if (d === null || typeof d !== 'object') return data;
+  if (d[ERROR_TAG] === 'thrown') return d.value;
+  if (d[ERROR_TAG] !== 'error') return data;
+  const error = new Error(typeof d.message === 'string' ? d.message : 'stored failure');
+  for (const [k, v] of Object.entries(d)) {
+    if (k === ERROR_TAG || k === 'message') continue;
+    Object.defineProperty(error, k, {
+      value: v,
+      enumerable: k !== 'name',
+      writable: true,
+      configurable: true,
+    });
+  }
+  return error;
+}
+
+// ---------------------------------------------------------------------------------------
+// The default serializer: JSON, refusing any value that would not come back as it went in.
+
+function describeAt(path: string): string {
+  return path === '$' ? 'the result' : path;
+}
+
+function unsafe(what: string, path: string, why: string): TypeError {
+  return new TypeError(
+    `idempotency: cannot store ${describeAt(path)} as JSON: ${what} ${why}; ` +
+      'return JSON-safe data (plain objects, arrays, strings, finite numbers, booleans, null) or pass a serializer',
+  );
+}
+
+function checkJson(value: unknown, path: string, seen: Set<object>): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value))
+        throw unsafe(`the number ${value}`, path, 'would come back as null');
+      return;
+    case 'bigint':
+      throw unsafe('a BigInt', path, 'has no JSON form');
+    case 'function':
+      throw unsafe('a function', path, 'has no JSON form');
+    case 'symbol':
+      throw unsafe('a symbol', path, 'has no JSON form');
+    case 'undefined':
+      throw unsafe('undefined', path, 'would come back as null');
+    default:
+      break;
+  }
+  if (value === null) return;
+  const obj = value as object;
+  if (seen.has(obj)) throw unsafe('a circular reference', path, 'has no JSON form');
+  seen.add(obj);
+  if (Array.isArray(obj)) {
+    for (let i = 0; i < obj.length; i++) {
+      if (!(i in obj))
+        throw unsafe('an empty array slot', `${path}[${i}]`, 'would come back as null');
+      checkJson(obj[i], `${path}[${i}]`, seen);
+    }
+  } else {
+    const proto = Object.getPrototypeOf(obj) as object | null;
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (obj.constructor as { name?: string } | undefined)?.name || 'a class';
+      const back = obj instanceof Date ? 'a string' : 'a plain object';
+      throw unsafe(`an instance of ${name}`, path, `would come back as ${back}`);
+    }
+    for (const k of Object.keys(obj)) {
+      const v = (obj as Record<string, unknown>)[k];
+      // An undefined property is dropped by JSON and still reads as undefined: no loss.
+      if (v !== undefined) checkJson(v, `${path}.${k}`, seen);
+    }
+  }
+  seen.delete(obj);
+}
+
+/**
+ * The default serializer: JSON for plain data; `undefined` as the whole result (a void
+ * operation) is kept as the empty text. Anything JSON would silently change — a Date,
+ * a Map, a class instance, a BigInt, NaN, a function — is refused with its path.
+ */
+export const jsonSerializer: Serializer = {
+  serialize(value: unknown): string {
+    if (value === undefined) return '';
+    checkJson(value, '$', new Set());
+    return JSON.stringify(value);
+  },
+  deserialize(text: string): unknown {
+    return text === '' ? undefined : JSON.parse(text);
+  },
+};

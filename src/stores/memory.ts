@@ -1,0 +1,261 @@
+import { randomBytes } from 'node:crypto';
+import { systemClock, type Clock } from '../core/clock.js';
+import { IdempotencyStoreError, withoutStack } from '../core/errors.js';
+import type { Disposable } from '../core/events.js';
+import { Validator } from '../core/validate.js';
+import {
+  scopedKey,
+  type ClaimResult,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type StoreEntry,
+} from './store.js';
+
+export interface MemoryStoreOptions {
+  /** Most entries (locks + records) held at once (default 10 000). */
+  maxEntries?: number;
+  /** Source of time for TTLs (default the system clock); pass a VirtualClock in tests. */
+  clock?: Clock;
+}
+
+interface Lock {
+  readonly fingerprint: string;
+  readonly token: string;
+  readonly expiresAt: number;
+}
+
+interface Done {
+  readonly fingerprint: string;
+  readonly record: IdempotencyRecord;
+  readonly expiresAt: number;
+}
+
+const MISMATCH: ClaimResult = Object.freeze({ state: 'mismatch' });
+/** Entries the amortised sweep examines per claim, in each map. */
+const SWEEP_STEPS = 2;
+/** Extra expired locks looked for before a store full of locks gives up. */
+const FULL_SCAN_STEPS = 16;
+
+/**
+ * The embedded idempotency store: one process, bounded, TTL-evicting, every operation O(1).
+ *
+ * Locks and records live in two maps. Records are kept in least-recently-used order (a
+ * Map keeps insertion order; a hit re-inserts), so eviction takes the oldest record in
+ * O(1) and can never drop a lock: dropping a lock would let a duplicate run. Expiry needs
+ * no timer per key: every access checks the entry's time, and each claim advances a sweep
+ * cursor over a couple of entries, so expired entries are reclaimed even if never read.
+ */
+export class MemoryStore implements IdempotencyStore {
+  readonly name = 'MemoryStore';
+  readonly maxEntries: number;
+  readonly clock: Clock;
+  private readonly locks = new Map<string, Lock>();
+  private readonly done = new Map<string, Done>();
+  private watchers: Map<string, Set<() => void>> | undefined;
+  private lockCursor: Iterator<[string, Lock]> | undefined;
+  private doneCursor: Iterator<[string, Done]> | undefined;
+  private seq = 0;
+  /** Makes tokens unique across stores too, so one store's token never fits another's lock. */
+  private readonly tokenPrefix = randomBytes(6).toString('base64url');
+
+  constructor(options: MemoryStoreOptions = {}, path = 'MemoryStore') {
+    const v = new Validator(path);
+    const o = v.object(options, ['maxEntries', 'clock']);
+    this.maxEntries = v.int('maxEntries', o.maxEntries, 10_000, 1);
+    const clock = o.clock as Clock | undefined;
+    if (clock !== undefined && (typeof clock !== 'object' || typeof clock.now !== 'function')) {
+      v.problem('clock', 'a Clock (with now())', clock);
+    }
+    v.done();
+    this.clock = clock ?? systemClock;
+  }
+
+  /** Entries held now (locks + records), expired ones not yet reclaimed included. */
+  get size(): number {
+    return this.locks.size + this.done.size;
+  }
+
+  /** Locks currently held (expired ones not yet reclaimed included). */
+  get lockCount(): number {
+    return this.locks.size;
+  }
+
+  claim(
+    key: string,
+    fingerprint: string | undefined,
+    lockTtl: number,
+    scope?: string,
+  ): Promise<ClaimResult> {
+    try {
+      return Promise.resolve(this.claimNow(scopedKey(key, scope), fingerprint ?? '', lockTtl));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  complete(
+    key: string,
+    token: string,
+    record: IdempotencyRecord,
+    ttl: number,
+    scope?: string,
+  ): Promise<boolean> {
+    const k = scopedKey(key, scope);
+    const now = this.clock.now();
+    const lock = this.locks.get(k);
+    if (lock === undefined || lock.token !== token) return Promise.resolve(false);
+    this.locks.delete(k);
+    if (lock.expiresAt <= now) return Promise.resolve(false);
+    this.done.set(k, { fingerprint: lock.fingerprint, record, expiresAt: now + ttl });
+    this.notify(k);
+    return Promise.resolve(true);
+  }
+
+  release(key: string, token: string, scope?: string): Promise<boolean> {
+    const k = scopedKey(key, scope);
+    const lock = this.locks.get(k);
+    if (lock === undefined || lock.token !== token) return Promise.resolve(false);
+    this.locks.delete(k);
+    if (lock.expiresAt <= this.clock.now()) return Promise.resolve(false);
+    this.notify(k);
+    return Promise.resolve(true);
+  }
+
+  get(key: string, scope?: string): Promise<StoreEntry | undefined> {
+    const k = scopedKey(key, scope);
+    const now = this.clock.now();
+    const d = this.done.get(k);
+    if (d !== undefined) {
+      if (d.expiresAt > now) {
+        return Promise.resolve({
+          state: 'completed',
+          fingerprint: d.fingerprint,
+          record: d.record,
+        });
+      }
+      this.done.delete(k);
+    }
+    const lock = this.locks.get(k);
+    if (lock !== undefined) {
+      if (lock.expiresAt > now)
+        return Promise.resolve({ state: 'in-progress', fingerprint: lock.fingerprint });
+      this.locks.delete(k);
+    }
+    return Promise.resolve(undefined);
+  }
+
+  watch(key: string, scope: string | undefined, onChange: () => void): Disposable {
+    const k = scopedKey(key, scope);
+    const all = (this.watchers ??= new Map());
+    let set = all.get(k);
+    if (set === undefined) all.set(k, (set = new Set()));
+    set.add(onChange);
+    return {
+      dispose: () => {
+        const current = all.get(k);
+        if (current === undefined) return;
+        current.delete(onChange);
+        if (current.size === 0) all.delete(k);
+      },
+    };
+  }
+
+  /** Drops every entry (locks included): for tests and shutdown. */
+  clear(): void {
+    this.locks.clear();
+    this.done.clear();
+    this.lockCursor = undefined;
+    this.doneCursor = undefined;
+  }
+
+  private claimNow(k: string, fingerprint: string, lockTtl: number): ClaimResult {
+    const now = this.clock.now();
+    this.sweep(now, SWEEP_STEPS);
+    const d = this.done.get(k);
+    if (d !== undefined) {
+      if (d.expiresAt > now) {
+        if (d.fingerprint !== fingerprint) return MISMATCH;
+        // A hit makes the record the most recently used.
+        this.done.delete(k);
+        this.done.set(k, d);
+        return { state: 'completed', record: d.record };
+      }
+      this.done.delete(k);
+    }
+    const lock = this.locks.get(k);
+    if (lock !== undefined) {
+      if (lock.expiresAt > now) {
+        if (lock.fingerprint !== fingerprint) return MISMATCH;
+        return { state: 'in-progress', lockRemaining: lock.expiresAt - now };
+      }
+      // The holder's lock expired (it crashed or overran): the key is free again.
+      this.locks.delete(k);
+    }
+    if (this.locks.size + this.done.size >= this.maxEntries) this.makeRoom(now);
+    const token = `${this.tokenPrefix}.${++this.seq}`;
+    this.locks.set(k, { fingerprint, token, expiresAt: now + lockTtl });
+    return { state: 'claimed', token };
+  }
+
+  private makeRoom(now: number): void {
+    const oldest = this.done.keys().next();
+    if (!oldest.done) {
+      this.done.delete(oldest.value);
+      return;
+    }
+    // Only locks are left; evicting a live one would allow a duplicate, so reclaim only
+    // expired ones and otherwise refuse the claim.
+    const before = this.locks.size;
+    this.sweep(now, FULL_SCAN_STEPS);
+    if (this.locks.size < before) return;
+    throw withoutStack(
+      () =>
+        new IdempotencyStoreError(
+          this.name,
+          `maxEntries (${this.maxEntries}) reached and every entry is an operation still in progress`,
+        ),
+    );
+  }
+
+  private sweep(now: number, steps: number): void {
+    for (let i = 0; i < steps; i++) {
+      const it = (this.doneCursor ??= this.done.entries());
+      const next = it.next();
+      if (next.done) {
+        this.doneCursor = undefined;
+        break;
+      }
+      if (next.value[1].expiresAt <= now) this.done.delete(next.value[0]);
+    }
+    for (let i = 0; i < steps; i++) {
+      const it = (this.lockCursor ??= this.locks.entries());
+      const next = it.next();
+      if (next.done) {
+        this.lockCursor = undefined;
+        break;
+      }
+      if (next.value[1].expiresAt <= now) this.locks.delete(next.value[0]);
+    }
+  }
+
+  private notify(k: string): void {
+    const set = this.watchers?.get(k);
+    if (set === undefined) return;
+    this.watchers!.delete(k);
+    for (const onChange of set) {
+      try {
+        onChange();
+      } catch (error) {
+        // A faulty waiter must not break the completion that woke it.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
+
+/** The embedded idempotency store; see MemoryStore. */
+export function memoryStore(options?: MemoryStoreOptions): MemoryStore {
+  return new MemoryStore(options);
+}
