@@ -1,1 +1,43 @@
 export { VirtualClock, type VirtualClockOptions } from './virtual-clock.js';
+export {
+  faultyDependency,
+  seededRandom,
+  FaultError,
+  type FaultInfo,
+  type FaultWindow,
+  type FaultyDependency,
+  type FaultyDependencyOptions,
+  type FaultyResponse,
+  type LatencyOption,
+  type Outage,
+  type Slowdown,
+} from './faulty-dependency.js';
+export {
+  faultScheduleArb,
+  dependencyConfigArb,
+  type DependencyConfigArbOptions,
+  type DependencyPart,
+  type FaultSchedule,
+  type FaultScheduleArbOptions,
+} from './arbitraries.js';
+export {
+  assertInvariants,
+  breakerNeverCallsWhileOpen,
+  bulkheadNeverExceeds,
+  callsWithinBudget,
+  InvariantError,
+  noUnhandledRejections,
+  settlesExactlyOnce,
+  trackConcurrency,
+  type BreakerCheck,
+  type BreakerCheckOptions,
+  type BreakerLike,
+  type BudgetCheck,
+  type BudgetCheckOptions,
+  type ConcurrencyOptions,
+  type ConcurrencyTracker,
+  type Invariant,
+  type SettleCheck,
+  type UnhandledCheck,
+  type UnhandledOptions,
+} from './invariants.js';

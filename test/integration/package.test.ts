@@ -26,8 +26,12 @@ beforeAll(() => {
   const target = join(dir, 'node_modules', 'bulwark');
   mkdirSync(target, { recursive: true });
   execFileSync('tar', ['-xzf', join(dir, tarball), '-C', target, '--strip-components=1']);
-  // The one runtime dependency, linked rather than downloaded; peers deliberately absent.
-  symlinkSync(join(root, 'node_modules', 'tslib'), join(dir, 'node_modules', 'tslib'));
+  // The one runtime dependency, linked rather than downloaded. The optional peers
+  // (prom-client, ioredis, redis) are deliberately absent; the test tools that
+  // bulwark/testing builds on (fast-check, vitest) are what its users already have.
+  for (const name of ['tslib', 'fast-check', 'vitest']) {
+    symlinkSync(join(root, 'node_modules', name), join(dir, 'node_modules', name));
+  }
   writeFileSync(join(dir, 'package.json'), '{"name":"scratch","private":true}');
 }, 180_000);
 
