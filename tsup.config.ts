@@ -5,6 +5,7 @@ export default defineConfig({
     index: 'src/index.ts',
     'testing/index': 'src/testing/index.ts',
     prometheus: 'src/prometheus.ts',
+    redis: 'src/redis.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

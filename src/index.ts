@@ -102,3 +102,19 @@ export {
 } from './dependency.js';
 export { dependencyConfigSchema } from './config-schema.js';
 export type { CallOutcome, DependencyMetrics, MetricsProvider } from './core/metrics.js';
+export {
+  idempotency,
+  IdempotencyPolicy,
+  jsonSerializer,
+  type IdempotencyEvents,
+  type IdempotencyOptions,
+  type Serializer,
+} from './policies/idempotency.js';
+export { MemoryStore, memoryStore, type MemoryStoreOptions } from './stores/memory.js';
+export {
+  scopedKey,
+  type ClaimResult,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type StoreEntry,
+} from './stores/store.js';

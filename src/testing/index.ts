@@ -41,3 +41,4 @@ export {
   type UnhandledCheck,
   type UnhandledOptions,
 } from './invariants.js';
+export { storeConformance, type StoreConformanceOptions, type StoreFactory } from './store-conformance.js';
