@@ -35,13 +35,16 @@ export interface TestApi {
 }
 
 // Loose on purpose: vitest's and Jest's expect differ in their types, not in what we call.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type ExpectFn = (actual: unknown) => any;
 
 function testApi(given: TestApi | undefined): TestApi {
   if (given !== undefined) return given;
   const g = globalThis as unknown as Partial<TestApi>;
-  if (typeof g.describe === 'function' && typeof g.it === 'function' && typeof g.expect === 'function') {
+  if (
+    typeof g.describe === 'function' &&
+    typeof g.it === 'function' &&
+    typeof g.expect === 'function'
+  ) {
     return { describe: g.describe, it: g.it, expect: g.expect };
   }
   throw new TypeError(
@@ -393,7 +396,8 @@ export function storeConformance(
       'hands out a distinct token for every claim',
       withStore(async (store) => {
         const tokens = new Set<string>();
-        for (let i = 0; i < 20; i++) tokens.add(tokenOf(expect, await store.claim(`k${i}`, 'fp', LONG)));
+        for (let i = 0; i < 20; i++)
+          tokens.add(tokenOf(expect, await store.claim(`k${i}`, 'fp', LONG)));
         expect(tokens.size).toBe(20);
       }),
     );
