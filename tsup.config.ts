@@ -6,6 +6,7 @@ export default defineConfig({
     'testing/index': 'src/testing/index.ts',
     prometheus: 'src/prometheus.ts',
     redis: 'src/redis.ts',
+    http: 'src/http.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -118,3 +118,4 @@ export {
   type IdempotencyStore,
   type StoreEntry,
 } from './stores/store.js';
+export { setAmbientContextProvider, type AmbientContextProvider } from './core/ambient.js';

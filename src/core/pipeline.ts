@@ -1,3 +1,4 @@
+import { ambientSlot } from './ambient.js';
 import { systemClock, type Clock } from './clock.js';
 import { CallContext, type Context, type Operation, type Priority, type Step } from './context.js';
 import { ConfigError } from './errors.js';
@@ -71,7 +72,10 @@ export function startCall<T>(
   if (typeof fn !== 'function') {
     return Promise.reject(new ConfigError([{ path: 'execute(fn)', expected: 'a function', got: fn }]));
   }
-  if (options === undefined) return first.invoke(CallContext.root(clock, Infinity), fn);
+  if (options === undefined) {
+    if (ambientSlot.provider === undefined) return first.invoke(CallContext.root(clock, Infinity), fn);
+    options = NO_OPTIONS;
+  }
 
   let deadline = Infinity;
   let limit = Infinity;
@@ -104,6 +108,9 @@ export function startCall<T>(
       return Promise.reject(new ConfigError([{ path: 'parent', expected: 'a bulwark Context', got: parent }]));
     }
     parentCtx = parent;
+  } else if (ambientSlot.provider !== undefined) {
+    const ambient = ambientSlot.provider();
+    if (ambient !== undefined) return startUnder(ambient, clock, first, fn, options, deadline, limit);
   }
 
   let ctx: CallContext;
@@ -137,6 +144,54 @@ export function startCall<T>(
     return first.invoke(ctx, fn);
   }
   return ctx.guard(fn, first, signal);
+}
+
+const NO_OPTIONS: ExecuteOptions = {};
+
+/**
+ * A call with no explicit `parent`, made while an ambient context is current (e.g. inside
+ * an HTTP request handler): it inherits that context's deadline, abort and priority, but
+ * not its idempotency key — each call inside a request is its own logical call.
+ */
+function startUnder<T>(
+  ambient: Context,
+  clock: Clock,
+  first: Step,
+  fn: Operation<T>,
+  options: ExecuteOptions,
+  deadline: number,
+  limit: number,
+): Promise<T> {
+  const { priority, signal } = options;
+  if (ambient instanceof CallContext && ambient.clock === clock) {
+    // Same copy of bulwark, same clock: a child linked by subscription (no signal read).
+    const tighter = deadline < ambient.deadline;
+    const ctx = new CallContext(
+      {
+        clock,
+        timers: ambient.shared.timers,
+        priority: priority ?? ambient.priority,
+        key: options.idempotencyKey,
+        fingerprint: options.fingerprint,
+      },
+      ambient,
+      tighter ? deadline : ambient.deadline,
+      1,
+      'budget',
+    );
+    ctx.setLimit(tighter ? limit : Infinity);
+    return ctx.guard(fn, first, signal);
+  }
+  // Another clock, or a context from the other (ESM/CJS) copy: carry over what is left of
+  // its budget, measured on this call's clock, and its abort through its signal.
+  const left = ambient.remaining();
+  if (left < Infinity && clock.now() + left < deadline) {
+    deadline = clock.now() + left;
+    limit = left;
+  }
+  const ctx = CallContext.root(clock, deadline, priority ?? ambient.priority, options.idempotencyKey, options.fingerprint);
+  ctx.setLimit(limit);
+  return ctx.guard(fn, first, signal ?? ambient.signal);
 }
 
 /** Base of every policy: `execute()` runs the policy alone, as a one-step pipeline. */

@@ -38,13 +38,15 @@ function codeOf(value: unknown): string | undefined {
 
 /**
  * The default retry classification for a thrown error: attempt timeouts, transient
- * network errors and retryable HTTP statuses. Never the caller's abort, never local
+ * network errors, retryable HTTP statuses, and errors flagged `retryable: true`. Never the caller's abort, never local
  * overload (open breaker, full bulkhead, shed load), never 4xx validation/auth errors.
  */
 export function isRetryableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   if (isBulwarkError(error)) return error instanceof TimeoutError && error.scope === 'attempt';
   if (isAbortError(error)) return false;
+  // An error that says so itself (e.g. bulwark/http's failure for a configured retryable status).
+  if ((error as { retryable?: unknown }).retryable === true) return true;
   const code = codeOf(error);
   if (code !== undefined && RETRYABLE_CODES.has(code)) return true;
   // fetch() wraps socket errors: TypeError('fetch failed') with the real one as cause.

@@ -96,6 +96,11 @@ describe('retry', () => {
     expect(isRetryableError(error)).toBe(false);
   });
 
+  it('retries an error that flags itself retryable, whatever its status', () => {
+    expect(isRetryableError(Object.assign(new Error('409'), { status: 409, retryable: true }))).toBe(true);
+    expect(isRetryableError(Object.assign(new Error('409'), { status: 409 }))).toBe(false);
+  });
+
   it('isRetryableResult accepts an HTTP response with a retryable status, never plain results', () => {
     const response = (status: number) => ({ status, headers: { get: () => null } });
     expect(isRetryableResult(response(503))).toBe(true);

@@ -1,0 +1,54 @@
+// Public API of 'bulwark/http': resilient outbound fetch, and the inbound guard for
+// node:http, Express and Fastify (neither framework is imported: both are optional peers).
+export {
+  httpClient,
+  isRetryableHttpError,
+  resilientFetch,
+  HttpStatusFailure,
+  NotRepeatableFailure,
+  type FetchCallOptions,
+  type FetchDependency,
+  type HttpClient,
+  type HttpClientOptions,
+  type ResilientFetchOptions,
+} from './http/fetch.js';
+export { HttpError } from './http/errors.js';
+export { formatRetryAfter, parseRetryAfter, retryAfterFromHeaders } from './http/retry-after.js';
+export {
+  DEADLINE_HEADER,
+  DEFAULT_DEADLINE_MARGIN,
+  ENVOY_TIMEOUT_HEADER,
+  GRPC_TIMEOUT_HEADER,
+  encodeDeadline,
+  formatGrpcTimeout,
+  parseDeadlineMs,
+  parseGrpcTimeout,
+  readDeadline,
+  type IncomingHeaders,
+  type ReadDeadlineOptions,
+} from './http/deadline-header.js';
+export {
+  bulwarkHandler,
+  outsideRequest,
+  requestContext,
+  type BulwarkListener,
+  type BulwarkRequestHandler,
+  type BulwarkServerOptions,
+  type DeadlineOptions,
+  type IdempotencyHttpOptions,
+  type StoredResponse,
+} from './http/server.js';
+export {
+  bulwarkMiddleware,
+  type BulwarkMiddleware,
+  type ExpressLikeNext,
+  type ExpressLikeRequest,
+} from './http/express.js';
+export {
+  bulwarkFastify,
+  type BulwarkFastifyPlugin,
+  type FastifyLikeHook,
+  type FastifyLikeInstance,
+  type FastifyLikeReply,
+  type FastifyLikeRequest,
+} from './http/fastify.js';

@@ -1,0 +1,46 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IdempotencyPolicy } from '../policies/idempotency.js';
+import type { LoadShedderPolicy } from '../policies/load-shedder.js';
+import { InboundGuard, type BulwarkServerOptions } from './server.js';
+
+// Written against the shapes Express passes (its req/res extend node's), so that this
+// file never imports express: it stays an optional peer.
+
+/** An Express request: node's IncomingMessage plus what body parsers and routers add. */
+export type ExpressLikeRequest = IncomingMessage & { body?: unknown; originalUrl?: string };
+export type ExpressLikeNext = (error?: unknown) => void;
+
+export interface BulwarkMiddleware {
+  (req: ExpressLikeRequest, res: ServerResponse, next: ExpressLikeNext): void;
+  readonly loadShedder: LoadShedderPolicy | undefined;
+  readonly idempotency: IdempotencyPolicy | undefined;
+}
+
+/**
+ * Express middleware: `app.use(express.json(), bulwarkMiddleware({ idempotency: { store } }))`.
+ * The same guard as `bulwarkHandler`: the caller's deadline becomes the request's context
+ * (ambient for every `execute` in later handlers), load is shed before the body is read,
+ * and keyed requests run once and are replayed. Put it after the body parser: it then
+ * fingerprints `req.body`; without one, it reads the raw body itself into `req.body`.
+ * Handler errors go to Express's error handling through `next(err)`.
+ */
+export function bulwarkMiddleware(options: BulwarkServerOptions = {}): BulwarkMiddleware {
+  const guard = new InboundGuard(options, 'bulwarkMiddleware');
+  const middleware = (
+    req: ExpressLikeRequest,
+    res: ServerResponse,
+    next: ExpressLikeNext,
+  ): void => {
+    guard.admit(req, res, (ctx) =>
+      guard.serve(ctx, req, res, {
+        body: req.body === undefined ? undefined : { value: req.body },
+        run: () => next(),
+        onError: next,
+      }),
+    );
+  };
+  return Object.assign(middleware, {
+    loadShedder: guard.loadShedder,
+    idempotency: guard.idempotency?.policy,
+  });
+}
