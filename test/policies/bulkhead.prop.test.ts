@@ -1,10 +1,11 @@
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BulkheadRejectedError, TimeoutError } from '../../src/index.js';
 import { bulkhead } from '../../src/policies/bulkhead.js';
 import { VirtualClock } from '../../src/testing/index.js';
+import { collectUnhandledRejections, drive } from '../support/async.js';
 
-const flush = () => new Promise((resolve) => setImmediate(resolve));
+const unhandled = collectUnhandledRejections();
 
 interface Plan {
   /** How fn ends once started: after a scheduled step, or only when its signal aborts. */
@@ -31,40 +32,6 @@ const planArb: fc.Arbitrary<Plan> = fc
       ? { ...p, budget: 30 }
       : p,
   );
-
-let unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-beforeEach(() => {
-  unhandled = [];
-  process.on('unhandledRejection', onUnhandled);
-});
-afterEach(() => {
-  process.off('unhandledRejection', onUnhandled);
-});
-
-/**
- * Releases scheduled tasks one at a time; after each, lets promise callbacks settle and
- * moves virtual time by the ticks that were released. Once nothing is scheduled, runs the
- * remaining timers (queue timeouts, deadlines), which may schedule more.
- */
-async function drive(s: fc.Scheduler, clock: VirtualClock, ticks: { due: number }): Promise<void> {
-  for (let guard = 0; guard < 10_000; guard++) {
-    if (s.count() > 0) {
-      await s.waitOne();
-      await flush();
-      while (ticks.due > 0) {
-        ticks.due--;
-        await clock.advance(10);
-      }
-    } else if (clock.pending > 0) {
-      await clock.runAll();
-    } else {
-      await flush();
-      if (s.count() === 0 && clock.pending === 0) return;
-    }
-  }
-  throw new Error('drive: did not settle');
-}
 
 describe('bulkhead properties', () => {
   it('never runs more than maxConcurrent, never queues more than maxQueue, and never leaks a slot', async () => {
@@ -180,7 +147,7 @@ describe('bulkhead properties', () => {
               ),
             ).toBe(false);
           }
-          expect(unhandled).toEqual([]);
+          expect(unhandled()).toEqual([]);
         },
       ),
       { numRuns: 200 },

@@ -1,40 +1,11 @@
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Context } from '../../src/index.js';
 import { hedge } from '../../src/policies/hedge.js';
 import { VirtualClock } from '../../src/testing/index.js';
+import { collectUnhandledRejections, drive } from '../support/async.js';
 
-const flush = () => new Promise((resolve) => setImmediate(resolve));
-
-let unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-beforeEach(() => {
-  unhandled = [];
-  process.on('unhandledRejection', onUnhandled);
-});
-afterEach(() => {
-  process.off('unhandledRejection', onUnhandled);
-});
-
-/** Releases scheduled tasks one by one, moving virtual time by the ticks released; then drains timers. */
-async function drive(s: fc.Scheduler, clock: VirtualClock, ticks: { due: number }): Promise<void> {
-  for (let guard = 0; guard < 10_000; guard++) {
-    if (s.count() > 0) {
-      await s.waitOne();
-      await flush();
-      while (ticks.due > 0) {
-        ticks.due--;
-        await clock.advance(10);
-      }
-    } else if (clock.pending > 0) {
-      await clock.runAll();
-    } else {
-      await flush();
-      if (s.count() === 0 && clock.pending === 0) return;
-    }
-  }
-  throw new Error('drive: did not settle');
-}
+const unhandled = collectUnhandledRejections();
 
 describe('hedge properties', () => {
   it('settles with the first success (or the last failure), aborts every loser, starts at most 1 + maxHedges attempts, and leaves no unhandled rejection or timer', async () => {
@@ -100,7 +71,7 @@ describe('hedge properties', () => {
           }
           expect(new Set(seen.map((c) => c.idempotencyKey)).size).toBe(1);
           expect(clock.pending).toBe(0);
-          expect(unhandled).toEqual([]);
+          expect(unhandled()).toEqual([]);
         },
       ),
       { numRuns: 200 },

@@ -1,12 +1,14 @@
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Priority } from '../../src/core/context.js';
 import { LoadShedError } from '../../src/core/errors.js';
 import { adaptive } from '../../src/policies/limiters/adaptive.js';
 import { loadShedder, type LoadShedderQueueOptions } from '../../src/policies/load-shedder.js';
 import { VirtualClock } from '../../src/testing/index.js';
+import { collectUnhandledRejections, drive } from '../support/async.js';
 
-const flush = () => new Promise((resolve) => setImmediate(resolve));
+const unhandled = collectUnhandledRejections();
+
 const PRIORITIES: readonly Priority[] = ['critical', 'high', 'normal', 'low'];
 
 interface Arrival {
@@ -56,40 +58,6 @@ const limitArb = fc.oneof(
       make: () => adaptive({ algorithm, min: 1, max: 8, initial }),
     })),
 );
-
-let unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-beforeEach(() => {
-  unhandled = [];
-  process.on('unhandledRejection', onUnhandled);
-});
-afterEach(() => {
-  process.off('unhandledRejection', onUnhandled);
-});
-
-/**
- * Releases scheduled tasks one at a time, letting promise callbacks settle and moving
- * virtual time by the ticks released; once nothing is scheduled, fires the remaining
- * timers (queue timeouts, deadlines), which may schedule more.
- */
-async function drive(s: fc.Scheduler, clock: VirtualClock, ticks: { due: number }): Promise<void> {
-  for (let guard = 0; guard < 10_000; guard++) {
-    if (s.count() > 0) {
-      await s.waitOne();
-      await flush();
-      while (ticks.due > 0) {
-        ticks.due--;
-        await clock.advance(7);
-      }
-    } else if (clock.pending > 0) {
-      await clock.runAll();
-    } else {
-      await flush();
-      if (s.count() === 0 && clock.pending === 0) return;
-    }
-  }
-  throw new Error('drive: did not settle');
-}
 
 describe('loadShedder properties', () => {
   it('admits no priority beyond its share of the limit, admits critical work whenever inFlight < limit, and leaks nothing, under any arrival order', async () => {
@@ -169,13 +137,13 @@ describe('loadShedder properties', () => {
             );
           });
 
-          await drive(s, clock, ticks);
+          await drive(s, clock, ticks, 7);
           await Promise.all(done);
           expect(violations).toEqual([]);
           expect(shedder.inFlight).toBe(0);
           expect(shedder.queued).toBe(0);
           expect(clock.pending).toBe(0);
-          expect(unhandled).toEqual([]);
+          expect(unhandled()).toEqual([]);
         },
       ),
       { numRuns: 150 },
@@ -216,7 +184,7 @@ describe('loadShedder properties', () => {
               }),
             );
           });
-          await drive(s, clock, { due: 0 });
+          await drive(s, clock, { due: 0 }, 7);
           await Promise.all(done);
           expect(violations).toEqual([]);
           expect(shedder.inFlight).toBe(0);
