@@ -9,13 +9,13 @@
  * hits every case alike; each cell is the median round. Bounded to well under a minute.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { idempotency } from '../src/policies/idempotency.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import type { IdempotencyStore } from '../src/stores/store.js';
 import { RedisStore } from '../src/redis.js';
+import { freePort, waitForPort } from '../test/support/net.js';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -35,33 +35,6 @@ interface Sample {
   opsPerSec: number;
   p50: number;
   p99: number;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = createConnection({ port, host: '127.0.0.1' }, () => {
-        sock.end();
-        resolve(true);
-      });
-      sock.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`redis-server did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** `concurrency` loops issue operations on fresh keys for ROUND_MS; returns throughput and latency. */

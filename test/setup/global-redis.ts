@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer, createConnection } from 'node:net';
 import type { TestProject } from 'vitest/node';
+import { freePort, waitForPort } from '../support/net.js';
 
 /**
  * Starts one throwaway redis-server on 127.0.0.1 for the whole run (no persistence),
@@ -15,41 +15,14 @@ declare module 'vitest' {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = createConnection({ port, host: '127.0.0.1' }, () => {
-        sock.end();
-        resolve(true);
-      });
-      sock.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`redis-server did not listen on ${port} within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 let child: ChildProcess | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const found = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
   if (found.error || found.status !== 0) {
     const why = 'redis-server is not installed (run .ci/run, or apt-get install redis-server)';
-    if (process.env.CI === 'true') throw new Error(`CI=true: ${why}; integration tests must run in CI`);
+    if (process.env.CI === 'true')
+      throw new Error(`CI=true: ${why}; integration tests must run in CI`);
     project.provide('redisPort', 0);
     project.provide('redisMissing', why);
     return;
@@ -57,7 +30,18 @@ export async function setup(project: TestProject): Promise<void> {
   const port = await freePort();
   child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'no',
+    ],
     { stdio: 'ignore' },
   );
   await waitForPort(port, 10_000);
