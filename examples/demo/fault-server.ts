@@ -33,7 +33,8 @@ export async function startFaultServer(port = 0): Promise<FaultServer> {
     if (n <= q('drop')) return req.socket.destroy();
     if (n <= q('fail')) {
       const headers: Record<string, string> = {};
-      if (url.searchParams.has('retryAfter')) headers['retry-after'] = url.searchParams.get('retryAfter')!;
+      if (url.searchParams.has('retryAfter'))
+        headers['retry-after'] = url.searchParams.get('retryAfter')!;
       return reply(res, 503, { error: 'unavailable', attempt: n }, headers);
     }
     const latency = n === 1 && q('slowFirst') ? q('slowFirst') : q('latency');
@@ -57,7 +58,12 @@ export async function startFaultServer(port = 0): Promise<FaultServer> {
   };
 }
 
-function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function reply(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.destroyed) return;
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));

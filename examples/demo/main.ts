@@ -6,6 +6,9 @@ import {
   budget,
   bulkhead,
   circuitBreaker,
+  dependency,
+  idempotency,
+  loadShedder,
   pipeline,
   retry,
   retryBudget,
@@ -13,6 +16,7 @@ import {
   type Context,
   type Policy,
 } from '../../src/index.js';
+import { resilientFetch } from '../../src/http.js';
 import { startFaultServer } from './fault-server.js';
 
 const server = await startFaultServer();
@@ -28,7 +32,10 @@ async function getJson(path: string, ctx: Context): Promise<unknown> {
     const retryAfter = Number(res.headers.get('retry-after'));
     throw Object.assign(new Error(`HTTP ${res.status}`), {
       status: res.status,
-      retryAfterMs: Number.isFinite(retryAfter) && res.headers.has('retry-after') ? retryAfter * 1000 : undefined,
+      retryAfterMs:
+        Number.isFinite(retryAfter) && res.headers.has('retry-after')
+          ? retryAfter * 1000
+          : undefined,
     });
   }
   return res.json();
@@ -43,17 +50,28 @@ function describe(e: unknown): string {
 }
 
 function watchRetry(r: ReturnType<typeof retry>): void {
-  r.on('retry', (e) => log(`  retry: attempt ${e.attempt} in ${Math.round(e.delay)} ms (${e.reason}: ${describe(e.outcome)})`));
+  r.on('retry', (e) =>
+    log(
+      `  retry: attempt ${e.attempt} in ${Math.round(e.delay)} ms (${e.reason}: ${describe(e.outcome)})`,
+    ),
+  );
   r.on('giveUp', (e) => log(`  retry: gave up after attempt ${e.attempt} (${e.reason})`));
   r.on('budgetExhausted', () => log('  retry: retry budget exhausted, not retrying'));
 }
 
-async function scenario(title: string, policy: Policy, path: string, options?: { budget?: number }): Promise<void> {
+async function scenario(
+  title: string,
+  policy: Policy,
+  path: string,
+  options?: { budget?: number },
+): Promise<void> {
   console.log(`\n== ${title}`);
   const started = performance.now();
   try {
     const body = await policy.execute((ctx) => {
-      log(`  attempt ${ctx.attempt}: GET ${path} (${Number.isFinite(ctx.deadline) ? `${Math.round(ctx.remaining())} ms left` : 'no deadline'})`);
+      log(
+        `  attempt ${ctx.attempt}: GET ${path} (${Number.isFinite(ctx.deadline) ? `${Math.round(ctx.remaining())} ms left` : 'no deadline'})`,
+      );
       return getJson(path, ctx);
     }, options);
     log(`=> success after ${Math.round(performance.now() - started)} ms: ${JSON.stringify(body)}`);
@@ -65,11 +83,19 @@ async function scenario(title: string, policy: Policy, path: string, options?: {
 try {
   const r1 = retry({ maxAttempts: 3, backoff: { initial: 50, jitter: 'none' } });
   watchRetry(r1);
-  await scenario('slow first response: the attempt timeout cuts it, the retry succeeds', pipeline(r1, timeout(150)), '/work?id=slow&slowFirst=2000');
+  await scenario(
+    'slow first response: the attempt timeout cuts it, the retry succeeds',
+    pipeline(r1, timeout(150)),
+    '/work?id=slow&slowFirst=2000',
+  );
 
   const r2 = retry({ maxAttempts: 3, backoff: 50 });
   watchRetry(r2);
-  await scenario('503 with Retry-After: 1 — the retry waits what the server asked', r2, '/work?id=ra&fail=1&retryAfter=1');
+  await scenario(
+    '503 with Retry-After: 1 — the retry waits what the server asked',
+    r2,
+    '/work?id=ra&fail=1&retryAfter=1',
+  );
 
   const r3 = retry({ maxAttempts: 3, backoff: 20 });
   watchRetry(r3);
@@ -77,35 +103,59 @@ try {
 
   const r4 = retry({ maxAttempts: 10, backoff: { initial: 100, jitter: 'none' } });
   watchRetry(r4);
-  await scenario('a dependency that stays slow: the 600 ms budget bounds every attempt and sleep', pipeline(budget(600), r4, timeout(200)), '/work?latency=1000');
+  await scenario(
+    'a dependency that stays slow: the 600 ms budget bounds every attempt and sleep',
+    pipeline(budget(600), r4, timeout(200)),
+    '/work?latency=1000',
+  );
 
   const r5 = retry({ maxAttempts: 3, backoff: 100 });
   watchRetry(r5);
-  await scenario('Retry-After beyond the budget: give up at once instead of sleeping past the deadline', r5, '/work?id=far&fail=5&retryAfter=30', { budget: 2000 });
+  await scenario(
+    'Retry-After beyond the budget: give up at once instead of sleeping past the deadline',
+    r5,
+    '/work?id=far&fail=5&retryAfter=30',
+    { budget: 2000 },
+  );
 
-  console.log('\n== outage with a shared retry budget (ratio 10 %, 2/s): 20 requests, how many reach the server?');
+  console.log(
+    '\n== outage with a shared retry budget (ratio 10 %, 2/s): 20 requests, how many reach the server?',
+  );
   const shared = retryBudget({ ratio: 0.1, minPerSecond: 2, window: 1000 });
   const r6 = retry({ maxAttempts: 3, backoff: 0, retryBudget: shared });
   const before = server.hits.get('') ?? 0;
   let failed = 0;
-  for (let i = 0; i < 20; i++) await r6.execute((ctx) => getJson('/work?down=1', ctx)).catch(() => failed++);
+  for (let i = 0; i < 20; i++)
+    await r6.execute((ctx) => getJson('/work?down=1', ctx)).catch(() => failed++);
   const sent = (server.hits.get('') ?? 0) - before;
-  log(`=> ${failed}/20 failed; the server saw ${sent} requests (without the budget: 60); retries refused: ${shared.exhausted}`);
+  log(
+    `=> ${failed}/20 failed; the server saw ${sent} requests (without the budget: 60); retries refused: ${shared.exhausted}`,
+  );
 
-  console.log('\n== circuit breaker: opens after 3 failures, fails fast, half-opens after 500 ms, closes on a good trial');
+  console.log(
+    '\n== circuit breaker: opens after 3 failures, fails fast, half-opens after 500 ms, closes on a good trial',
+  );
   const breaker = circuitBreaker({ consecutiveFailures: 3, halfOpenAfter: 500, name: 'inventory' });
   breaker.on('stateChange', (e) => log(`  breaker: ${e.from} -> ${e.to}`));
   const hitsBefore = server.hits.get('*') ?? 0;
   for (let i = 1; i <= 6; i++) {
     await breaker
       .execute((ctx) => getJson('/work?down=1', ctx))
-      .then(() => log(`  call ${i}: ok`), (e: unknown) => log(`  call ${i}: ${describe(e)}`));
+      .then(
+        () => log(`  call ${i}: ok`),
+        (e: unknown) => log(`  call ${i}: ${describe(e)}`),
+      );
   }
-  log(`  the server saw ${(server.hits.get('*') ?? 0) - hitsBefore} of 6 calls; the rest failed fast`);
+  log(
+    `  the server saw ${(server.hits.get('*') ?? 0) - hitsBefore} of 6 calls; the rest failed fast`,
+  );
   await new Promise((r) => setTimeout(r, 550));
   await breaker
     .execute((ctx) => getJson('/work?latency=5', ctx))
-    .then(() => log('  trial call after 500 ms: ok'), (e: unknown) => log(`  trial: ${describe(e)}`));
+    .then(
+      () => log('  trial call after 500 ms: ok'),
+      (e: unknown) => log(`  trial: ${describe(e)}`),
+    );
   log(`=> breaker is ${breaker.state}`);
 
   console.log('\n== bulkhead: 2 slots + 2 queue places; 6 concurrent slow calls');
@@ -118,8 +168,51 @@ try {
       }),
     ),
   );
-  results.forEach((r, i) => r.status === 'rejected' && log(`  call ${i + 1}: ${describe(r.reason)}`));
-  log(`=> ${results.filter((r) => r.status === 'fulfilled').length} served, ${results.filter((r) => r.status === 'rejected').length} rejected without waiting`);
+  results.forEach(
+    (r, i) => r.status === 'rejected' && log(`  call ${i + 1}: ${describe(r.reason)}`),
+  );
+  log(
+    `=> ${results.filter((r) => r.status === 'fulfilled').length} served, ${results.filter((r) => r.status === 'rejected').length} rejected without waiting`,
+  );
+
+  console.log('\n== load shedder: limit 4, 8 low-priority and 2 critical calls arrive together');
+  const shedder = loadShedder({ limit: 4 });
+  const mixed = await Promise.allSettled(
+    [...Array(8).fill('low'), 'critical', 'critical'].map((priority) =>
+      shedder.execute((ctx) => getJson('/work?latency=50', ctx), { priority }),
+    ),
+  );
+  const served = (p: string) =>
+    mixed.filter((r, i) => r.status === 'fulfilled' && (i < 8 ? 'low' : 'critical') === p).length;
+  log(
+    `=> low: ${served('low')}/8 served (low may use 50 % of the limit), critical: ${served('critical')}/2 served`,
+  );
+
+  console.log('\n== idempotency: the same key twice — the second call is a replay, fn ran once');
+  const idem = idempotency({});
+  idem.on('replayed', (e) => log(`  replayed stored outcome for key ${e.key}`));
+  let charges = 0;
+  const charge = () =>
+    idem.execute(async () => ({ chargeId: `ch_${++charges}` }), { idempotencyKey: 'order-42' });
+  log(`  first:  ${JSON.stringify(await charge())}`);
+  log(`  second: ${JSON.stringify(await charge())}`);
+  log(`=> the charge ran ${charges} time(s)`);
+
+  console.log('\n== resilientFetch: a POST is retried only with an Idempotency-Key');
+  const api = dependency('api', { budget: 2000, retry: { maxAttempts: 3, backoff: 20 } });
+  const noKey = await resilientFetch(api, `${server.url}/work?id=post1&fail=1`, { method: 'POST' });
+  log(
+    `  POST without a key: status ${noKey.status} after ${server.hits.get('post1')} request(s) — not resent`,
+  );
+  await noKey.body?.cancel();
+  const withKey = await resilientFetch(api, `${server.url}/work?id=post2&fail=1`, {
+    method: 'POST',
+    headers: { 'idempotency-key': 'pay-7' },
+  });
+  log(
+    `  POST with a key:    status ${withKey.status} after ${server.hits.get('post2')} request(s) — retried safely`,
+  );
+  await withKey.body?.cancel();
 } finally {
   await server.close();
 }
