@@ -21,7 +21,9 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-const origin = performance.timeOrigin;
+// The global `performance` is a lazy getter in Node: read it once, not on every now().
+const perf = performance;
+const origin = perf.timeOrigin;
 
 /** setTimeout's limit (2^31 − 1 ms, about 24.8 days); longer waits are re-armed when it fires. */
 export const MAX_TIMER_MS = 2_147_483_647;
@@ -50,7 +52,7 @@ export { sleepOn as sleepWithTimers };
 
 /** The default clock: `performance.timeOrigin + performance.now()`, monotonic epoch ms. */
 export const systemClock: Clock = {
-  now: () => origin + performance.now(),
+  now: () => origin + perf.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, Math.min(ms, MAX_TIMER_MS));
     t.unref();
