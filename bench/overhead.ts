@@ -32,5 +32,8 @@ const bareNs = Math.min(bare1.nsPerCall, bare2.nsPerCall);
 const table = formatTable(results, bareNs);
 const header = `Node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString().slice(0, 10)}\n\n`;
 console.log(header + table);
-mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', only.length ? `overhead-${only.join('-')}.md` : 'overhead.md'), header + table + '\n');
+// Only a full run is the reference table; a run of some suites just prints.
+if (only.length === 0) {
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', 'overhead.md'), header + table + '\n');
+}
