@@ -10,10 +10,16 @@ const bwFull = pipeline(budget(10_000), retry({ maxAttempts: 3 }), timeout(1000)
 const bwSignal = timeout(1000);
 
 const ckTimeout = cockatiel.timeout(1000, cockatiel.TimeoutStrategy.Cooperative);
-const ckRetry = cockatiel.retry(cockatiel.handleAll, { maxAttempts: 2, backoff: new cockatiel.ExponentialBackoff() });
+const ckRetry = cockatiel.retry(cockatiel.handleAll, {
+  maxAttempts: 2,
+  backoff: new cockatiel.ExponentialBackoff(),
+});
 const ckFull = cockatiel.wrap(
   cockatiel.timeout(10_000, cockatiel.TimeoutStrategy.Cooperative),
-  cockatiel.retry(cockatiel.handleAll, { maxAttempts: 2, backoff: new cockatiel.ExponentialBackoff() }),
+  cockatiel.retry(cockatiel.handleAll, {
+    maxAttempts: 2,
+    backoff: new cockatiel.ExponentialBackoff(),
+  }),
   cockatiel.timeout(1000, cockatiel.TimeoutStrategy.Cooperative),
 );
 
@@ -40,15 +46,35 @@ async function handRetry<T>(fn: () => Promise<T>, attempts: number): Promise<T> 
 }
 
 export const cases: BenchCase[] = [
-  { group: 'timeout', name: 'bulwark timeout (fn ignores signal)', run: () => bwTimeout.execute(bareCall) },
-  { group: 'timeout', name: 'bulwark timeout (fn reads ctx.signal)', run: () => bwSignal.execute((ctx) => (void ctx.signal, 1)) },
+  {
+    group: 'timeout',
+    name: 'bulwark timeout (fn ignores signal)',
+    run: () => bwTimeout.execute(bareCall),
+  },
+  {
+    group: 'timeout',
+    name: 'bulwark timeout (fn reads ctx.signal)',
+    run: () => bwSignal.execute((ctx) => (void ctx.signal, 1)),
+  },
   { group: 'timeout', name: 'Promise.race + setTimeout', run: () => raceTimeout(bareCall(), 1000) },
-  { group: 'timeout', name: 'cockatiel timeout (cooperative)', run: () => ckTimeout.execute(bareCall) },
+  {
+    group: 'timeout',
+    name: 'cockatiel timeout (cooperative)',
+    run: () => ckTimeout.execute(bareCall),
+  },
   { group: 'retry', name: 'bulwark retry', run: () => bwRetry.execute(bareCall) },
   { group: 'retry', name: 'hand-rolled retry loop', run: () => handRetry(bareCall, 3) },
   { group: 'retry', name: 'cockatiel retry', run: () => ckRetry.execute(bareCall) },
   { group: 'retry', name: 'p-retry', run: () => pRetry(bareCall, { retries: 2 }) },
   { group: 'retry', name: 'async-retry', run: () => asyncRetry(bareCall, { retries: 2 }) },
-  { group: 'budget+retry+timeout', name: 'bulwark budget+retry+timeout', run: () => bwFull.execute(bareCall) },
-  { group: 'budget+retry+timeout', name: 'cockatiel timeout+retry+timeout', run: () => ckFull.execute(bareCall) },
+  {
+    group: 'budget+retry+timeout',
+    name: 'bulwark budget+retry+timeout',
+    run: () => bwFull.execute(bareCall),
+  },
+  {
+    group: 'budget+retry+timeout',
+    name: 'cockatiel timeout+retry+timeout',
+    run: () => ckFull.execute(bareCall),
+  },
 ];

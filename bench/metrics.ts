@@ -11,7 +11,10 @@ const config: DependencyConfig = {
   bulkhead: { maxConcurrent: 100 },
 };
 const off = dependency('off', config);
-const on = dependency('on', { ...config, metrics: prometheusMetrics({ registry: new Registry() }) });
+const on = dependency('on', {
+  ...config,
+  metrics: prometheusMetrics({ registry: new Registry() }),
+});
 
 export const cases: BenchCase[] = [
   { group: 'metrics', name: 'full pipeline, metrics off', run: () => off.execute(bareCall) },

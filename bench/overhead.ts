@@ -9,7 +9,9 @@ import { bareCall, formatTable, measure, type BenchCase, type BenchResult } from
 
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const suites = ['kernel', 'breaker', 'bulkhead', 'metrics'].filter((s) => only.length === 0 || only.includes(s));
+const suites = ['kernel', 'breaker', 'bulkhead', 'metrics'].filter(
+  (s) => only.length === 0 || only.includes(s),
+);
 
 const cases: BenchCase[] = [];
 for (const suite of suites) {
@@ -24,7 +26,9 @@ const results: BenchResult[] = [];
 for (const c of cases) {
   const r = await measure(c);
   results.push(r);
-  process.stderr.write(`${r.group.padEnd(22)} ${r.name.padEnd(50)} ${r.nsPerCall.toFixed(0).padStart(8)} ns\n`);
+  process.stderr.write(
+    `${r.group.padEnd(22)} ${r.name.padEnd(50)} ${r.nsPerCall.toFixed(0).padStart(8)} ns\n`,
+  );
 }
 const bare2 = await measure({ group: 'bare', name: 'bare', run: bareCall });
 const bareNs = Math.min(bare1.nsPerCall, bare2.nsPerCall);

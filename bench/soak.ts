@@ -14,7 +14,11 @@ const CONCURRENCY = 200;
 if (typeof globalThis.gc !== 'function') {
   // Re-run with --expose-gc so heap readings are after a full collection.
   const { spawnSync } = await import('node:child_process');
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', ...process.argv.slice(1)], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', ...process.argv.slice(1)],
+    { stdio: 'inherit' },
+  );
   process.exit(r.status ?? 1);
 }
 
@@ -47,7 +51,10 @@ async function call(i: number): Promise<void> {
         const f = random();
         if (f < 0.05) throw Object.assign(new Error('503'), { status: 503 });
         if (f < 0.07) throw new Error('bug');
-        if (f < 0.0705) return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+        if (f < 0.0705)
+          return new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }),
+          );
         return i;
       },
       controller ? { signal: controller.signal } : undefined,
@@ -83,7 +90,9 @@ const first = avg(readings.slice(0, q));
 const last = avg(readings.slice(-q));
 const growth = (last - first) / first;
 const metrics = await registry.metrics();
-const calls = [...metrics.matchAll(/^bulwark_calls_total\{dependency="soak",outcome="(\w+)"\} (\d+)/gm)]
+const calls = [
+  ...metrics.matchAll(/^bulwark_calls_total\{dependency="soak",outcome="(\w+)"\} (\d+)/gm),
+]
   .map((m) => `${m[1]} ${m[2]}`)
   .join(', ');
 

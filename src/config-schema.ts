@@ -59,7 +59,12 @@ const circuitBreaker = {
     failureRate: ratio,
     window: {
       oneOf: [
-        { type: 'object', additionalProperties: false, required: ['calls'], properties: { calls: int(1) } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['calls'],
+          properties: { calls: int(1) },
+        },
         {
           type: 'object',
           additionalProperties: false,
@@ -81,7 +86,11 @@ const circuitBreaker = {
         {
           type: 'object',
           additionalProperties: false,
-          properties: { initial: duration, multiplier: { type: 'number', minimum: 1 }, max: duration },
+          properties: {
+            initial: duration,
+            multiplier: { type: 'number', minimum: 1 },
+            max: duration,
+          },
         },
       ],
     },
@@ -96,7 +105,12 @@ const bulkhead = {
   type: 'object',
   additionalProperties: false,
   required: ['maxConcurrent'],
-  properties: { maxConcurrent: int(1), maxQueue: int(0), queueTimeout: durationOrInfinity, name: { type: 'string' } },
+  properties: {
+    maxConcurrent: int(1),
+    maxQueue: int(0),
+    queueTimeout: durationOrInfinity,
+    name: { type: 'string' },
+  },
 } as const;
 
 const priorities = { enum: ['critical', 'high', 'normal', 'low'] } as const;
@@ -166,7 +180,12 @@ export const dependencyConfigSchema = {
           required: ['delay'],
           properties: { delay: durationOrInfinity, maxHedges: int(1) },
         },
-        fallback: { type: 'object', additionalProperties: false, required: ['value'], properties: { value: {} } },
+        fallback: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['value'],
+          properties: { value: {} },
+        },
         idempotency: {
           type: 'object',
           additionalProperties: false,

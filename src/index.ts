@@ -45,7 +45,12 @@ export {
   statusOf,
   type RetryReason,
 } from './policies/retry-classification.js';
-export { bulkhead, BulkheadPolicy, type BulkheadEvents, type BulkheadOptions } from './policies/bulkhead.js';
+export {
+  bulkhead,
+  BulkheadPolicy,
+  type BulkheadEvents,
+  type BulkheadOptions,
+} from './policies/bulkhead.js';
 export {
   fallback,
   FallbackPolicy,
@@ -54,7 +59,13 @@ export {
   type FallbackKind,
   type FallbackOptions,
 } from './policies/fallback.js';
-export { hedge, HedgePolicy, type HedgeEvents, type HedgeOptions, type HedgeReason } from './policies/hedge.js';
+export {
+  hedge,
+  HedgePolicy,
+  type HedgeEvents,
+  type HedgeOptions,
+  type HedgeReason,
+} from './policies/hedge.js';
 export { circuitBreaker, CircuitBreakerPolicy } from './policies/circuit-breaker.js';
 export type {
   BreakerState,
@@ -78,9 +89,18 @@ export {
   type LoadShedderQueueOptions,
   type PressureProbe,
 } from './policies/load-shedder.js';
-export { adaptive, type AdaptiveAlgorithm, type AdaptiveOptions } from './policies/limiters/adaptive.js';
+export {
+  adaptive,
+  type AdaptiveAlgorithm,
+  type AdaptiveOptions,
+} from './policies/limiters/adaptive.js';
 export { fixedLimit, FixedLimiter } from './policies/limiters/fixed.js';
-export { AdaptiveLimiter, type AdaptiveBounds, type LimitSample, type Limiter } from './policies/limiters/limiter.js';
+export {
+  AdaptiveLimiter,
+  type AdaptiveBounds,
+  type LimitSample,
+  type Limiter,
+} from './policies/limiters/limiter.js';
 export { GradientLimiter, type GradientOptions } from './policies/limiters/gradient.js';
 export { AimdLimiter, type AimdOptions } from './policies/limiters/aimd.js';
 export { VegasLimiter, type VegasOptions } from './policies/limiters/vegas.js';

@@ -118,21 +118,65 @@ describe('dependency()', () => {
     ['negative budget', { budget: -5 }, /^p\.budget: expected a duration ≥ 1 ms/m],
     ['bad budget string', { budget: '10 parsecs' }, /^p\.budget: expected a duration/m],
     ['zero timeout', { timeout: 0 }, /^p\.timeout: expected a duration ≥ 1 ms/m],
-    ['timeout above budget', { budget: 1000, timeout: 2000 }, /^p\.timeout: expected an attempt timeout ≤ the budget \(1000 ms\), got 2000/m],
+    [
+      'timeout above budget',
+      { budget: 1000, timeout: 2000 },
+      /^p\.timeout: expected an attempt timeout ≤ the budget \(1000 ms\), got 2000/m,
+    ],
     ['retry not an object', { retry: 3 }, /^p\.retry: expected an options object, got 3/m],
-    ['maxAttempts 0', { retry: { maxAttempts: 0 } }, /^p\.retry\.maxAttempts: expected integer ≥ 1, got 0/m],
-    ['unknown jitter', { retry: { backoff: { jitter: 'chaos' } } }, /^p\.retry\.backoff\.jitter: expected 'full'/m],
-    ['retry budget ratio > 1', { retry: { retryBudget: { ratio: 1.5 } } }, /^p\.retry\.retryBudget\.ratio: expected number in \[0, 1\], got 1\.5/m],
+    [
+      'maxAttempts 0',
+      { retry: { maxAttempts: 0 } },
+      /^p\.retry\.maxAttempts: expected integer ≥ 1, got 0/m,
+    ],
+    [
+      'unknown jitter',
+      { retry: { backoff: { jitter: 'chaos' } } },
+      /^p\.retry\.backoff\.jitter: expected 'full'/m,
+    ],
+    [
+      'retry budget ratio > 1',
+      { retry: { retryBudget: { ratio: 1.5 } } },
+      /^p\.retry\.retryBudget\.ratio: expected number in \[0, 1\], got 1\.5/m,
+    ],
     ['unknown retry key', { retry: { attempts: 2 } }, /^p\.retry\.attempts: unknown option/m],
-    ['failure rate > 1', { circuitBreaker: { failureRate: 1.2, window: { calls: 10 } } }, /^p\.circuitBreaker\.failureRate: /m],
-    ['consecutiveFailures 0', { circuitBreaker: { consecutiveFailures: 0 } }, /^p\.circuitBreaker\.consecutiveFailures: /m],
-    ['half-open calls above the window', { circuitBreaker: { failureRate: 0.5, window: { calls: 5 }, halfOpenMaxCalls: 10 } }, /^p\.circuitBreaker\.halfOpenMaxCalls: /m],
-    ['bulkhead maxConcurrent 0', { bulkhead: { maxConcurrent: 0 } }, /^p\.bulkhead\.maxConcurrent: expected integer ≥ 1, got 0/m],
-    ['bulkhead negative queue', { bulkhead: { maxConcurrent: 1, maxQueue: -1 } }, /^p\.bulkhead\.maxQueue: /m],
+    [
+      'failure rate > 1',
+      { circuitBreaker: { failureRate: 1.2, window: { calls: 10 } } },
+      /^p\.circuitBreaker\.failureRate: /m,
+    ],
+    [
+      'consecutiveFailures 0',
+      { circuitBreaker: { consecutiveFailures: 0 } },
+      /^p\.circuitBreaker\.consecutiveFailures: /m,
+    ],
+    [
+      'half-open calls above the window',
+      { circuitBreaker: { failureRate: 0.5, window: { calls: 5 }, halfOpenMaxCalls: 10 } },
+      /^p\.circuitBreaker\.halfOpenMaxCalls: /m,
+    ],
+    [
+      'bulkhead maxConcurrent 0',
+      { bulkhead: { maxConcurrent: 0 } },
+      /^p\.bulkhead\.maxConcurrent: expected integer ≥ 1, got 0/m,
+    ],
+    [
+      'bulkhead negative queue',
+      { bulkhead: { maxConcurrent: 1, maxQueue: -1 } },
+      /^p\.bulkhead\.maxQueue: /m,
+    ],
     ['load shedder negative limit', { loadShedder: { limit: -1 } }, /^p\.loadShedder\.limit: /m],
-    ['unknown adaptive algorithm', { loadShedder: { limit: { algorithm: 'magic' } } }, /^p\.loadShedder\.limit\.algorithm: /m],
+    [
+      'unknown adaptive algorithm',
+      { loadShedder: { limit: { algorithm: 'magic' } } },
+      /^p\.loadShedder\.limit\.algorithm: /m,
+    ],
     ['hedge negative delay', { hedge: { delay: -10 } }, /^p\.hedge\.delay: /m],
-    ['fallback without value', { fallback: { on: () => true } }, /^p\.fallback: expected \{ value, on\? \}/m],
+    [
+      'fallback without value',
+      { fallback: { on: () => true } },
+      /^p\.fallback: expected \{ value, on\? \}/m,
+    ],
     ['idempotency ttl negative', { idempotency: { ttl: -1 } }, /^p\.idempotency\.ttl: /m],
     ['metrics not a provider', { metrics: {} }, /^p\.metrics: expected a metrics provider/m],
   ])('ConfigError for %s names the path', (_name, config, message) => {
@@ -141,7 +185,9 @@ describe('dependency()', () => {
   });
 
   it('rejects a bad name', () => {
-    expect(() => dependency('' as never)).toThrow(/dependency\(name\): expected a non-empty string/);
+    expect(() => dependency('' as never)).toThrow(
+      /dependency\(name\): expected a non-empty string/,
+    );
   });
 });
 
@@ -196,19 +242,28 @@ describe('dependency metrics', () => {
     expect(s.get('bulwark_calls_total{dependency="pay",outcome="failure"}')).toBe(1);
     expect(s.get('bulwark_calls_total{dependency="pay",outcome="short_circuited"}')).toBe(1);
     expect(s.get('bulwark_retries_total{dependency="pay",reason="status"}')).toBe(2);
-    expect(s.get('bulwark_circuit_transitions_total{dependency="pay",from="closed",to="open"}')).toBe(1);
+    expect(
+      s.get('bulwark_circuit_transitions_total{dependency="pay",from="closed",to="open"}'),
+    ).toBe(1);
     expect(s.get('bulwark_circuit_state{dependency="pay",state="open"}')).toBe(1);
     expect(s.get('bulwark_circuit_state{dependency="pay",state="closed"}')).toBe(0);
     expect(s.get('bulwark_bulkhead_in_flight{dependency="pay"}')).toBe(0);
     expect(s.get('bulwark_bulkhead_queued{dependency="pay"}')).toBe(0);
-    expect(s.get('bulwark_call_duration_seconds_count{dependency="pay",outcome="failure"}')).toBe(1);
+    expect(s.get('bulwark_call_duration_seconds_count{dependency="pay",outcome="failure"}')).toBe(
+      1,
+    );
     // 2 retries × 10 ms of backoff on the virtual clock
-    expect(s.get('bulwark_call_duration_seconds_sum{dependency="pay",outcome="failure"}')).toBeCloseTo(0.02);
+    expect(
+      s.get('bulwark_call_duration_seconds_sum{dependency="pay",outcome="failure"}'),
+    ).toBeCloseTo(0.02);
   });
 
   it('counts a fallback as its own outcome', async () => {
     const registry = new Registry();
-    const dep = dependency('x', { metrics: prometheusMetrics({ registry }), fallback: { value: 0 } });
+    const dep = dependency('x', {
+      metrics: prometheusMetrics({ registry }),
+      fallback: { value: 0 },
+    });
     expect(await dep.execute(fail(400))).toBe(0);
     const s = parseExposition(await registry.metrics());
     expect(s.get('bulwark_calls_total{dependency="x",outcome="fallback"}')).toBe(1);
@@ -217,12 +272,19 @@ describe('dependency metrics', () => {
 
   it('10,000 calls with distinct idempotency keys and URLs create no new series', async () => {
     const registry = new Registry();
-    const dep = dependency('api', { metrics: prometheusMetrics({ registry }), retry: { maxAttempts: 1 } });
+    const dep = dependency('api', {
+      metrics: prometheusMetrics({ registry }),
+      retry: { maxAttempts: 1 },
+    });
     await dep.execute(() => 1);
     const before = parseExposition(await registry.metrics()).size;
     for (let i = 0; i < 10_000; i++) {
       const url = `https://api.example/items/${i}?q=${i}`;
-      await dep.execute(() => (i % 3 === 0 ? Promise.reject(new Error(url)) : url), { idempotencyKey: `key-${i}` }).catch(() => {});
+      await dep
+        .execute(() => (i % 3 === 0 ? Promise.reject(new Error(url)) : url), {
+          idempotencyKey: `key-${i}`,
+        })
+        .catch(() => {});
     }
     const after = parseExposition(await registry.metrics());
     expect(after.size).toBe(before);

@@ -56,13 +56,17 @@ describe('examples/metrics-server', () => {
     expect(s.get('bulwark_retries_total{dependency="inventory",reason="status"}')).toBe(2);
     expect(s.get('bulwark_calls_total{dependency="pricing",outcome="fallback"}')).toBe(1);
     expect(s.get('bulwark_retries_total{dependency="pricing",reason="status"}')).toBe(1);
-    expect(s.get('bulwark_call_duration_seconds_count{dependency="inventory",outcome="success"}')).toBe(1);
+    expect(
+      s.get('bulwark_call_duration_seconds_count{dependency="inventory",outcome="success"}'),
+    ).toBe(1);
 
     // A slow dependency: every attempt times out (inventory 300 ms, pricing 150 ms).
     const slow = await fetch(`${service.url}/product?latency=1000`);
     expect(slow.status).toBe(502);
     const t = await scrape();
-    expect(t.get('bulwark_retries_total{dependency="inventory",reason="timeout"}')).toBeGreaterThanOrEqual(1);
+    expect(
+      t.get('bulwark_retries_total{dependency="inventory",reason="timeout"}'),
+    ).toBeGreaterThanOrEqual(1);
     expect(t.get('bulwark_calls_total{dependency="inventory",outcome="timeout"}')).toBe(1);
     expect(t.get('bulwark_bulkhead_in_flight{dependency="inventory"}')).toBe(0);
   });

@@ -27,7 +27,9 @@ async function getJson(url: string, ctx: Context): Promise<unknown> {
   const res = await fetch(url, { signal: ctx.signal });
   if (!res.ok) {
     await res.body?.cancel();
-    throw Object.assign(new Error(`HTTP ${res.status} from ${new URL(url).pathname}`), { status: res.status });
+    throw Object.assign(new Error(`HTTP ${res.status} from ${new URL(url).pathname}`), {
+      status: res.status,
+    });
   }
   return res.json();
 }
@@ -77,6 +79,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { startFaultServer } = await import('../demo/fault-server.js');
   const inventory = await startFaultServer();
   const pricing = await startFaultServer();
-  const s = await startMetricsServer({ inventory: inventory.url, pricing: pricing.url }, Number(process.env.PORT ?? 0));
+  const s = await startMetricsServer(
+    { inventory: inventory.url, pricing: pricing.url },
+    Number(process.env.PORT ?? 0),
+  );
   console.log(`listening on ${s.url} — try ${s.url}/product?id=1&fail=1 and ${s.url}/metrics`);
 }

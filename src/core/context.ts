@@ -90,7 +90,13 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     key?: string,
     fingerprint?: string,
   ): CallContext {
-    return new CallContext({ clock, timers: undefined, priority, key, fingerprint }, undefined, deadline, 1, 'budget');
+    return new CallContext(
+      { clock, timers: undefined, priority, key, fingerprint },
+      undefined,
+      deadline,
+      1,
+      'budget',
+    );
   }
 
   get clock(): Clock {

@@ -20,7 +20,9 @@ export function parseDuration(value: unknown): number | undefined {
 export function toMs(value: unknown, path = 'duration'): number {
   const ms = parseDuration(value);
   if (ms === undefined) {
-    throw new ConfigError([{ path, expected: "a duration (ms number or '250ms', '2s', '1m')", got: value }]);
+    throw new ConfigError([
+      { path, expected: "a duration (ms number or '250ms', '2s', '1m')", got: value },
+    ]);
   }
   return ms;
 }

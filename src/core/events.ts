@@ -16,7 +16,8 @@ export class EventHub<Events extends object> {
   }
 
   on<K extends keyof Events>(name: K, listener: Listener<Events[K]>): Disposable {
-    if (typeof listener !== 'function') throw new TypeError(`listener for "${String(name)}" must be a function`);
+    if (typeof listener !== 'function')
+      throw new TypeError(`listener for "${String(name)}" must be a function`);
     // Copy on write: emit iterates a stable array even if a listener unsubscribes mid-emit.
     this.listeners[name] = [...(this.listeners[name] ?? []), listener];
     return {

@@ -70,10 +70,13 @@ export function startCall<T>(
   options: ExecuteOptions | undefined,
 ): Promise<T> {
   if (typeof fn !== 'function') {
-    return Promise.reject(new ConfigError([{ path: 'execute(fn)', expected: 'a function', got: fn }]));
+    return Promise.reject(
+      new ConfigError([{ path: 'execute(fn)', expected: 'a function', got: fn }]),
+    );
   }
   if (options === undefined) {
-    if (ambientSlot.provider === undefined) return first.invoke(CallContext.root(clock, Infinity), fn);
+    if (ambientSlot.provider === undefined)
+      return first.invoke(CallContext.root(clock, Infinity), fn);
     options = NO_OPTIONS;
   }
 
@@ -82,14 +85,18 @@ export function startCall<T>(
   const { budget, deadline: absolute, signal, priority, parent } = options;
   if (absolute !== undefined) {
     if (typeof absolute !== 'number' || Number.isNaN(absolute)) {
-      return Promise.reject(new ConfigError([{ path: 'deadline', expected: 'a number (ms)', got: absolute }]));
+      return Promise.reject(
+        new ConfigError([{ path: 'deadline', expected: 'a number (ms)', got: absolute }]),
+      );
     }
     deadline = absolute;
     limit = absolute - clock.now();
   }
   if (budget !== undefined) {
     if (typeof budget !== 'number' || !(budget >= 0)) {
-      return Promise.reject(new ConfigError([{ path: 'budget', expected: 'a number of ms ≥ 0', got: budget }]));
+      return Promise.reject(
+        new ConfigError([{ path: 'budget', expected: 'a number of ms ≥ 0', got: budget }]),
+      );
     }
     const d = clock.now() + budget;
     if (d < deadline) {
@@ -99,18 +106,23 @@ export function startCall<T>(
   }
   if (priority !== undefined && !PRIORITIES.has(priority)) {
     return Promise.reject(
-      new ConfigError([{ path: 'priority', expected: "'critical' | 'high' | 'normal' | 'low'", got: priority }]),
+      new ConfigError([
+        { path: 'priority', expected: "'critical' | 'high' | 'normal' | 'low'", got: priority },
+      ]),
     );
   }
   let parentCtx: CallContext | undefined;
   if (parent !== undefined) {
     if (!(parent instanceof CallContext)) {
-      return Promise.reject(new ConfigError([{ path: 'parent', expected: 'a bulwark Context', got: parent }]));
+      return Promise.reject(
+        new ConfigError([{ path: 'parent', expected: 'a bulwark Context', got: parent }]),
+      );
     }
     parentCtx = parent;
   } else if (ambientSlot.provider !== undefined) {
     const ambient = ambientSlot.provider();
-    if (ambient !== undefined) return startUnder(ambient, clock, first, fn, options, deadline, limit);
+    if (ambient !== undefined)
+      return startUnder(ambient, clock, first, fn, options, deadline, limit);
   }
 
   let ctx: CallContext;
@@ -119,7 +131,11 @@ export function startCall<T>(
     // tighter deadline and ends when the outer call ends.
     ctx = parentCtx.child(deadline, 'budget', limit);
     const shared = ctx.shared;
-    if (priority !== undefined || options.idempotencyKey !== undefined || options.fingerprint !== undefined) {
+    if (
+      priority !== undefined ||
+      options.idempotencyKey !== undefined ||
+      options.fingerprint !== undefined
+    ) {
       ctx = new CallContext(
         {
           clock: shared.clock,
@@ -189,7 +205,13 @@ function startUnder<T>(
     deadline = clock.now() + left;
     limit = left;
   }
-  const ctx = CallContext.root(clock, deadline, priority ?? ambient.priority, options.idempotencyKey, options.fingerprint);
+  const ctx = CallContext.root(
+    clock,
+    deadline,
+    priority ?? ambient.priority,
+    options.idempotencyKey,
+    options.fingerprint,
+  );
   ctx.setLimit(limit);
   return ctx.guard(fn, first, signal ?? ambient.signal);
 }
@@ -205,7 +227,12 @@ export abstract class BasePolicy implements Policy {
   }
 
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
-    return startCall(this.clock ?? systemClock, (this.step ??= new PolicyStep(this, terminalStep)), fn, options);
+    return startCall(
+      this.clock ?? systemClock,
+      (this.step ??= new PolicyStep(this, terminalStep)),
+      fn,
+      options,
+    );
   }
 
   abstract run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T>;
@@ -241,7 +268,13 @@ class PipelinePolicy implements Pipeline {
   }
 }
 
-function runChain<T>(policies: readonly Policy[], i: number, ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+function runChain<T>(
+  policies: readonly Policy[],
+  i: number,
+  ctx: CallContext,
+  fn: Operation<T>,
+  next: Step,
+): Promise<T> {
   if (i === policies.length) return next.invoke(ctx, fn);
   return policies[i]!.run(ctx, fn, {
     invoke: (c, f) => runChain(policies, i + 1, c, f, next),

@@ -31,7 +31,11 @@ export class Validator {
   object(value: unknown, known: readonly string[]): Record<string, unknown> {
     if (value === undefined) return {};
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      this.problems.push({ path: this.prefix || 'options', expected: 'an options object', got: value });
+      this.problems.push({
+        path: this.prefix || 'options',
+        expected: 'an options object',
+        got: value,
+      });
       return {};
     }
     for (const key of Object.keys(value)) {
@@ -40,32 +44,62 @@ export class Validator {
     return value as Record<string, unknown>;
   }
 
-  int(name: string, value: unknown, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  int(
+    name: string,
+    value: unknown,
+    def: number,
+    min: number,
+    max = Number.MAX_SAFE_INTEGER,
+  ): number {
     if (value === undefined) return def;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      this.problem(name, max === Number.MAX_SAFE_INTEGER ? `integer ≥ ${min}` : `integer in [${min}, ${max}]`, value);
+      this.problem(
+        name,
+        max === Number.MAX_SAFE_INTEGER ? `integer ≥ ${min}` : `integer in [${min}, ${max}]`,
+        value,
+      );
       return def;
     }
     return value;
   }
 
-  number(name: string, value: unknown, def: number, min: number, max = Infinity, what?: string): number {
+  number(
+    name: string,
+    value: unknown,
+    def: number,
+    min: number,
+    max = Infinity,
+    what?: string,
+  ): number {
     if (value === undefined) return def;
     if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max) {
-      this.problem(name, what ?? (max === Infinity ? `number ≥ ${min}` : `number in [${min}, ${max}]`), value);
+      this.problem(
+        name,
+        what ?? (max === Infinity ? `number ≥ ${min}` : `number in [${min}, ${max}]`),
+        value,
+      );
       return def;
     }
     return value;
   }
 
   /** ms as a number or a string like '250ms', '2s', '1m'; Infinity only when written out. */
-  duration(name: string, value: unknown, def: number, opts: { min?: number; allowInfinity?: boolean } = {}): number {
+  duration(
+    name: string,
+    value: unknown,
+    def: number,
+    opts: { min?: number; allowInfinity?: boolean } = {},
+  ): number {
     if (value === undefined) return def;
     const ms = parseDuration(value);
     const min = opts.min ?? 0;
     if (ms === undefined || ms < min || (ms === Infinity && !opts.allowInfinity)) {
       const inf = opts.allowInfinity ? ' or Infinity' : '';
-      this.problem(name, `a duration ≥ ${min} ms (number of ms or '250ms', '2s', '1m')${inf}`, value);
+      this.problem(
+        name,
+        `a duration ≥ ${min} ms (number of ms or '250ms', '2s', '1m')${inf}`,
+        value,
+      );
       return def;
     }
     return ms;

@@ -66,7 +66,11 @@ export function compileBackoff(value: unknown, v: Validator, random: () => numbe
     return () => ms;
   }
   if (typeof value !== 'object' || value === null) {
-    v.problem('backoff', 'a number of ms, { initial, multiplier, max, jitter } or a function', value);
+    v.problem(
+      'backoff',
+      'a number of ms, { initial, multiplier, max, jitter } or a function',
+      value,
+    );
     return () => 0;
   }
   const o = value as Record<string, unknown>;
@@ -79,6 +83,7 @@ export function compileBackoff(value: unknown, v: Validator, random: () => numbe
   const multiplier = v.number('backoff.multiplier', o.multiplier, 2, 1);
   const max = v.duration('backoff.max', o.max, 10_000);
   const jitter = v.oneOf('backoff.jitter', o.jitter, JITTERS, 'full');
-  if (max < initial) v.problem('backoff.max', `a duration ≥ backoff.initial (${initial} ms)`, o.max);
+  if (max < initial)
+    v.problem('backoff.max', `a duration ≥ backoff.initial (${initial} ms)`, o.max);
   return exponentialBackoff(initial, multiplier, max, jitter, random);
 }

@@ -25,7 +25,11 @@ export function statusOf(value: unknown): number | undefined {
   const v = value as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } };
   if (typeof v.status === 'number') return v.status;
   if (typeof v.statusCode === 'number') return v.statusCode;
-  if (typeof v.response === 'object' && v.response !== null && typeof v.response.status === 'number') {
+  if (
+    typeof v.response === 'object' &&
+    v.response !== null &&
+    typeof v.response.status === 'number'
+  ) {
     return v.response.status;
   }
   return undefined;

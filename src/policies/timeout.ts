@@ -31,7 +31,9 @@ export class TimeoutPolicy extends BasePolicy {
     const deadline = ctx.clock.now() + this.ms;
     // An outer deadline that comes first already guards this call: skip the extra link.
     if (deadline >= ctx.deadline) return next.invoke(ctx, fn);
-    return ctx.child(deadline, this.kind === 'timeout' ? 'attempt' : 'budget', this.ms).guard(fn, next);
+    return ctx
+      .child(deadline, this.kind === 'timeout' ? 'attempt' : 'budget', this.ms)
+      .guard(fn, next);
   }
 }
 

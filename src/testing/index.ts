@@ -41,4 +41,8 @@ export {
   type UnhandledCheck,
   type UnhandledOptions,
 } from './invariants.js';
-export { storeConformance, type StoreConformanceOptions, type StoreFactory } from './store-conformance.js';
+export {
+  storeConformance,
+  type StoreConformanceOptions,
+  type StoreFactory,
+} from './store-conformance.js';

@@ -83,7 +83,8 @@ export class VirtualClock implements Clock {
     await settle();
     let fired = 0;
     for (let t = this.timers.peek(); t !== undefined; t = this.timers.peek()) {
-      if (++fired > this.maxTimers) throw new Error(`VirtualClock.runAll: more than ${this.maxTimers} timers fired`);
+      if (++fired > this.maxTimers)
+        throw new Error(`VirtualClock.runAll: more than ${this.maxTimers} timers fired`);
       this.fire(t);
       await settle();
     }
@@ -93,7 +94,8 @@ export class VirtualClock implements Clock {
     await settle();
     let fired = 0;
     for (let t = this.timers.peek(); t !== undefined && t.at <= target; t = this.timers.peek()) {
-      if (++fired > this.maxTimers) throw new Error(`VirtualClock.advance: more than ${this.maxTimers} timers fired`);
+      if (++fired > this.maxTimers)
+        throw new Error(`VirtualClock.advance: more than ${this.maxTimers} timers fired`);
       this.fire(t);
       await settle();
     }

@@ -17,9 +17,14 @@ describe('durations', () => {
     expect(parseDuration(input)).toBe(ms);
   });
 
-  it.each([[-1], ['-5ms'], ['10'], ['ten seconds'], ['5d'], [null], [{}], [NaN]])('rejects %j', (input) => {
-    expect(parseDuration(input)).toBeUndefined();
-    expect(() => toMs(input, 'payments.timeout')).toThrow(ConfigError);
-    expect(() => toMs(input, 'payments.timeout')).toThrow(/^payments\.timeout: expected a duration/);
-  });
+  it.each([[-1], ['-5ms'], ['10'], ['ten seconds'], ['5d'], [null], [{}], [NaN]])(
+    'rejects %j',
+    (input) => {
+      expect(parseDuration(input)).toBeUndefined();
+      expect(() => toMs(input, 'payments.timeout')).toThrow(ConfigError);
+      expect(() => toMs(input, 'payments.timeout')).toThrow(
+        /^payments\.timeout: expected a duration/,
+      );
+    },
+  );
 });

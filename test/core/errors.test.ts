@@ -37,9 +37,13 @@ describe('errors', () => {
 
   it('recognise an error made by another copy of the library by its brand', () => {
     // What the CJS copy's TimeoutError looks like to the ESM copy: a different class with the same brand.
-    const foreign = Object.defineProperty(new Error('from the other copy'), Symbol.for('bulwark.error.kind'), {
-      value: 'TimeoutError',
-    });
+    const foreign = Object.defineProperty(
+      new Error('from the other copy'),
+      Symbol.for('bulwark.error.kind'),
+      {
+        value: 'TimeoutError',
+      },
+    );
     expect(foreign).toBeInstanceOf(TimeoutError);
     expect(foreign).toBeInstanceOf(BulwarkError);
     expect(foreign).not.toBeInstanceOf(LoadShedError);

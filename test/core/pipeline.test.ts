@@ -1,6 +1,14 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { pipeline, retry, timeout, budget, TimeoutError, ConfigError, type Context } from '../../src/index.js';
+import {
+  pipeline,
+  retry,
+  timeout,
+  budget,
+  TimeoutError,
+  ConfigError,
+  type Context,
+} from '../../src/index.js';
 import { deadlineTimersOf } from '../../src/core/deadline-timers.js';
 import { VirtualClock } from '../../src/testing/index.js';
 
@@ -67,7 +75,9 @@ describe('execute and the call context', () => {
 
   it('honours an absolute deadline option', async () => {
     const clock = new VirtualClock({ start: 500 });
-    const call = timeout(Infinity, { clock }).execute(never, { deadline: 520 }).catch((e: unknown) => e);
+    const call = timeout(Infinity, { clock })
+      .execute(never, { deadline: 520 })
+      .catch((e: unknown) => e);
     await clock.advance(20);
     expect(await call).toBeInstanceOf(TimeoutError);
   });
@@ -88,10 +98,13 @@ describe('execute and the call context', () => {
   it('ends the call at once with the reason when the caller aborts', async () => {
     const controller = new AbortController();
     let inner: AbortSignal | undefined;
-    const call = timeout(10_000).execute((ctx) => {
-      inner = ctx.signal;
-      return never();
-    }, { signal: controller.signal });
+    const call = timeout(10_000).execute(
+      (ctx) => {
+        inner = ctx.signal;
+        return never();
+      },
+      { signal: controller.signal },
+    );
     const reason = new Error('caller gave up');
     controller.abort(reason);
     await expect(call).rejects.toBe(reason);
@@ -104,9 +117,12 @@ describe('execute and the call context', () => {
     const controller = new AbortController();
     controller.abort(new Error('already'));
     await expect(
-      timeout(100).execute(() => {
-        ran = true;
-      }, { signal: controller.signal }),
+      timeout(100).execute(
+        () => {
+          ran = true;
+        },
+        { signal: controller.signal },
+      ),
     ).rejects.toThrow('already');
     expect(ran).toBe(false);
   });
@@ -182,11 +198,15 @@ describe('execute and the call context', () => {
   });
 
   it('rejects bad execute options with a ConfigError naming the option', async () => {
-    await expect(timeout(10).execute(() => 1, { budget: -5 })).rejects.toThrow(/budget: expected .* got -5/);
-    await expect(timeout(10).execute(() => 1, { priority: 'urgent' as never })).rejects.toBeInstanceOf(
-      ConfigError,
+    await expect(timeout(10).execute(() => 1, { budget: -5 })).rejects.toThrow(
+      /budget: expected .* got -5/,
     );
-    await expect(timeout(10).execute(42 as never)).rejects.toThrow(/execute\(fn\): expected a function/);
+    await expect(
+      timeout(10).execute(() => 1, { priority: 'urgent' as never }),
+    ).rejects.toBeInstanceOf(ConfigError);
+    await expect(timeout(10).execute(42 as never)).rejects.toThrow(
+      /execute\(fn\): expected a function/,
+    );
   });
 
   it('hands the first explicit clock to every part of a pipeline', () => {

@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * optional peers (prom-client, ioredis, redis), and imports every entry from ESM and CJS.
  */
 const root = resolve(import.meta.dirname, '../..');
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  exports: Record<string, unknown>;
+};
 const entries = Object.keys(pkg.exports)
   .filter((k) => k !== './package.json')
   .map((k) => (k === '.' ? 'bulwark' : `bulwark/${k.slice(2)}`));
@@ -19,7 +21,11 @@ let dir = '';
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'bulwark-pack-'));
   execFileSync('npx', ['tsup', '--silent'], { cwd: root, stdio: 'pipe', timeout: 120_000 });
-  const tarball = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+  const tarball = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
     .trim()
     .split('\n')
     .pop()!;
@@ -46,7 +52,12 @@ const run = (file: string, code: string) => {
 
 describe('the packed package', () => {
   it('imports every entry from ESM without optional peers installed', () => {
-    const code = entries.map((e, i) => `const m${i} = await import('${e}'); if (Object.keys(m${i}).length === 0) throw new Error('${e} is empty');`).join('\n');
+    const code = entries
+      .map(
+        (e, i) =>
+          `const m${i} = await import('${e}'); if (Object.keys(m${i}).length === 0) throw new Error('${e} is empty');`,
+      )
+      .join('\n');
     expect(run('esm.mjs', `${code}\nconsole.log('ok');`).trim()).toBe('ok');
   });
 

@@ -32,12 +32,18 @@ describe('prometheusMetrics', () => {
     expect(s.get('bulwark_retry_budget_exhausted_total{dependency="payments"}')).toBe(0);
     expect(s.get('bulwark_circuit_state{dependency="payments",state="closed"}')).toBe(1);
     expect(s.get('bulwark_circuit_state{dependency="payments",state="open"}')).toBe(0);
-    expect(s.get('bulwark_circuit_transitions_total{dependency="payments",from="closed",to="open"}')).toBe(0);
+    expect(
+      s.get('bulwark_circuit_transitions_total{dependency="payments",from="closed",to="open"}'),
+    ).toBe(0);
     expect(s.get('bulwark_bulkhead_in_flight{dependency="payments"}')).toBe(0);
     expect(s.get('bulwark_bulkhead_queued{dependency="payments"}')).toBe(0);
-    expect(s.get('bulwark_load_shed_total{dependency="payments",priority="low",reason="capacity"}')).toBe(0);
+    expect(
+      s.get('bulwark_load_shed_total{dependency="payments",priority="low",reason="capacity"}'),
+    ).toBe(0);
     expect(s.get('bulwark_concurrency_limit{dependency="payments"}')).toBe(20);
-    expect(s.get('bulwark_call_duration_seconds_count{dependency="payments",outcome="success"}')).toBe(0);
+    expect(
+      s.get('bulwark_call_duration_seconds_count{dependency="payments",outcome="success"}'),
+    ).toBe(0);
     for (const [name, type] of [
       ['bulwark_calls_total', 'counter'],
       ['bulwark_call_duration_seconds', 'histogram'],
@@ -65,12 +71,26 @@ describe('prometheusMetrics', () => {
     const s = parseExposition(await registry.metrics());
     expect(s.get('bulwark_calls_total{dependency="search",outcome="success"}')).toBe(3);
     expect(s.get('bulwark_calls_total{dependency="search",outcome="timeout"}')).toBe(1);
-    expect(s.get('bulwark_call_duration_seconds_bucket{dependency="search",outcome="success",le="0.1"}')).toBe(1);
-    expect(s.get('bulwark_call_duration_seconds_bucket{dependency="search",outcome="success",le="1"}')).toBe(2);
-    expect(s.get('bulwark_call_duration_seconds_bucket{dependency="search",outcome="success",le="+Inf"}')).toBe(3);
-    expect(s.get('bulwark_call_duration_seconds_sum{dependency="search",outcome="success"}')).toBeCloseTo(3.55);
-    expect(s.get('bulwark_call_duration_seconds_count{dependency="search",outcome="success"}')).toBe(3);
-    expect(s.get('bulwark_call_duration_seconds_bucket{dependency="search",outcome="timeout",le="1"}')).toBe(1);
+    expect(
+      s.get('bulwark_call_duration_seconds_bucket{dependency="search",outcome="success",le="0.1"}'),
+    ).toBe(1);
+    expect(
+      s.get('bulwark_call_duration_seconds_bucket{dependency="search",outcome="success",le="1"}'),
+    ).toBe(2);
+    expect(
+      s.get(
+        'bulwark_call_duration_seconds_bucket{dependency="search",outcome="success",le="+Inf"}',
+      ),
+    ).toBe(3);
+    expect(
+      s.get('bulwark_call_duration_seconds_sum{dependency="search",outcome="success"}'),
+    ).toBeCloseTo(3.55);
+    expect(
+      s.get('bulwark_call_duration_seconds_count{dependency="search",outcome="success"}'),
+    ).toBe(3);
+    expect(
+      s.get('bulwark_call_duration_seconds_bucket{dependency="search",outcome="timeout",le="1"}'),
+    ).toBe(1);
   });
 
   it('records retries, budget exhaustion, transitions, shedding and idempotency results', async () => {
@@ -87,9 +107,13 @@ describe('prometheusMetrics', () => {
     const s = parseExposition(await registry.metrics());
     expect(s.get('bulwark_retries_total{dependency="orders",reason="status"}')).toBe(2);
     expect(s.get('bulwark_retry_budget_exhausted_total{dependency="orders"}')).toBe(1);
-    expect(s.get('bulwark_circuit_transitions_total{dependency="orders",from="closed",to="open"}')).toBe(1);
+    expect(
+      s.get('bulwark_circuit_transitions_total{dependency="orders",from="closed",to="open"}'),
+    ).toBe(1);
     expect(s.get('bulwark_circuit_state{dependency="orders",state="open"}')).toBe(1);
-    expect(s.get('bulwark_load_shed_total{dependency="orders",priority="low",reason="priority"}')).toBe(1);
+    expect(
+      s.get('bulwark_load_shed_total{dependency="orders",priority="low",reason="priority"}'),
+    ).toBe(1);
     expect(s.get('bulwark_idempotency_total{store="memory",result="replayed"}')).toBe(1);
     expect(s.get('bulwark_idempotency_total{store="memory",result="executed"}')).toBe(0);
   });
@@ -129,7 +153,11 @@ describe('prometheusMetrics', () => {
   it('rejects bad options naming them', () => {
     expect(() => prometheusMetrics({})).toThrow(ConfigError);
     expect(() => prometheusMetrics({})).toThrow(/prometheusMetrics\.registry/);
-    expect(() => prometheusMetrics({ registry: new Registry(), prefix: 'bad-prefix' })).toThrow(/prometheusMetrics\.prefix/);
-    expect(() => prometheusMetrics({ registry: new Registry(), buckets: [1, 0.5] })).toThrow(/prometheusMetrics\.buckets/);
+    expect(() => prometheusMetrics({ registry: new Registry(), prefix: 'bad-prefix' })).toThrow(
+      /prometheusMetrics\.prefix/,
+    );
+    expect(() => prometheusMetrics({ registry: new Registry(), buckets: [1, 0.5] })).toThrow(
+      /prometheusMetrics\.buckets/,
+    );
   });
 });

@@ -7,7 +7,9 @@ import { Validator } from '../../src/core/validate.js';
 describe('backoff', () => {
   it('grows exponentially without jitter and caps at max', () => {
     const b = exponentialBackoff(100, 2, 1000, 'none', Math.random);
-    expect([1, 2, 3, 4, 5, 6].map((n) => b(n, 0, undefined))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([1, 2, 3, 4, 5, 6].map((n) => b(n, 0, undefined))).toEqual([
+      100, 200, 400, 800, 1000, 1000,
+    ]);
   });
 
   it('full jitter scales the capped delay by the random source', () => {
@@ -40,11 +42,17 @@ describe('backoff', () => {
   });
 
   it.each([
-    [{ jitter: 'random' }, /retry\.backoff\.jitter: expected 'full' \| 'equal' \| 'decorrelated' \| 'none', got "random"/],
+    [
+      { jitter: 'random' },
+      /retry\.backoff\.jitter: expected 'full' \| 'equal' \| 'decorrelated' \| 'none', got "random"/,
+    ],
     [{ initial: -1 }, /retry\.backoff\.initial: expected a duration/],
     [{ multiplier: 0.5 }, /retry\.backoff\.multiplier: expected number ≥ 1, got 0\.5/],
     [{ initial: 500, max: 100 }, /retry\.backoff\.max: expected a duration ≥ backoff\.initial/],
-    [{ factor: 2 }, /retry\.backoff\.factor: unknown option \(known: initial, multiplier, max, jitter\)/],
+    [
+      { factor: 2 },
+      /retry\.backoff\.factor: unknown option \(known: initial, multiplier, max, jitter\)/,
+    ],
     [-5, /retry\.backoff: expected a duration/],
   ])('rejects bad backoff %j', (backoff, message) => {
     expect(() => retry({ backoff: backoff as never })).toThrow(ConfigError);

@@ -14,11 +14,15 @@ import {
 } from '../../src/index.js';
 import { VirtualClock } from '../../src/testing/index.js';
 
-const httpError = (status: number, extra: object = {}) => Object.assign(new Error(`HTTP ${status}`), { status, ...extra });
+const httpError = (status: number, extra: object = {}) =>
+  Object.assign(new Error(`HTTP ${status}`), { status, ...extra });
 const netError = (code: string) => Object.assign(new Error(code), { code });
 
 /** Runs `fn` through `policy`, letting the virtual clock run until the call settles. */
-async function settle<T>(clock: VirtualClock, call: Promise<T>): Promise<{ value?: T; error?: unknown }> {
+async function settle<T>(
+  clock: VirtualClock,
+  call: Promise<T>,
+): Promise<{ value?: T; error?: unknown }> {
   const outcome = call.then(
     (value) => ({ value }),
     (error: unknown) => ({ error }),
@@ -64,7 +68,10 @@ describe('retry', () => {
     ['ETIMEDOUT', netError('ETIMEDOUT')],
     ['EPIPE', netError('EPIPE')],
     ['EAI_AGAIN', netError('EAI_AGAIN')],
-    ['undici socket error', Object.assign(new TypeError('fetch failed'), { cause: netError('UND_ERR_SOCKET') })],
+    [
+      'undici socket error',
+      Object.assign(new TypeError('fetch failed'), { cause: netError('UND_ERR_SOCKET') }),
+    ],
     ['408', httpError(408)],
     ['425', httpError(425)],
     ['429', httpError(429)],
@@ -97,7 +104,9 @@ describe('retry', () => {
   });
 
   it('retries an error that flags itself retryable, whatever its status', () => {
-    expect(isRetryableError(Object.assign(new Error('409'), { status: 409, retryable: true }))).toBe(true);
+    expect(
+      isRetryableError(Object.assign(new Error('409'), { status: 409, retryable: true })),
+    ).toBe(true);
     expect(isRetryableError(Object.assign(new Error('409'), { status: 409 }))).toBe(false);
   });
 
@@ -148,12 +157,14 @@ describe('retry', () => {
   it('sleeps the backoff between attempts, on the clock', async () => {
     const clock = new VirtualClock();
     const times: number[] = [];
-    const call = retry({ clock, maxAttempts: 4, backoff: { initial: 100, multiplier: 2, jitter: 'none' } }).execute(
-      () => {
-        times.push(clock.now());
-        throw httpError(503);
-      },
-    );
+    const call = retry({
+      clock,
+      maxAttempts: 4,
+      backoff: { initial: 100, multiplier: 2, jitter: 'none' },
+    }).execute(() => {
+      times.push(clock.now());
+      throw httpError(503);
+    });
     await settle(clock, call);
     expect(times).toEqual([0, 100, 300, 700]);
   });
@@ -297,7 +308,10 @@ describe('retry', () => {
     [{ minAttemptTime: -1 }, /retry\.minAttemptTime: expected a duration/],
     [{ retryOn: 'yes' }, /retry\.retryOn: expected a function, got "yes"/],
     [{ random: 4 }, /retry\.random: expected a function, got 4/],
-    [{ retryBudget: { ratio: 2 } }, /retry\.retryBudget\.ratio: expected number in \[0, 1\], got 2/],
+    [
+      { retryBudget: { ratio: 2 } },
+      /retry\.retryBudget\.ratio: expected number in \[0, 1\], got 2/,
+    ],
     [{ retryBudget: { window: 0 } }, /retry\.retryBudget\.window: expected a duration ≥ 1 ms/],
     [{ attempts: 3 }, /retry\.attempts: unknown option/],
   ])('rejects bad options %j with a ConfigError naming the option', (options, message) => {
@@ -310,7 +324,10 @@ describe('retry', () => {
       retry({ maxAttempts: 0, backoff: { jitter: 'wild' as never } });
       expect.unreachable();
     } catch (e) {
-      expect((e as ConfigError).problems.map((p) => p.path)).toEqual(['retry.maxAttempts', 'retry.backoff.jitter']);
+      expect((e as ConfigError).problems.map((p) => p.path)).toEqual([
+        'retry.maxAttempts',
+        'retry.backoff.jitter',
+      ]);
     }
   });
 });

@@ -66,14 +66,19 @@ describe('timeout (per attempt)', () => {
     expect(clock.pending).toBe(0);
   });
 
-  it.each([[-1], ['soon'], [NaN], [null]])('rejects a bad duration %j with a ConfigError naming it', (ms) => {
-    expect(() => timeout(ms as number)).toThrow(ConfigError);
-    expect(() => timeout(ms as number)).toThrow(/^timeout\.ms: expected a duration/);
-    expect(() => budget(ms as number)).toThrow(/^budget\.ms: expected a duration/);
-  });
+  it.each([[-1], ['soon'], [NaN], [null]])(
+    'rejects a bad duration %j with a ConfigError naming it',
+    (ms) => {
+      expect(() => timeout(ms as number)).toThrow(ConfigError);
+      expect(() => timeout(ms as number)).toThrow(/^timeout\.ms: expected a duration/);
+      expect(() => budget(ms as number)).toThrow(/^budget\.ms: expected a duration/);
+    },
+  );
 
   it('rejects unknown options', () => {
-    expect(() => timeout(10, { clok: 1 } as never)).toThrow(/timeout\.clok: unknown option \(known: clock\)/);
+    expect(() => timeout(10, { clok: 1 } as never)).toThrow(
+      /timeout\.clok: unknown option \(known: clock\)/,
+    );
   });
 });
 

@@ -13,7 +13,9 @@ storeConformance(() => new MemoryStore({ clock }), {
 
 describe('storeConformance', () => {
   it('says how to pass a test framework when none is found', () => {
-    expect(() => storeConformance(() => new MemoryStore())).toThrow(/pass \{ test: \{ describe, it, expect \} \}/);
+    expect(() => storeConformance(() => new MemoryStore())).toThrow(
+      /pass \{ test: \{ describe, it, expect \} \}/,
+    );
   });
 });
 
