@@ -157,6 +157,24 @@ const loadShedder = {
   },
 } as const;
 
+/**
+ * JSON Schema (draft 2020-12) for a `dependencies()` config file: point an editor at it
+ * to get completion and checks while writing the file, or validate configs in CI. It
+ * covers the JSON-expressible options only; `dependencies()` still validates everything.
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from 'node:fs';
+ * import { Ajv2020 } from 'ajv/dist/2020.js';
+ * import { dependencyConfigSchema } from 'bulwark';
+ *
+ * // For editors: map resilience.json to this file (in VS Code, the `json.schemas` setting).
+ * writeFileSync('resilience.schema.json', JSON.stringify(dependencyConfigSchema, null, 2));
+ *
+ * const validate = new Ajv2020({ strict: false }).compile(dependencyConfigSchema);
+ * validate({ payments: { retry: { maxAttempts: 'three' } } }); // false
+ * ```
+ */
 export const dependencyConfigSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'urn:bulwark:dependencies-config',

@@ -34,24 +34,44 @@ export interface DependencyConfig {
   budget?: number | string;
   /** Per-attempt timeout (default: the budget shared equally by `retry.maxAttempts`). */
   timeout?: number | string;
+  /**
+   * Retries (see RetryOptions); none unless given. `false` turns off one inherited from `defaults`.
+   */
   retry?: Omit<RetryOptions, 'clock'> | false;
+  /**
+   * A circuit breaker (see CircuitBreakerOptions), named after the dependency unless `name` is
+   * given.
+   */
   circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'>;
+  /** A bulkhead (see BulkheadOptions), named after the dependency unless `name` is given. */
   bulkhead?: Omit<BulkheadOptions, 'clock'>;
   /** `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`). */
   loadShedder?: Omit<LoadShedderOptions, 'clock' | 'limit'> & {
     limit?: LoadShedderOptions['limit'] | AdaptiveOptions;
   };
+  /** Hedged attempts (see HedgeOptions), inside the attempt timeout; only for idempotent work. */
   hedge?: Omit<HedgeOptions, 'clock'>;
   /** `{ value }` to return instead of failing (`on` narrows which failures). */
   fallback?: { value: unknown; on?: FallbackOptions['on'] };
+  /** Idempotency keys (see IdempotencyOptions), outside retry: one claim covers every attempt. */
   idempotency?: Omit<IdempotencyOptions, 'clock'>;
 }
 
+/** What `dependency()` and `dependencies()` take besides the policies' own options. */
 export interface DependencyOptions {
+  /**
+   * Where the dependency's metrics go, e.g. `prometheusMetrics({ registry })` from
+   * `bulwark/prometheus`.
+   */
   metrics?: MetricsProvider;
+  /** The clock every part runs on (default: the system clock); a `VirtualClock` in tests. */
   clock?: Clock;
 }
 
+/**
+ * The whole-call budget of a dependency that sets none, in ms (10 s): no call is unbounded by
+ * accident.
+ */
 export const DEFAULT_BUDGET_MS = 10_000;
 
 const CONFIG_KEYS = [
@@ -68,16 +88,31 @@ const CONFIG_KEYS = [
   'clock',
 ] as const;
 
+/**
+ * One downstream's policy set, built by `dependency()`: itself a policy, so it can be
+ * `execute`d or put in a pipeline. Each configured part is exposed for its events, state
+ * and stats; an unconfigured one is `undefined`.
+ */
 export interface Dependency extends Policy {
+  /** The name given to `dependency()`: in error messages and as the metrics label. */
   readonly name: string;
+  /** The whole-call budget in ms (Infinity only when written out). */
   readonly budget: number;
+  /** The attempt timeout in ms (Infinity: none). */
   readonly timeout: number;
+  /** The retry policy, when configured. */
   readonly retry: RetryPolicy | undefined;
+  /** The circuit breaker, when configured: read `state`, `stats()`, or `isolate()` it. */
   readonly breaker: CircuitBreakerPolicy | undefined;
+  /** The bulkhead, when configured: read `inFlight` and `queued`. */
   readonly bulkhead: BulkheadPolicy | undefined;
+  /** The load shedder, when configured: read `limit` and `inFlight`. */
   readonly loadShedder: LoadShedderPolicy | undefined;
+  /** The hedge policy, when configured. */
   readonly hedge: HedgePolicy | undefined;
+  /** The fallback policy, when configured. */
   readonly fallback: FallbackPolicy | undefined;
+  /** The idempotency policy, when configured. */
   readonly idempotency: IdempotencyPolicy | undefined;
   /** The composed policies, outer to inner. */
   readonly pipeline: Pipeline;
@@ -176,6 +211,23 @@ class DependencyPolicy implements Dependency {
  * attempt timeout → hedge → fn. Only the configured parts are built, plus a default
  * budget (10 s) and attempt timeout, so no call is unbounded by accident. Every field is
  * validated here, once; all problems are reported together with their paths.
+ *
+ * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ *
+ * const inventory = dependency('inventory', {
+ *   budget: '2s', // the whole call, every retry included
+ *   timeout: '500ms', // each attempt
+ *   retry: { maxAttempts: 3 },
+ *   circuitBreaker: { failureRate: 0.5, window: { calls: 50 } },
+ * });
+ * const stock = await inventory.execute(async (ctx) => {
+ *   const res = await fetch('https://inventory.internal/stock/sku-42', { signal: ctx.signal });
+ *   if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status });
+ *   return res.json();
+ * });
+ * ```
  */
 export function dependency(
   name: string,
@@ -366,6 +418,7 @@ function wireMetrics(
   }
 }
 
+/** The plain-data config of `dependencies()`: `defaults`, then one section per dependency. */
 export interface DependenciesConfig {
   /** Merged under every dependency (a dependency's own keys win, section by section). */
   defaults?: DependencyConfig;
@@ -376,6 +429,20 @@ export interface DependenciesConfig {
  * Builds many dependencies from one plain object (e.g. parsed from JSON or YAML):
  * `dependencies({ defaults: { budget: '2s' }, payments: { retry: { maxAttempts: 2 } } }, { metrics })`.
  * All problems across all dependencies are reported in one ConfigError.
+ *
+ * @example
+ * ```ts
+ * import { dependencies } from 'bulwark';
+ *
+ * const deps = dependencies({
+ *   defaults: { budget: '2s', retry: { maxAttempts: 3, retryBudget: { ratio: 0.2 } } },
+ *   payments: { timeout: '500ms', circuitBreaker: { consecutiveFailures: 5 } },
+ *   search: { hedge: { delay: '50ms' }, fallback: { value: { results: [] } } },
+ * });
+ * const res = await deps.search.execute((ctx) =>
+ *   fetch('https://search.internal/q?term=tent', { signal: ctx.signal }),
+ * );
+ * ```
  */
 export function dependencies<K extends string>(
   config: { defaults?: DependencyConfig } & Record<K, DependencyConfig>,

@@ -1,6 +1,9 @@
 import type { Context } from './context.js';
 
-/** Returns the context of the work running now (e.g. the incoming request), if any. */
+/**
+ * Returns the context of the work running now (e.g. the incoming request), if any.
+ * Usually backed by an AsyncLocalStorage; see `setAmbientContextProvider`.
+ */
 export type AmbientContextProvider = () => Context | undefined;
 
 interface AmbientSlot {
@@ -21,6 +24,25 @@ export const ambientSlot: AmbientSlot = (holder[SLOT_KEY] ??= { provider: undefi
  * context it should inherit its deadline, abort and priority from (the HTTP server wrapper
  * installs an AsyncLocalStorage reader). Returns the provider it replaced. Pass `undefined`
  * to remove it.
+ *
+ * Install one for work that does not arrive over bulwark's HTTP wrappers (a queue
+ * consumer, a job runner), so that calls deep inside it need no `{ parent: ctx }`.
+ *
+ * @example
+ * ```ts
+ * import { AsyncLocalStorage } from 'node:async_hooks';
+ * import { dependency, setAmbientContextProvider, type Context } from 'bulwark';
+ *
+ * const current = new AsyncLocalStorage<Context>();
+ * setAmbientContextProvider(() => current.getStore());
+ *
+ * const job = dependency('nightly-report', { budget: '5m' });
+ * const warehouse = dependency('warehouse', { retry: {} });
+ * await job.execute((ctx) =>
+ *   // Inherits the job's remaining budget and abort, with no `parent` option.
+ *   current.run(ctx, () => warehouse.execute(() => fetch('https://warehouse.internal/report'))),
+ * );
+ * ```
  */
 export function setAmbientContextProvider(
   provider: AmbientContextProvider | undefined,

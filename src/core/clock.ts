@@ -3,8 +3,14 @@
  * setTimeout themselves, which is what makes every time behaviour testable on a
  * VirtualClock.
  */
+
+/** Whatever a clock's `setTimeout` returns: opaque, only ever handed back to its `clearTimeout`. */
 export type TimerHandle = unknown;
 
+/**
+ * A source of time and timers. Every policy reads time only through its clock:
+ * `systemClock` in production, a `VirtualClock` (from `bulwark/testing`) in tests.
+ */
 export interface Clock {
   /** Monotonic time in ms (epoch-based on the system clock). */
   now(): number;
@@ -13,6 +19,7 @@ export interface Clock {
    * keeps the process alive on its own.
    */
   setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Cancels a timer from this clock's `setTimeout`; unknown or fired handles are ignored. */
   clearTimeout(handle: TimerHandle): void;
   /**
    * Resolves after `ms`, or rejects with `signal.reason` when the signal aborts first.
@@ -50,7 +57,10 @@ function sleepOn(
 
 export { sleepOn as sleepWithTimers };
 
-/** The default clock: `performance.timeOrigin + performance.now()`, monotonic epoch ms. */
+/**
+ * The default clock: `performance.timeOrigin + performance.now()`, monotonic epoch ms.
+ * Policies run on it when neither they nor their pipeline were given a `clock`.
+ */
 export const systemClock: Clock = {
   now: () => origin + perf.now(),
   setTimeout(fn, ms) {

@@ -3,9 +3,18 @@ import type { Clock } from './clock.js';
 import { deadlineTimersOf, type DeadlineEntry, type DeadlineTimers } from './deadline-timers.js';
 import { TimeoutError, type TimeoutScope } from './errors.js';
 
+/**
+ * How much a call matters under overload (default `'normal'`). The load shedder lets
+ * `low` work fill the smallest share of its limit and admits `critical` work whenever a
+ * slot is free, so sheddable work is refused first.
+ */
 export type Priority = 'critical' | 'high' | 'normal' | 'low';
 
-/** What a wrapped function receives. */
+/**
+ * What a wrapped function receives: the call's deadline and signal, which attempt this
+ * is, and the keys every attempt of the logical call shares. Pass it as `parent` to a
+ * nested `execute` so the inner call inherits the deadline and abort.
+ */
 export interface Context {
   /** Aborted at the deadline, on caller abort, or when this attempt is abandoned. */
   readonly signal: AbortSignal;
@@ -15,6 +24,7 @@ export interface Context {
   remaining(): number;
   /** 1 for the first attempt, 2 for the first retry, … */
   readonly attempt: number;
+  /** The priority given to `execute` (default `'normal'`). */
   readonly priority: Priority;
   /** The caller's key, or one generated once per logical call; the same for every retry and hedge. */
   readonly idempotencyKey: string;
@@ -40,6 +50,7 @@ export interface Step {
   invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T>;
 }
 
+/** The work a policy runs: a function of the call's context returning a value or a promise. */
 export type Operation<T> = (ctx: Context) => T | PromiseLike<T>;
 
 /**

@@ -6,6 +6,17 @@ const PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/;
 /**
  * Reads a duration: a number of ms, a string like '250ms', '2s', '1.5m', '1h', or
  * Infinity / 'Infinity'. Returns undefined for anything else (including negatives).
+ * Every duration option of bulwark accepts the same forms.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from 'bulwark';
+ *
+ * parseDuration('250ms'); // 250
+ * parseDuration('1.5m'); // 90000
+ * parseDuration(3000); // 3000
+ * parseDuration('2 days'); // undefined
+ * ```
  */
 export function parseDuration(value: unknown): number | undefined {
   if (typeof value === 'number') return value >= 0 ? value : undefined;
@@ -16,7 +27,18 @@ export function parseDuration(value: unknown): number | undefined {
   return Number(m[1]) * UNITS[m[2]!]!;
 }
 
-/** Like parseDuration but throws a ConfigError naming `path` for bad input. */
+/**
+ * Like parseDuration but throws a ConfigError naming `path` for bad input: for reading
+ * durations from your own config with the same rules and messages as bulwark's options.
+ *
+ * @example
+ * ```ts
+ * import { toMs } from 'bulwark';
+ *
+ * const pollEvery = toMs(process.env.POLL_INTERVAL ?? '30s', 'POLL_INTERVAL'); // 30000
+ * toMs('soon', 'cache.ttl'); // throws ConfigError "cache.ttl: expected a duration (…)"
+ * ```
+ */
 export function toMs(value: unknown, path = 'duration'): number {
   const ms = parseDuration(value);
   if (ms === undefined) {

@@ -8,6 +8,9 @@
 
 const BRAND = Symbol.for('bulwark.error.kind');
 
+/**
+ * The stable `code` of each bulwark error: switch on it rather than on messages, which may change.
+ */
 export type BulwarkErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_CIRCUIT_OPEN'
@@ -25,6 +28,27 @@ function brandOf(value: unknown): string | undefined {
   return typeof kind === 'string' ? kind : undefined;
 }
 
+/**
+ * The base class of every error bulwark raises itself; errors of the wrapped function are
+ * rethrown unchanged, never wrapped. Tell them apart by class or by `code`: `instanceof`
+ * holds even across the ESM and CJS builds of the library.
+ *
+ * @example
+ * ```ts
+ * import { BulwarkError, CircuitOpenError, circuitBreaker } from 'bulwark';
+ *
+ * const breaker = circuitBreaker({ consecutiveFailures: 5 });
+ * try {
+ *   await breaker.execute(() => fetch('https://payments.internal/health'));
+ * } catch (error) {
+ *   if (error instanceof CircuitOpenError)
+ *     console.log(`open; next trial in ${error.retryAfterMs} ms`);
+ *   else if (error instanceof BulwarkError)
+ *     console.log(error.code); // e.g. 'ERR_TIMEOUT'
+ *   else throw error; // the dependency's own failure, unchanged
+ * }
+ * ```
+ */
 export class BulwarkError extends Error {
   /** Stable machine-readable code; see the error-code table in the README. */
   readonly code: BulwarkErrorCode;
@@ -39,6 +63,10 @@ export class BulwarkError extends Error {
   /** Name used for the cross-copy brand; survives minification because it is a literal. */
   static readonly kind: string = 'BulwarkError';
 
+  /**
+   * Answers by the brand each instance carries rather than by prototype, so that
+   * `instanceof` holds for errors from the other (ESM or CJS) copy of bulwark too.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
     const kind = brandOf(value);
     if (kind === undefined) return false;
@@ -61,10 +89,21 @@ export function withoutStack<E extends Error>(make: () => E): E {
   }
 }
 
+/**
+ * Which limit a `TimeoutError` hit: one attempt's timeout, or the whole call's budget or deadline.
+ */
 export type TimeoutScope = 'attempt' | 'budget';
 
+/**
+ * `ERR_TIMEOUT`: an attempt's timeout or the whole call's budget ran out; the work was told through
+ * `ctx.signal`.
+ */
 export class TimeoutError extends BulwarkError {
   static override readonly kind = 'TimeoutError';
+  /**
+   * `'attempt'` for a `timeout()` (retryable, and a breaker failure); `'budget'` for the
+   * call's budget or deadline (neither: the caller's time is up).
+   */
   readonly scope: TimeoutScope;
   /** The limit that was hit, in ms. */
   readonly timeoutMs: number;
@@ -81,10 +120,14 @@ export class TimeoutError extends BulwarkError {
   }
 }
 
+/** `ERR_CIRCUIT_OPEN`: the circuit breaker refused the call without running it. */
 export class CircuitOpenError extends BulwarkError {
   static override readonly kind = 'CircuitOpenError';
   /** ms until the breaker admits its next trial call (Infinity while isolated). */
   readonly retryAfterMs: number;
+  /**
+   * The breaker's state: open, isolated by an operator, or half-open with every trial slot taken.
+   */
   readonly state: 'open' | 'half-open' | 'isolated';
   constructor(state: 'open' | 'half-open' | 'isolated', retryAfterMs: number, name?: string) {
     super(
@@ -97,10 +140,16 @@ export class CircuitOpenError extends BulwarkError {
   }
 }
 
+/**
+ * `'full'`: no free slot and no queue place; `'queue-timeout'`: waited `queueTimeout` for a slot in
+ * vain.
+ */
 export type BulkheadRejectReason = 'full' | 'queue-timeout';
 
+/** `ERR_BULKHEAD_FULL`: the bulkhead had no slot for the call (see `reason`). */
 export class BulkheadRejectedError extends BulwarkError {
   static override readonly kind = 'BulkheadRejectedError';
+  /** Why the call was turned away. */
   readonly reason: BulkheadRejectReason;
   constructor(reason: BulkheadRejectReason, message: string) {
     super('ERR_BULKHEAD_FULL', message);
@@ -108,10 +157,17 @@ export class BulkheadRejectedError extends BulwarkError {
   }
 }
 
+/**
+ * Why load was shed: the limit was reached (`capacity`), the call's priority had used
+ * its share (`priority`), too little time was left (`deadline`), or the event loop lagged
+ * (`event-loop`).
+ */
 export type LoadShedReason = 'capacity' | 'priority' | 'deadline' | 'event-loop';
 
+/** `ERR_LOAD_SHED`: a load shedder or adaptive throttle refused the call before any work. */
 export class LoadShedError extends BulwarkError {
   static override readonly kind = 'LoadShedError';
+  /** Which check refused the call. */
   readonly reason: LoadShedReason;
   /** Suggested wait before trying again, when the shedder can tell. */
   readonly retryAfterMs: number | undefined;
@@ -122,6 +178,7 @@ export class LoadShedError extends BulwarkError {
   }
 }
 
+/** `ERR_IDEMPOTENCY_IN_PROGRESS`: another call with the same idempotency key is still running. */
 export class IdempotencyInProgressError extends BulwarkError {
   static override readonly kind = 'IdempotencyInProgressError';
   constructor(message = 'a call with this idempotency key is still in progress') {
@@ -129,6 +186,10 @@ export class IdempotencyInProgressError extends BulwarkError {
   }
 }
 
+/**
+ * `ERR_IDEMPOTENCY_KEY_REUSED`: the idempotency key was used before with a different request
+ * fingerprint.
+ */
 export class IdempotencyKeyReuseError extends BulwarkError {
   static override readonly kind = 'IdempotencyKeyReuseError';
   constructor(message = 'idempotency key was reused with a different request fingerprint') {
@@ -136,8 +197,13 @@ export class IdempotencyKeyReuseError extends BulwarkError {
   }
 }
 
+/**
+ * `ERR_IDEMPOTENCY_STORE`: the idempotency store failed or did not answer in time; `cause` holds
+ * the store's own error, if any.
+ */
 export class IdempotencyStoreError extends BulwarkError {
   static override readonly kind = 'IdempotencyStoreError';
+  /** The failing store's name, e.g. `MemoryStore` or `RedisStore(bulwark:idem)`. */
   readonly store: string;
   constructor(store: string, message: string, options?: { cause?: unknown }) {
     super('ERR_IDEMPOTENCY_STORE', `${store}: ${message}`, options);
@@ -145,17 +211,25 @@ export class IdempotencyStoreError extends BulwarkError {
   }
 }
 
+/** One bad option: where it is, what it should be, and what was given. */
 export interface ConfigProblem {
   /** Dotted path of the bad option, e.g. `payments.retry.maxAttempts`. */
   path: string;
+  /** What the option must be, e.g. `integer ≥ 1`. */
   expected: string;
+  /** The value that was given. */
   got: unknown;
   /** Replaces the "expected …, got …" text when that form does not fit (unknown keys). */
   message?: string;
 }
 
+/**
+ * `ERR_CONFIG`: options or a config were invalid. Thrown once, at construction, listing
+ * every problem found (not only the first), each with its path.
+ */
 export class ConfigError extends BulwarkError {
   static override readonly kind = 'ConfigError';
+  /** Every problem found; the message has one line per problem. */
   readonly problems: readonly ConfigProblem[];
   constructor(problems: readonly ConfigProblem[]) {
     super('ERR_CONFIG', problems.map(formatProblem).join('\n'));
@@ -192,6 +266,22 @@ export function brandClass(cls: { kind: string; prototype: object }): void {
   });
 }
 
+/**
+ * True for any error bulwark raised itself (from either its ESM or its CJS build); false
+ * for the wrapped function's own errors, which bulwark rethrows unchanged.
+ *
+ * @example
+ * ```ts
+ * import { isBulwarkError, retry } from 'bulwark';
+ *
+ * try {
+ *   await retry().execute(() => fetch('https://inventory.internal/stock/42'));
+ * } catch (error) {
+ *   // Local refusals and timeouts carry a stable code; anything else is the dependency's.
+ *   console.log(isBulwarkError(error) ? error.code : 'dependency failed', error);
+ * }
+ * ```
+ */
 export function isBulwarkError(value: unknown): value is BulwarkError {
   return brandOf(value) !== undefined;
 }

@@ -2,10 +2,17 @@
  * A tiny typed event hub. Publishing checks one array per event, so a policy with no
  * subscribers pays a property read; policies guard payload construction with `has()`.
  */
+
+/** Returned by every `on(event, listener)` (and a store's `watch`): `dispose()` undoes it. */
 export interface Disposable {
+  /** Removes the listener (or stops watching); calling it again does nothing. */
   dispose(): void;
 }
 
+/**
+ * A policy event listener. Listeners run synchronously; one that throws has its error
+ * rethrown in a microtask, so a faulty hook never changes the call it observes.
+ */
 export type Listener<T> = (event: T) => void;
 
 export class EventHub<Events extends object> {

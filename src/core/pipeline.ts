@@ -3,6 +3,7 @@ import { systemClock, type Clock } from './clock.js';
 import { CallContext, type Context, type Operation, type Priority, type Step } from './context.js';
 import { ConfigError } from './errors.js';
 
+/** Per-call options of `execute()`, on any policy, pipeline or dependency. */
 export interface ExecuteOptions {
   /** The caller's signal: aborting it ends the call at once with its reason. */
   signal?: AbortSignal;
@@ -10,7 +11,12 @@ export interface ExecuteOptions {
   budget?: number;
   /** Absolute deadline, in ms on the policy clock (epoch ms on the system clock). */
   deadline?: number;
+  /** How much this call matters under overload (default `'normal'`); read by the load shedder. */
   priority?: Priority;
+  /**
+   * The logical request's key, shared by every retry and hedge of the call (default: a
+   * UUID generated on first read of `ctx.idempotencyKey`).
+   */
   idempotencyKey?: string;
   /** Stands for the request payload; compared on idempotent replay. */
   fingerprint?: string;
@@ -18,11 +24,20 @@ export interface ExecuteOptions {
   parent?: Context;
 }
 
+/**
+ * What every policy, pipeline and dependency is: something that can `execute` a
+ * function, and that `pipeline()` can compose with others.
+ */
 export interface Policy {
   /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
   readonly kind: string;
   /** The clock this policy runs on; `pipeline()` hands its clock to parts that have none. */
   clock: Clock | undefined;
+  /**
+   * Runs `fn` through this policy (for a pipeline, through every part, outer to inner)
+   * and settles with its value or the error that ended the call. Never throws
+   * synchronously: bad options reject with a `ConfigError`.
+   */
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T>;
   /**
    * Runs one call through this policy and then `next`. Implementations return a promise
@@ -218,7 +233,9 @@ function startUnder<T>(
 
 /** Base of every policy: `execute()` runs the policy alone, as a one-step pipeline. */
 export abstract class BasePolicy implements Policy {
+  /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
   abstract readonly kind: string;
+  /** The clock this policy runs on; `pipeline()` hands its clock to parts that have none. */
   clock: Clock | undefined;
   private step: Step | undefined;
 
@@ -226,6 +243,11 @@ export abstract class BasePolicy implements Policy {
     this.clock = clock;
   }
 
+  /**
+   * Runs `fn` through this policy alone and settles with its value or the error that
+   * ended the call. To combine policies, compose them with `pipeline()` rather than
+   * nesting `execute` calls: the chain is then resolved once, not per call.
+   */
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
     return startCall(
       this.clock ?? systemClock,
@@ -235,10 +257,16 @@ export abstract class BasePolicy implements Policy {
     );
   }
 
+  /**
+   * Runs one call through this policy and then `next`; pipelines call it. Application
+   * code calls `execute()` instead.
+   */
   abstract run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T>;
 }
 
+/** Policies composed by `pipeline()`, itself a policy (so pipelines nest). */
 export interface Pipeline extends Policy {
+  /** The parts, outer to inner; nested pipelines are flattened into this list. */
   readonly policies: readonly Policy[];
 }
 
@@ -285,6 +313,24 @@ function runChain<T>(
  * Composes policies outer to inner: `pipeline(budget(2000), retry(), timeout(300))`.
  * The chain is resolved here, once; a call walks it with no per-call closures. The first
  * explicit `clock` among the parts becomes the clock of every part that has none.
+ *
+ * Order matters: a budget outside `retry()` bounds every attempt and backoff sleep
+ * together, a timeout inside it bounds each attempt.
+ *
+ * @example
+ * ```ts
+ * import { budget, circuitBreaker, pipeline, retry, timeout } from 'bulwark';
+ *
+ * // 2 s for the whole call; up to 3 attempts (the default) of at most 300 ms each.
+ * const users = pipeline(budget('2s'), retry(), circuitBreaker(), timeout('300ms'));
+ *
+ * const user = await users.execute(async (ctx) => {
+ *   const res = await fetch('https://users.internal/users/42', { signal: ctx.signal });
+ *   // An error with a retryable `status` (429, 503, …) is retried by default.
+ *   if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status });
+ *   return res.json();
+ * });
+ * ```
  */
 export function pipeline(...policies: Policy[]): Pipeline {
   policies.forEach((p, i) => {

@@ -16,7 +16,16 @@ export const DEFAULT_DEADLINE_MARGIN = 10;
 /**
  * The header value for `remainingMs` left: whole ms after the margin, never negative
  * (`0` tells the server the caller has already given up). `undefined` for an unbounded
- * call — no header is sent then.
+ * call — no header is sent then. `httpClient()` sends it by itself; this is for other clients.
+ *
+ * @example
+ * ```ts
+ * import { encodeDeadline } from 'bulwark/http';
+ *
+ * encodeDeadline(850); // '840': 10 ms are kept for the response's trip back
+ * encodeDeadline(850, 50); // '800'
+ * encodeDeadline(Infinity); // undefined: send no header
+ * ```
  */
 export function encodeDeadline(
   remainingMs: number,
@@ -29,7 +38,17 @@ export function encodeDeadline(
 
 const MS = /^\d{1,15}$/;
 
-/** Parses our header (or Envoy's): a non-negative integer of ms. */
+/**
+ * Parses our header (or Envoy's): a non-negative integer of ms.
+ *
+ * @example
+ * ```ts
+ * import { parseDeadlineMs } from 'bulwark/http';
+ *
+ * parseDeadlineMs('840'); // 840
+ * parseDeadlineMs('1.5s'); // undefined: malformed values are ignored, not guessed at
+ * ```
+ */
 export function parseDeadlineMs(value: string | null | undefined): number | undefined {
   if (value === null || value === undefined) return undefined;
   const text = value.trim();
@@ -46,7 +65,17 @@ const GRPC_UNIT_MS: Readonly<Record<string, number>> = {
   n: 1e-6,
 };
 
-/** Parses `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n); ms, possibly fractional. */
+/**
+ * Parses `grpc-timeout`: at most 8 digits and a unit (H, M, S, m, u, n); ms, possibly fractional.
+ *
+ * @example
+ * ```ts
+ * import { parseGrpcTimeout } from 'bulwark/http';
+ *
+ * parseGrpcTimeout('2S'); // 2000
+ * parseGrpcTimeout('250m'); // 250
+ * ```
+ */
 export function parseGrpcTimeout(value: string | null | undefined): number | undefined {
   if (value === null || value === undefined) return undefined;
   const m = GRPC.exec(value.trim());
@@ -54,7 +83,17 @@ export function parseGrpcTimeout(value: string | null | undefined): number | und
   return Number(m[1]) * GRPC_UNIT_MS[m[2]!]!;
 }
 
-/** Formats ms as a `grpc-timeout` value, in the finest unit that fits in 8 digits. */
+/**
+ * Formats ms as a `grpc-timeout` value, in the finest unit that fits in 8 digits.
+ *
+ * @example
+ * ```ts
+ * import { formatGrpcTimeout } from 'bulwark/http';
+ *
+ * formatGrpcTimeout(50); // '50000000n'
+ * formatGrpcTimeout(2500); // '2500000u'
+ * ```
+ */
 export function formatGrpcTimeout(ms: number): string | undefined {
   if (!(ms < Infinity)) return undefined;
   const v = ms > 0 ? ms : 0;
@@ -86,6 +125,7 @@ export function headerValues(headers: IncomingHeaders, name: string): string[] {
   return list.flatMap((v) => v.split(','));
 }
 
+/** Options of `readDeadline()`: which deadline headers to read. */
 export interface ReadDeadlineOptions {
   /** Our header's name, lower case (default `x-bulwark-deadline-ms`); `false` to ignore it. */
   header?: string | false;
@@ -98,6 +138,16 @@ export interface ReadDeadlineOptions {
 /**
  * The budget (ms) the caller gave this request: the tightest of the deadline headers
  * present, `undefined` when there is none. Malformed values are ignored, not trusted.
+ * The inbound wrappers (`bulwarkHandler` and the adapters) call it for you.
+ *
+ * @example
+ * ```ts
+ * import { readDeadline } from 'bulwark/http';
+ *
+ * readDeadline({ 'x-bulwark-deadline-ms': '840', 'grpc-timeout': '2S' }); // 840: the tightest wins
+ * readDeadline(new Headers({ 'x-envoy-expected-rq-timeout-ms': '1500' })); // 1500
+ * readDeadline({}); // undefined: the caller set no deadline
+ * ```
  */
 export function readDeadline(
   headers: IncomingHeaders,

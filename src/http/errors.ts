@@ -7,9 +7,11 @@ import { brandClass, BulwarkError } from '../core/errors.js';
  */
 export class HttpError extends BulwarkError {
   static override readonly kind = 'HttpError';
+  /** The final response's status. */
   readonly status: number;
   /** The delay the server asked for in `Retry-After`, in ms, when it sent one. */
   readonly retryAfterMs: number | undefined;
+  /** The final response, its body unread. */
   readonly response: Response;
 
   constructor(response: Response, retryAfterMs: number | undefined, what: string) {

@@ -8,11 +8,18 @@ import { InboundGuard, type BulwarkServerOptions } from './server.js';
 
 /** An Express request: node's IncomingMessage plus what body parsers and routers add. */
 export type ExpressLikeRequest = IncomingMessage & { body?: unknown; originalUrl?: string };
+/** Express's `next`: call it to go on, or with an error to hand that to error handling. */
 export type ExpressLikeNext = (error?: unknown) => void;
 
+/**
+ * Express middleware from `bulwarkMiddleware()`, with the policies it applies exposed for metrics.
+ */
 export interface BulwarkMiddleware {
+  /** Handles one request; Express calls it. */
   (req: ExpressLikeRequest, res: ServerResponse, next: ExpressLikeNext): void;
+  /** The load shedder guarding the routes after it, when configured. */
   readonly loadShedder: LoadShedderPolicy | undefined;
+  /** The idempotency policy behind the `Idempotency-Key` header, when configured. */
   readonly idempotency: IdempotencyPolicy | undefined;
 }
 
@@ -23,6 +30,23 @@ export interface BulwarkMiddleware {
  * and keyed requests run once and are replayed. Put it after the body parser: it then
  * fingerprints `req.body`; without one, it reads the raw body itself into `req.body`.
  * Handler errors go to Express's error handling through `next(err)`.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { bulwarkMiddleware } from 'bulwark/http';
+ *
+ * const app = express();
+ * // After the body parser, so that keyed requests are fingerprinted by their parsed body.
+ * app.use(
+ *   express.json(),
+ *   bulwarkMiddleware({ loadShedder: { limit: 200 }, idempotency: { required: true } }),
+ * );
+ * app.post('/orders', (req, res) => {
+ *   res.status(201).json({ id: 'ord_1', items: req.body.items });
+ * });
+ * app.listen(8080);
+ * ```
  */
 export function bulwarkMiddleware(options: BulwarkServerOptions = {}): BulwarkMiddleware {
   const guard = new InboundGuard(options, 'bulwarkMiddleware');

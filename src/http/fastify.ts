@@ -12,32 +12,48 @@ import {
 // Written against the shapes Fastify passes, so that this file never imports fastify:
 // it stays an optional peer.
 
+/** The part of a Fastify request the plugin reads. */
 export interface FastifyLikeRequest {
+  /** Node's request underneath. */
   readonly raw: IncomingMessage;
+  /** The parsed body (by `preHandler` time). */
   readonly body?: unknown;
 }
 
+/** The part of a Fastify reply the plugin uses to answer itself (503, 409, a replay…). */
 export interface FastifyLikeReply {
+  /** Node's response underneath. */
   readonly raw: ServerResponse;
+  /** True once a response was sent. */
   readonly sent?: boolean;
+  /** Sets the status. */
   code(status: number): FastifyLikeReply;
+  /** Sets response headers. */
   headers(values: Record<string, string>): FastifyLikeReply;
+  /** Sends the response. */
   send(payload?: unknown): FastifyLikeReply;
 }
 
+/** A Fastify hook in callback style. */
 export type FastifyLikeHook = (
   request: FastifyLikeRequest,
   reply: FastifyLikeReply,
   done: (error?: Error) => void,
 ) => void;
 
+/** The part of a Fastify instance the plugin uses. */
 export interface FastifyLikeInstance {
+  /** Adds a hook to the instance. */
   addHook(name: 'onRequest' | 'preHandler', hook: FastifyLikeHook): unknown;
 }
 
+/** A Fastify plugin from `bulwarkFastify()`, with the policies it applies exposed for metrics. */
 export interface BulwarkFastifyPlugin {
+  /** Adds the plugin's `onRequest` and `preHandler` hooks; `app.register` calls it. */
   (instance: FastifyLikeInstance, options: unknown, done: (error?: Error) => void): void;
+  /** The load shedder guarding the instance's routes, when configured. */
   readonly loadShedder: LoadShedderPolicy | undefined;
+  /** The idempotency policy behind the `Idempotency-Key` header, when configured. */
   readonly idempotency: IdempotencyPolicy | undefined;
 }
 
@@ -54,6 +70,20 @@ function replyResponder(reply: FastifyLikeReply): Responder {
  * implements the `Idempotency-Key` header over the parsed body and runs the route handler
  * in the request's context. Marked like `fastify-plugin` does, so its hooks apply to the
  * whole instance rather than an encapsulated child.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { bulwarkFastify } from 'bulwark/http';
+ *
+ * const app = Fastify();
+ * // `x-priority: low` requests are shed first; accept the header only from your own edge.
+ * await app.register(
+ *   bulwarkFastify({ loadShedder: { limit: 200 }, priorityHeader: 'x-priority' }),
+ * );
+ * app.get('/products/:id', async (request) => ({ id: (request.params as { id: string }).id }));
+ * await app.listen({ port: 8080 });
+ * ```
  */
 export function bulwarkFastify(options: BulwarkServerOptions = {}): BulwarkFastifyPlugin {
   const guard = new InboundGuard(options, 'bulwarkFastify');

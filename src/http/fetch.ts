@@ -48,11 +48,13 @@ export interface FetchCallOptions extends ExecuteOptions {
   idempotent?: boolean;
 }
 
+/** Options of `resilientFetch()`: the client's options and the call's, in one object. */
 export type ResilientFetchOptions = HttpClientOptions & FetchCallOptions;
 
 /** A dependency (or any policy) whose pipeline the requests run through. */
 export type FetchDependency = Pick<Policy, 'execute'> & { readonly name?: string };
 
+/** An HTTP client bound to one dependency, from `httpClient()`. */
 export interface HttpClient {
   /** `fetch` through the dependency: same arguments as the global fetch, plus call options. */
   fetch(
@@ -60,6 +62,7 @@ export interface HttpClient {
     init?: RequestInit,
     options?: FetchCallOptions,
   ): Promise<Response>;
+  /** The dependency (or policy) every request runs through. */
   readonly dependency: FetchDependency;
 }
 
@@ -86,11 +89,18 @@ const NOT_SENT_CODES: ReadonlySet<string> = new Set([
  * `resilientFetch` turns it back into the response (or an `HttpError`) at the end.
  */
 export class HttpStatusFailure extends Error {
+  /** Always `'HttpStatusFailure'`. */
   override readonly name = 'HttpStatusFailure';
   /** Only statuses configured as retryable become this failure: the default retry classification honours the flag. */
   readonly retryable = true;
+  /** The response's status. */
   readonly status: number;
+  /**
+   * The delay its `Retry-After` asked for, in ms: the retry policy waits this long instead of its
+   * backoff.
+   */
   readonly retryAfterMs: number | undefined;
+  /** The response itself, body unread. */
   readonly response: Response;
   constructor(response: Response, retryAfterMs: number | undefined) {
     super(`HTTP ${response.status}`);
@@ -107,7 +117,9 @@ export class HttpStatusFailure extends Error {
  * failure, retries and hedges leave it alone. `failure` is the original outcome.
  */
 export class NotRepeatableFailure extends Error {
+  /** Always `'NotRepeatableFailure'`. */
   override readonly name = 'NotRepeatableFailure';
+  /** @param failure - The request's original failure (an error, or an `HttpStatusFailure`). */
   constructor(readonly failure: unknown) {
     super('the request may have reached the server and is not safe to send again');
   }
@@ -116,7 +128,23 @@ export class NotRepeatableFailure extends Error {
 /**
  * A `retryOn` for HTTP dependencies: retries every failing status of the client's
  * `retryStatuses` (not only the default ones) and whatever `isRetryableError` retries;
- * never a request that must not be repeated, never a returned response.
+ * never a request that must not be repeated, never a returned response. The default
+ * classification already does as much: use this as the base of a `retryOn` of your own.
+ *
+ * @example
+ * ```ts
+ * import { dependency, statusOf } from 'bulwark';
+ * import { httpClient, isRetryableHttpError } from 'bulwark/http';
+ *
+ * // The HTTP rules, except 429: this API sends it once the day's quota is spent.
+ * const maps = dependency('maps', {
+ *   retry: {
+ *     retryOn: (outcome, ctx, kind) =>
+ *       isRetryableHttpError(outcome, ctx, kind) && statusOf(outcome) !== 429,
+ *   },
+ * });
+ * const api = httpClient(maps);
+ * ```
  */
 export function isRetryableHttpError(
   outcome: unknown,
@@ -215,6 +243,22 @@ function validateCall(options: Record<string, unknown>, v: Validator): void {
 /**
  * An HTTP client bound to one dependency: `const api = httpClient(dependency('api', …), { … });
  * const res = await api.fetch(url, init)`. Options are validated here, once.
+ *
+ * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { httpClient } from 'bulwark/http';
+ *
+ * const payments = dependency('payments', { budget: '3s', retry: { maxAttempts: 3 } });
+ * const api = httpClient(payments, { throwOnStatus: true });
+ *
+ * // A POST is retried only because it carries a key: the server answers a repeat from its store.
+ * const res = await api.fetch('https://payments.internal/charges', {
+ *   method: 'POST',
+ *   headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1001' },
+ *   body: JSON.stringify({ cents: 4200 }),
+ * });
+ * ```
  */
 export function httpClient(dep: FetchDependency, options: HttpClientOptions = {}): HttpClient {
   if (dep === null || typeof dep !== 'object' || typeof dep.execute !== 'function') {
@@ -242,6 +286,19 @@ export function httpClient(dep: FetchDependency, options: HttpClientOptions = {}
  * `fetch` through a dependency's pipeline: `resilientFetch(payments, url, { method: 'POST', … })`.
  * See `HttpClientOptions` and `FetchCallOptions` for what the last argument may hold; for
  * many requests with the same options, `httpClient()` validates them once.
+ *
+ * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { resilientFetch } from 'bulwark/http';
+ *
+ * const github = dependency('github', { budget: '5s', retry: { maxAttempts: 3 } });
+ * const res = await resilientFetch(github, 'https://api.github.com/repos/nodejs/node', undefined, {
+ *   throwOnStatus: (status) => status >= 400 && status !== 404, // a 404 is an answer here
+ *   priority: 'low',
+ * });
+ * const repo = res.status === 404 ? undefined : await res.json();
+ * ```
  */
 export function resilientFetch(
   dep: FetchDependency,

@@ -12,6 +12,16 @@ const DELTA_SECONDS = /^\d+$/;
  * or malformed value; a date in the past gives 0. A date is compared with `now`, which
  * should be the server's own `Date` header when there is one (see `retryAfterFromHeaders`)
  * so that a skew between the two hosts' clocks does not stretch or cancel the wait.
+ *
+ * @example
+ * ```ts
+ * import { parseRetryAfter } from 'bulwark/http';
+ *
+ * parseRetryAfter('120'); // 120000
+ * const serverNow = Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'); // the response's Date header
+ * parseRetryAfter('Wed, 21 Oct 2015 07:28:30 GMT', serverNow); // 30000
+ * parseRetryAfter('in a bit'); // undefined
+ * ```
  */
 export function parseRetryAfter(
   value: string | null | undefined,
@@ -42,6 +52,17 @@ export interface HeaderSource {
 /**
  * The delay a response asks for, in ms: its `Retry-After`, with an HTTP-date measured
  * against the response's own `Date` header when present (else against `now`).
+ *
+ * @example
+ * ```ts
+ * import { retryAfterFromHeaders } from 'bulwark/http';
+ *
+ * const res = await fetch('https://quotes.partner.example/v1/quote');
+ * if (res.status === 429) {
+ *   const waitMs = retryAfterFromHeaders(res.headers) ?? 1000; // the server's wish, else 1 s
+ *   console.log(`throttled: next request in ${waitMs} ms`);
+ * }
+ * ```
  */
 export function retryAfterFromHeaders(
   headers: HeaderSource,
@@ -54,7 +75,18 @@ export function retryAfterFromHeaders(
   return parseRetryAfter(value, Number.isNaN(serverNow) ? now : serverNow);
 }
 
-/** The `Retry-After` value (whole seconds, at least 1) for a delay in ms. */
+/**
+ * The `Retry-After` value (whole seconds, at least 1) for a delay in ms. Rounded up, so
+ * that a client that waits as told does not come back early.
+ *
+ * @example
+ * ```ts
+ * import { formatRetryAfter } from 'bulwark/http';
+ *
+ * formatRetryAfter(1500); // '2'
+ * formatRetryAfter(0); // '1'
+ * ```
+ */
 export function formatRetryAfter(ms: number): string {
   if (!(ms > 0) || !Number.isFinite(ms)) return '1';
   return String(Math.max(1, Math.ceil(ms / 1000)));

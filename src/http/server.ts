@@ -49,7 +49,18 @@ function installProvider(): void {
   setAmbientContextProvider(provider);
 }
 
-/** The context of the request being served (inside a bulwark handler or middleware), if any. */
+/**
+ * The context of the request being served (inside a bulwark handler or middleware), if any.
+ *
+ * @example
+ * ```ts
+ * import { requestContext } from 'bulwark/http';
+ *
+ * // Deep in a request's call tree, without passing ctx down:
+ * const ctx = requestContext();
+ * console.log(ctx ? `${ctx.remaining()} ms left for this request` : 'not inside a request');
+ * ```
+ */
 export function requestContext(): Context | undefined {
   return als.getStore();
 }
@@ -62,6 +73,21 @@ export function runInRequestContext<T>(ctx: Context, fn: () => T): T {
 /**
  * Runs `fn` outside the current request's context: calls made there do not inherit the
  * request's deadline and are not cancelled when the request ends (background work).
+ *
+ * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { bulwarkHandler, outsideRequest } from 'bulwark/http';
+ *
+ * const audit = dependency('audit-log', { budget: '30s', retry: { maxAttempts: 5 } });
+ * const handler = bulwarkHandler(async (_req, res) => {
+ *   res.end('ok');
+ *   // Must outlive the response: not cancelled when it ends, not bound by its deadline.
+ *   outsideRequest(() =>
+ *     audit.execute(() => fetch('https://audit.internal/events', { method: 'POST' })),
+ *   ).catch((error: unknown) => console.error('audit event lost', error));
+ * });
+ * ```
  */
 export function outsideRequest<T>(fn: () => T): T {
   return als.exit(fn);
@@ -70,6 +96,10 @@ export function outsideRequest<T>(fn: () => T): T {
 // ---------------------------------------------------------------------------------------
 // Options.
 
+/**
+ * The `deadline` option of the inbound wrappers: which headers set a request's budget, and its
+ * bounds.
+ */
 export interface DeadlineOptions {
   /** Our header's name (default `x-bulwark-deadline-ms`); `false` to ignore it. */
   header?: string | false;
@@ -85,6 +115,7 @@ export interface DeadlineOptions {
   minBudget?: number | string;
 }
 
+/** The `idempotency` option of the inbound wrappers: the `Idempotency-Key` header protocol. */
 export interface IdempotencyHttpOptions {
   /** Where claims and stored responses live (default: a MemoryStore of this handler's own). */
   store?: IdempotencyStore;
@@ -116,6 +147,7 @@ export interface IdempotencyHttpOptions {
   scope?: (req: IncomingMessage) => string | undefined;
 }
 
+/** Options of `bulwarkHandler()`, `bulwarkMiddleware()` and `bulwarkFastify()`; all optional. */
 export interface BulwarkServerOptions {
   /** How the incoming deadline is read; `false` to ignore deadline headers. */
   deadline?: DeadlineOptions | false;
@@ -133,6 +165,7 @@ export interface BulwarkServerOptions {
    * 500 and the error printed with console.error; a response already started is destroyed.
    */
   onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  /** The clock request budgets run on (default: the system clock). */
   clock?: Clock;
 }
 
@@ -146,7 +179,11 @@ export type BulwarkRequestHandler = (
 /** A `node:http` request listener, with the policies it applies exposed for metrics. */
 export interface BulwarkListener {
   (req: IncomingMessage, res: ServerResponse): void;
+  /** The load shedder guarding the handler, when configured (for its events and `limit`). */
   readonly loadShedder: LoadShedderPolicy | undefined;
+  /**
+   * The idempotency policy behind the `Idempotency-Key` header, when configured (for its events).
+   */
   readonly idempotency: IdempotencyPolicy | undefined;
 }
 
@@ -316,7 +353,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 /** A response as stored for replay: JSON-safe. */
 export interface StoredResponse {
+  /** The HTTP status. */
   status: number;
+  /** The `replayHeaders` the response had. */
   headers: Record<string, string | string[]>;
   /** base64 */
   body: string;
@@ -940,6 +979,24 @@ class IdempotentExchange {
  * left of it; sheds load before the body is read; implements the `Idempotency-Key` header.
  * With idempotency on, the body of a keyed request is read first and handed over as
  * `req.body` (a Buffer).
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * import { dependency } from 'bulwark';
+ * import { bulwarkHandler } from 'bulwark/http';
+ *
+ * const inventory = dependency('inventory', { retry: {} });
+ * const options = { loadShedder: { limit: 100 } };
+ * const handler = bulwarkHandler(async (_req, res) => {
+ *   // Inherits what is left of the caller's deadline: no `parent` option needed.
+ *   const stock = await inventory.execute(({ signal }) =>
+ *     fetch('http://inventory/stock', { signal }),
+ *   );
+ *   res.setHeader('content-type', 'application/json').end(await stock.text());
+ * }, options);
+ * createServer(handler).listen(8080);
+ * ```
  */
 export function bulwarkHandler(
   handler: BulwarkRequestHandler,

@@ -23,15 +23,19 @@ import { ConfigError } from '../core/errors.js';
  * labelled counter + histogram timer costs about 2 µs per call.
  */
 export interface PromRegistry {
+  /** Adds a metric to the registry. */
   registerMetric(metric: unknown): void;
+  /** The metric registered under `name`, if any: how a second call finds the first's metrics. */
   getSingleMetric(name: string): unknown;
 }
 
 /** The subset of the prom-client module used when no registry is given. */
 export interface PromClient {
+  /** The registry class, instantiated once by `prometheusMetrics()`. */
   Registry: new () => PromRegistry;
 }
 
+/** Options of `prometheusMetrics()`: a `registry`, or a `client` to create one. */
 export interface PrometheusMetricsOptions {
   /** Where the metrics are registered. Never the global registry unless you pass it. */
   registry?: PromRegistry;
@@ -344,7 +348,9 @@ function histogramValues(r: Recorder, name: string): MetricValue[] {
   return out;
 }
 
+/** A metrics provider backed by a Prometheus registry, from `prometheusMetrics()`. */
 export interface PrometheusMetrics extends MetricsProvider {
+  /** The registry the metrics are in: the one given, or the one created from `client`. */
   readonly registry: PromRegistry;
 }
 
@@ -353,6 +359,19 @@ export interface PrometheusMetrics extends MetricsProvider {
  * option of `dependency()` / `dependencies()`. Calling it again on the same registry and
  * prefix reuses the metrics (no "already registered" error). Labels are bounded:
  * dependency, policy and fixed outcome/state/reason values — never keys, URLs or messages.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from 'prom-client';
+ * import { dependency } from 'bulwark';
+ * import { prometheusMetrics } from 'bulwark/prometheus';
+ *
+ * const registry = new Registry(); // yours: serve `await registry.metrics()` on /metrics
+ * const metrics = prometheusMetrics({ registry });
+ * const payments = dependency('payments', { retry: {}, metrics });
+ * const search = dependency('search', { hedge: { delay: '50ms' }, metrics });
+ * console.log(await registry.metrics()); // bulwark_calls_total{dependency="payments",…} 0 …
+ * ```
  */
 export function prometheusMetrics(options: PrometheusMetricsOptions = {}): PrometheusMetrics {
   const prefix = options.prefix ?? 'bulwark_';

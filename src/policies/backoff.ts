@@ -1,7 +1,13 @@
 import type { Validator } from '../core/validate.js';
 
+/**
+ * How a backoff delay `d` is randomised, so that clients that failed together do not
+ * retry together: `'full'` uniform in [0, d], `'equal'` in [d/2, d], `'decorrelated'`
+ * grows from the previous delay (AWS's formula), `'none'` exactly d.
+ */
 export type Jitter = 'full' | 'equal' | 'decorrelated' | 'none';
 
+/** The object form of retry's `backoff` option: exponential growth, capped, with jitter. */
 export interface ExponentialBackoffOptions {
   /** First delay in ms (default 100). */
   initial?: number | string;
@@ -9,13 +15,17 @@ export interface ExponentialBackoffOptions {
   multiplier?: number;
   /** Cap in ms, applied before jitter (default 10 000). */
   max?: number | string;
-  /** default 'full' */
+  /** How each delay is randomised (default 'full'). */
   jitter?: Jitter;
 }
 
 /** `(retry, errorOrResult) => ms`, where retry is 1 for the first retry. */
 export type BackoffFunction = (retry: number, errorOrResult: unknown) => number;
 
+/**
+ * The `backoff` option of `retry()`: a constant delay (`200` or `'200ms'`), exponential
+ * options, or a function of the retry number and the failed outcome.
+ */
 export type BackoffOption = number | string | ExponentialBackoffOptions | BackoffFunction;
 
 /** Computes the delay before retry number `retry` (1-based). */
@@ -26,6 +36,29 @@ const JITTERS = ['full', 'equal', 'decorrelated', 'none'] as const;
 /**
  * Exponential delay with jitter, cap applied before jitter so every delay lies in
  * [0, max]. Decorrelated jitter follows the AWS formula: min(max, random(initial, 3 × previous)).
+ *
+ * `retry()` builds one from its `backoff` option, so you rarely need this directly: use it
+ * to preview a schedule, or inside a `backoff` function of your own.
+ *
+ * @param initial - First delay, in ms.
+ * @param multiplier - Growth per retry.
+ * @param max - Cap in ms, applied before jitter.
+ * @param jitter - How each delay is randomised.
+ * @param random - Source of randomness in [0, 1), e.g. `Math.random`.
+ * @returns `(retry, previousDelay, outcome) => ms`, where `retry` is 1 for the first retry.
+ *
+ * @example
+ * ```ts
+ * import { exponentialBackoff, retry, statusOf } from 'bulwark';
+ *
+ * const delay = exponentialBackoff(100, 2, 1000, 'none', Math.random);
+ * [1, 2, 3, 4, 5].map((n) => delay(n, 0, undefined)); // [100, 200, 400, 800, 1000]
+ *
+ * // The same schedule, four times longer when the server says it is throttling us.
+ * const policy = retry({
+ *   backoff: (n, outcome) => delay(n, 0, outcome) * (statusOf(outcome) === 429 ? 4 : 1),
+ * });
+ * ```
  */
 export function exponentialBackoff(
   initial: number,

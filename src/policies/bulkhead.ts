@@ -10,6 +10,7 @@ import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
+/** Options of `bulkhead()`; only `maxConcurrent` is required. */
 export interface BulkheadOptions {
   /** Calls allowed to run at once (integer ≥ 1). */
   maxConcurrent: number;
@@ -19,9 +20,11 @@ export interface BulkheadOptions {
   queueTimeout?: number | string;
   /** Named in rejection messages, e.g. the dependency this bulkhead guards. */
   name?: string;
+  /** The clock queue timeouts run on (default: the pipeline's clock, else the system clock). */
   clock?: Clock;
 }
 
+/** Events of a bulkhead, by name: subscribe with `bulkhead.on(name, listener)`. */
 export interface BulkheadEvents {
   /** A call was turned away: every slot and queue place was taken, or it waited `queueTimeout` in vain. */
   rejected: { reason: BulkheadRejectReason; inFlight: number; queued: number };
@@ -70,9 +73,13 @@ class Waiter implements AbortSubscriber {
  */
 export class BulkheadPolicy extends BasePolicy {
   readonly kind = 'bulkhead';
+  /** Calls allowed to run at once. */
   readonly maxConcurrent: number;
+  /** Calls allowed to wait for a slot (0: none). */
   readonly maxQueue: number;
+  /** Longest wait in the queue, in ms (Infinity: only the call's own deadline limits it). */
   readonly queueTimeout: number;
+  /** Named in rejection messages, when given. */
   readonly name: string | undefined;
 
   private running = 0;
@@ -123,6 +130,10 @@ export class BulkheadPolicy extends BasePolicy {
     return this.length;
   }
 
+  /**
+   * Subscribes to `rejected`, `queued`, `dequeued` or `abandoned`; dispose the result to
+   * unsubscribe.
+   */
   on<K extends keyof BulkheadEvents>(event: K, listener: Listener<BulkheadEvents[K]>): Disposable {
     return this.events.on(event, listener);
   }
@@ -301,7 +312,23 @@ function setRef(handle: TimerHandle, on: boolean): void {
 
 /**
  * At most `maxConcurrent` calls run at once; up to `maxQueue` more wait in arrival order
- * for at most `queueTimeout`; the rest fail fast with `BulkheadRejectedError`.
+ * for at most `queueTimeout`; the rest fail fast with `BulkheadRejectedError`. One slow
+ * dependency then ties up at most `maxConcurrent` of your sockets, memory and callers.
+ *
+ * @example
+ * ```ts
+ * import { BulkheadRejectedError, bulkhead } from 'bulwark';
+ *
+ * // At most 10 renders at once; 20 more may wait up to 500 ms; the rest fail fast.
+ * const renderer = bulkhead({ maxConcurrent: 10, maxQueue: 20, queueTimeout: '500ms' });
+ *
+ * const thumbnail = await renderer
+ *   .execute((ctx) => fetch('https://renderer.internal/thumbnails/42', { signal: ctx.signal }))
+ *   .catch((error: unknown) => {
+ *     if (error instanceof BulkheadRejectedError) return undefined; // 'full' or 'queue-timeout'
+ *     throw error;
+ *   });
+ * ```
  */
 export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
   return new BulkheadPolicy(options);

@@ -62,6 +62,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
   }
 
   // Constant per class: a getter on the prototype rather than a field on every breaker.
+  /** Always `'circuitBreaker'`. */
   get kind(): 'circuitBreaker' {
     return 'circuitBreaker';
   }
@@ -199,6 +200,26 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
  * A circuit breaker: `circuitBreaker({ consecutiveFailures: 5, halfOpenAfter: '30s' })`,
  * or `circuitBreaker({ failureRate: 0.5, window: { ms: 10_000, buckets: 10 }, minimumCalls: 20 })`.
  * Without a failure rule it opens after 5 consecutive failures.
+ *
+ * Open, it fails calls at once with a `CircuitOpenError`, which spares a struggling
+ * dependency the load and the caller the wait. Share one breaker per dependency.
+ *
+ * @example
+ * ```ts
+ * import { circuitBreaker } from 'bulwark';
+ *
+ * const payments = circuitBreaker({
+ *   name: 'payments',
+ *   failureRate: 0.5, // open when half the calls of the last 10 s (the default window) failed,
+ *   minimumCalls: 20, // once there were at least 20 of them
+ *   halfOpenAfter: { initial: '5s', max: '1m' }, // longer after each trip in a row
+ *   isFailure: (outcome, kind) => kind === 'error' || (outcome as Response).status >= 500,
+ * });
+ * payments.on('stateChange', ({ from, to }) => console.warn(`payments breaker ${from} → ${to}`));
+ * const res = await payments.execute((ctx) =>
+ *   fetch('https://payments.internal/balance', { signal: ctx.signal }),
+ * );
+ * ```
  */
 export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerPolicy {
   return new CircuitBreakerPolicy(options);

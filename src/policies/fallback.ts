@@ -5,11 +5,13 @@ import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
+/** What a fallback replaced: a thrown error, or a returned value its `on` option rejected. */
 export type FallbackKind = 'error' | 'result';
 
 /** Makes the substitute value from the outcome that triggered it (the error, or an unwanted result). */
 export type FallbackFunction<F> = (errorOrResult: unknown, ctx: Context) => F | PromiseLike<F>;
 
+/** Options of `fallback()`. */
 export interface FallbackOptions {
   /**
    * Which outcomes the fallback replaces. Called with the thrown error (`kind === 'error'`),
@@ -17,9 +19,14 @@ export interface FallbackOptions {
    * thrown error except an `AbortError`; results never.
    */
   on?: (errorOrResult: unknown, ctx: Context, kind: FallbackKind) => boolean;
+  /**
+   * The clock `execute()` measures its `budget` and `deadline` options on (default: the pipeline's,
+   * else the system clock).
+   */
   clock?: Clock;
 }
 
+/** Events of a fallback policy, by name: subscribe with `policy.on(name, listener)`. */
 export interface FallbackEvents {
   /** The fallback replaced an outcome of kind `kind`. */
   fallback: { kind: FallbackKind; outcome: unknown };
@@ -55,6 +62,7 @@ export class FallbackPolicy<F = unknown> extends BasePolicy {
     this.predicate = on;
   }
 
+  /** Subscribes to `fallback`; dispose the result to unsubscribe. */
   on<K extends keyof FallbackEvents>(event: K, listener: Listener<FallbackEvents[K]>): Disposable {
     return this.events.on(event, listener);
   }
@@ -99,7 +107,24 @@ export class FallbackPolicy<F = unknown> extends BasePolicy {
 
 /**
  * Returns `valueOrFn` (or what `valueOrFn(error, ctx)` returns) instead of a failure.
- * With `on`, also replaces unwanted results; see FallbackOptions.
+ * With `on`, also replaces unwanted results; see FallbackOptions. Put it outermost, so
+ * that it sees the outcome after retries and the budget.
+ *
+ * @example
+ * ```ts
+ * import { fallback, pipeline, retry, timeout } from 'bulwark';
+ *
+ * // Recommendations are optional: when they fail, render the page without them.
+ * const recommendations = pipeline(
+ *   fallback({ items: [], degraded: true }),
+ *   retry({ maxAttempts: 2 }),
+ *   timeout('200ms'),
+ * );
+ * const recs = await recommendations.execute(async (ctx) => {
+ *   const res = await fetch('https://recs.internal/users/7', { signal: ctx.signal });
+ *   return (await res.json()) as { items: string[]; degraded?: boolean };
+ * });
+ * ```
  */
 export function fallback<F>(
   valueOrFn: F | FallbackFunction<F>,

@@ -17,10 +17,13 @@ import { isRetryableError } from './retry-classification.js';
 
 /** Turns results (and failures, as plain data) into the text a store keeps, and back. */
 export interface Serializer {
+  /** The text to store for a value; throw to refuse a value that would not come back equal. */
   serialize(value: unknown): string;
+  /** The value back from stored text. */
   deserialize(text: string): unknown;
 }
 
+/** Options of `idempotency()`; all optional. */
 export interface IdempotencyOptions {
   /** Where claims and outcomes live (default: a MemoryStore of this policy's own). */
   store?: IdempotencyStore;
@@ -45,6 +48,10 @@ export interface IdempotencyOptions {
   serializer?: Serializer;
   /** Tenant or user namespace for keys: a string, or read from the call. */
   scope?: string | ((ctx: Context) => string | undefined);
+  /**
+   * The clock waits and the default store's TTLs run on (default: the pipeline's clock, else the
+   * system clock).
+   */
   clock?: Clock;
 }
 
@@ -53,6 +60,7 @@ interface KeyEvent {
   store: string;
 }
 
+/** Events of an idempotency policy, by name: subscribe with `policy.on(name, listener)`. */
 export interface IdempotencyEvents {
   /** The key was claimed and fn runs. */
   executed: KeyEvent;
@@ -174,10 +182,15 @@ class Waiter implements AbortSubscriber {
  */
 export class IdempotencyPolicy extends BasePolicy {
   readonly kind = 'idempotency';
+  /** How long an outcome is kept and replayed, in ms. */
   readonly ttl: number;
+  /** How long a claim holds its key, in ms, before another caller may take it over. */
   readonly lockTtl: number;
+  /** What a duplicate does while the first call with its key runs. */
   readonly onInProgress: 'reject' | 'wait';
+  /** What happens when the store fails: fail the call, or run it without idempotency. */
   readonly onStoreError: 'fail' | 'bypass';
+  /** Whether non-retryable failures are stored and replayed. */
   readonly storeFailures: boolean;
   private store: IdempotencyStore | undefined;
   private readonly fingerprint: IdempotencyOptions['fingerprint'];
@@ -253,6 +266,7 @@ export class IdempotencyPolicy extends BasePolicy {
     this.scope = scope;
   }
 
+  /** Subscribes to one of the IdempotencyEvents; dispose the result to unsubscribe. */
   on<K extends keyof IdempotencyEvents>(
     event: K,
     listener: Listener<IdempotencyEvents[K]>,
@@ -551,7 +565,29 @@ export class IdempotencyPolicy extends BasePolicy {
   }
 }
 
-/** See IdempotencyPolicy and IdempotencyOptions. */
+/**
+ * See IdempotencyPolicy and IdempotencyOptions. The call's key is the `idempotencyKey`
+ * execute option; put the policy outside `retry()`, so that one claim covers every attempt.
+ *
+ * @example
+ * ```ts
+ * import { idempotency, memoryStore, pipeline, retry, type Context } from 'bulwark';
+ *
+ * const charges = pipeline(idempotency({ store: memoryStore(), ttl: '24h' }), retry());
+ * const charge = async (ctx: Context) => {
+ *   const headers = { 'idempotency-key': ctx.idempotencyKey }; // the payment API dedupes too
+ *   const res = await fetch('http://payments/charges', {
+ *     method: 'POST',
+ *     headers,
+ *     body: '{"cents":4200}',
+ *   });
+ *   return (await res.json()) as { id: string };
+ * };
+ * const call = { idempotencyKey: 'order-1001', fingerprint: 'cents=4200' };
+ * const first = await charges.execute(charge, call);
+ * const again = await charges.execute(charge, call); // replayed from the store: charged once
+ * ```
+ */
 export function idempotency(options?: IdempotencyOptions): IdempotencyPolicy {
   return new IdempotencyPolicy(options);
 }

@@ -21,6 +21,9 @@ export interface PressureProbe {
   eventLoopDelay(): number;
 }
 
+/**
+ * The `queue` option of `loadShedder()`: a bounded wait for a slot, highest priority served first.
+ */
 export interface LoadShedderQueueOptions {
   /** Calls that may wait for a slot, all priorities together (integer ≥ 0; 0 = no queue). */
   maxSize: number;
@@ -38,6 +41,7 @@ export interface LoadShedderQueueOptions {
   lifo?: boolean;
 }
 
+/** Options of `loadShedder()`; all optional (with none, nothing is ever shed). */
 export interface LoadShedderOptions {
   /** Concurrency limit: an integer ≥ 1, Infinity (default), or a limiter such as `adaptive()`. */
   limit?: number | Limiter;
@@ -63,9 +67,14 @@ export interface LoadShedderOptions {
   isDrop?: (error: unknown) => boolean;
   /** `retryAfterMs` hint on capacity, priority and event-loop rejections (default 1 s). */
   retryAfter?: number | string;
+  /**
+   * The clock queue timeouts and samples run on (default: the pipeline's clock, else the system
+   * clock).
+   */
   clock?: Clock;
 }
 
+/** Events of a load shedder, by name: subscribe with `shedder.on(name, listener)`. */
 export interface LoadShedderEvents {
   /** A call was refused (or let go from the queue) without running. */
   shed: { priority: Priority; reason: LoadShedReason };
@@ -109,6 +118,18 @@ function isOverloadDrop(error: unknown): boolean {
  * the process alive). It measures the real event loop, so it reads real time, not a Clock.
  * It starts measuring at its first read: a stall before that goes unseen, and a stall
  * keeps counting for up to one window after it ends.
+ *
+ * @example
+ * ```ts
+ * import { EventLoopDelayProbe, loadShedder } from 'bulwark';
+ *
+ * // Forget a stall after 250 ms instead of the shared probe's 1 s.
+ * const shedder = loadShedder({
+ *   limit: 200,
+ *   maxEventLoopDelay: '100ms',
+ *   pressure: new EventLoopDelayProbe(10, 250),
+ * });
+ * ```
  */
 export class EventLoopDelayProbe implements PressureProbe {
   private histogram: IntervalHistogram | undefined;
@@ -116,12 +137,18 @@ export class EventLoopDelayProbe implements PressureProbe {
   private lastRead = -Infinity;
   private value = 0;
 
+  /**
+   * @param resolution - Sampling interval of the delay monitor, in ms.
+   * @param window - How long recent delays count, in ms: the histogram restarts this often.
+   * @param refresh - Reads within this many ms of the last one return the cached value.
+   */
   constructor(
     readonly resolution = 10,
     readonly window = 1000,
     readonly refresh = 25,
   ) {}
 
+  /** The 99th percentile of recent event-loop delays, in ms (0 until the monitor has samples). */
   eventLoopDelay(): number {
     const now = performance.now();
     if (now - this.lastRead < this.refresh) return this.value;
@@ -148,7 +175,17 @@ export class EventLoopDelayProbe implements PressureProbe {
 
 let sharedProbe: EventLoopDelayProbe | undefined;
 
-/** The process-wide default probe (one per copy of the library), created on first use. */
+/**
+ * The process-wide default probe (one per copy of the library), created on first use.
+ *
+ * @example
+ * ```ts
+ * import { eventLoopPressure } from 'bulwark';
+ *
+ * // What load shedders with `maxEventLoopDelay` see, e.g. for a health endpoint.
+ * const lagMs = eventLoopPressure().eventLoopDelay();
+ * ```
+ */
 export function eventLoopPressure(): PressureProbe {
   return (sharedProbe ??= new EventLoopDelayProbe());
 }
@@ -183,10 +220,17 @@ class Waiter implements AbortSubscriber {
  */
 export class LoadShedderPolicy extends BasePolicy {
   readonly kind = 'loadShedder';
+  /** Where the concurrency limit comes from (a `FixedLimiter` for a number). */
   readonly limiter: Limiter;
+  /** Share of the limit each priority may fill, defaults filled in. */
   readonly priorityShares: Readonly<Record<Priority, number>>;
+  /** Calls with less than this many ms left are refused (0: off). */
   readonly minRemainingBudget: number;
+  /**
+   * Non-critical calls are refused while the event-loop delay is above this, in ms (Infinity: off).
+   */
   readonly maxEventLoopDelay: number;
+  /** The `retryAfterMs` hint, in ms, on capacity, priority and event-loop refusals. */
   readonly retryAfter: number;
   /** Calls admitted and not yet settled. */
   inFlight = 0;
@@ -303,6 +347,7 @@ export class LoadShedderPolicy extends BasePolicy {
     return raw === this.rawLimit ? this.effectiveLimit : raw >= 1 ? Math.floor(raw) : 1;
   }
 
+  /** Subscribes to `shed` or `limitChange`; dispose the result to unsubscribe. */
   on<K extends keyof LoadShedderEvents>(
     event: K,
     listener: Listener<LoadShedderEvents[K]>,
@@ -553,7 +598,25 @@ export class LoadShedderPolicy extends BasePolicy {
 
 /**
  * A load shedder: `loadShedder({ limit: adaptive({ algorithm: 'gradient' }), queue: { maxSize: 50 } })`.
- * See LoadShedderOptions for every option and its default.
+ * See LoadShedderOptions for every option and its default. Refusing early and cheaply
+ * keeps the work that is admitted fast; an overloaded process that accepts everything
+ * ends up serving nobody in time.
+ *
+ * @example
+ * ```ts
+ * import { adaptive, loadShedder } from 'bulwark';
+ *
+ * const shedder = loadShedder({
+ *   limit: adaptive({ algorithm: 'gradient', min: 10, max: 500 }),
+ *   queue: { maxSize: 50 },
+ *   minRemainingBudget: '20ms', // too late to be useful: refuse now
+ * });
+ * // Low-priority work is refused first once the limit is reached.
+ * const res = await shedder.execute(
+ *   (ctx) => fetch('https://reports.internal/nightly', { signal: ctx.signal }),
+ *   { priority: 'low', budget: 5_000 },
+ * );
+ * ```
  */
 export function loadShedder(options?: LoadShedderOptions): LoadShedderPolicy {
   return new LoadShedderPolicy(options);

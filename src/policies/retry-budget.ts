@@ -1,5 +1,6 @@
 import { Validator } from '../core/validate.js';
 
+/** Options of `retryBudget()`; the defaults are Finagle's. */
 export interface RetryBudgetOptions {
   /** Retries may add at most this share of recent requests (default 0.2). */
   ratio?: number;
@@ -16,10 +17,14 @@ const BUCKETS = 10;
  * window, retries ≤ ratio × requests + minPerSecond × window seconds. When a dependency
  * is down, this turns "every client retries 3×" into "the fleet adds ≤ 20 % load".
  * Counts live in a ring of time buckets: O(1) to record, O(buckets) to check, no timers.
+ * Made by `retryBudget()`, or by `retry()` from its `retryBudget` options.
  */
 export class RetryBudget {
+  /** Share of recent requests that retries may add (0..1). */
   readonly ratio: number;
+  /** Retries allowed per second whatever the traffic, so a quiet service can still retry. */
   readonly minPerSecond: number;
+  /** How far back "recent" reaches, in ms. */
   readonly window: number;
   private readonly bucketMs: number;
   private readonly epochs = new Float64Array(BUCKETS).fill(-1);
@@ -76,7 +81,21 @@ export class RetryBudget {
   }
 }
 
-/** A retry budget to share across calls: `retry({ retryBudget: retryBudget({ ratio: 0.1 }) })`. */
+/**
+ * A retry budget to share across calls: `retry({ retryBudget: retryBudget({ ratio: 0.1 }) })`.
+ * Share one per dependency, so that every caller of it draws on the same allowance.
+ *
+ * @example
+ * ```ts
+ * import { retry, retryBudget } from 'bulwark';
+ *
+ * // Two endpoints of one service: together, their retries add at most 10 % to its load
+ * // during an outage (plus 5 per second, so that retries still work at low traffic).
+ * const catalogRetries = retryBudget({ ratio: 0.1, minPerSecond: 5 });
+ * const search = retry({ maxAttempts: 3, retryBudget: catalogRetries });
+ * const details = retry({ maxAttempts: 2, retryBudget: catalogRetries });
+ * ```
+ */
 export function retryBudget(options?: RetryBudgetOptions): RetryBudget {
   return new RetryBudget(options);
 }

@@ -19,7 +19,19 @@ const RETRYABLE_CODES: ReadonlySet<string> = new Set([
 /** HTTP statuses that say "try again": the server did not process the request, or is overloaded. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 
-/** Reads a numeric HTTP status from `status`, `statusCode` or `response.status`. */
+/**
+ * Reads a numeric HTTP status from `status`, `statusCode` or `response.status`, the
+ * places HTTP clients' errors and responses keep it.
+ *
+ * @example
+ * ```ts
+ * import { statusOf } from 'bulwark';
+ *
+ * statusOf({ statusCode: 503 }); // 503
+ * statusOf({ response: { status: 429 } }); // 429 (an axios-style error)
+ * statusOf(new Error('socket hang up')); // undefined
+ * ```
+ */
 export function statusOf(value: unknown): number | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const v = value as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } };
@@ -44,6 +56,18 @@ function codeOf(value: unknown): string | undefined {
  * The default retry classification for a thrown error: attempt timeouts, transient
  * network errors, retryable HTTP statuses, and errors flagged `retryable: true`. Never the caller's abort, never local
  * overload (open breaker, full bulkhead, shed load), never 4xx validation/auth errors.
+ * Retrying into local overload would only add to it.
+ *
+ * @example
+ * ```ts
+ * import { isRetryableError, retry, statusOf } from 'bulwark';
+ *
+ * // The default rules, plus a 409 this API resolves on its own after a moment.
+ * const policy = retry({
+ *   retryOn: (outcome, _ctx, kind) =>
+ *     kind === 'error' && (isRetryableError(outcome) || statusOf(outcome) === 409),
+ * });
+ * ```
  */
 export function isRetryableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
@@ -62,7 +86,22 @@ export function isRetryableError(error: unknown): boolean {
 
 /**
  * The default for a returned value: only an HTTP response object (numeric `status` and
- * a `headers.get`) with a retryable status. Plain results are never retried.
+ * a `headers.get`) with a retryable status. Plain results are never retried. `retry()`
+ * inspects results only when given a `retryOn`, so pass it there to retry responses.
+ *
+ * @example
+ * ```ts
+ * import { isRetryableError, isRetryableResult, retry } from 'bulwark';
+ *
+ * // Retry returned Responses with a 503, 429, … too; once attempts run out, the last is returned.
+ * const policy = retry({
+ *   retryOn: (outcome, _ctx, kind) =>
+ *     kind === 'error' ? isRetryableError(outcome) : isRetryableResult(outcome),
+ * });
+ * const res = await policy.execute((ctx) =>
+ *   fetch('https://catalog.internal/items', { signal: ctx.signal }),
+ * );
+ * ```
  */
 export function isRetryableResult(result: unknown): boolean {
   if (typeof result !== 'object' || result === null) return false;
@@ -81,6 +120,10 @@ export function retryAfterOf(value: unknown): number | undefined {
   return typeof ms === 'number' && ms >= 0 && Number.isFinite(ms) ? ms : undefined;
 }
 
+/**
+ * Why a retry happened, as a bounded metrics label: an attempt timeout, an HTTP status, or another
+ * error.
+ */
 export type RetryReason = 'error' | 'timeout' | 'status';
 
 /** Why a retry happened, as a bounded metrics label. */

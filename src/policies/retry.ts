@@ -12,6 +12,7 @@ import {
 } from './retry-classification.js';
 import { RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 
+/** Options of `retry()`; all optional. */
 export interface RetryOptions {
   /** Attempts in all, counting the first (default 3). */
   maxAttempts?: number;
@@ -30,11 +31,17 @@ export interface RetryOptions {
   retryBudget?: RetryBudget | RetryBudgetOptions;
   /** Source of randomness for jitter (default Math.random), injectable for reproducible tests. */
   random?: () => number;
+  /** The clock to sleep on (default: the pipeline's clock, else the system clock). */
   clock?: Clock;
 }
 
+/**
+ * Why retrying stopped: every attempt was used, too little time was left before the
+ * deadline, the retry budget refused, or the outcome was not worth retrying.
+ */
 export type GiveUpReason = 'attempts' | 'deadline' | 'budget' | 'not-retryable';
 
+/** Events of a retry policy, by name: subscribe with `policy.on(name, listener)`. */
 export interface RetryEvents {
   /** A retry is about to sleep `delay` ms and then run attempt `attempt`. */
   retry: { attempt: number; delay: number; reason: RetryReason; outcome: unknown };
@@ -61,8 +68,11 @@ const KNOWN = [
  */
 export class RetryPolicy extends BasePolicy {
   readonly kind = 'retry';
+  /** Attempts in all, counting the first. */
   readonly maxAttempts: number;
+  /** ms an attempt needs at least: a retry that would start with less left is not made. */
   readonly minAttemptTime: number;
+  /** The retry budget this policy draws on (shared or its own), if it has one. */
   readonly budget: RetryBudget | undefined;
   private readonly backoff: Backoff;
   private readonly retryOn: RetryOptions['retryOn'];
@@ -94,6 +104,7 @@ export class RetryPolicy extends BasePolicy {
     this.budget = budget;
   }
 
+  /** Subscribes to `retry`, `budgetExhausted` or `giveUp`; dispose the result to unsubscribe. */
   on<K extends keyof RetryEvents>(event: K, listener: Listener<RetryEvents[K]>): Disposable {
     return this.events.on(event, listener);
   }
@@ -206,7 +217,27 @@ export class RetryPolicy extends BasePolicy {
   }
 }
 
-/** Retries with exponential backoff and full jitter by default; see RetryOptions. */
+/**
+ * Retries with exponential backoff and full jitter by default; see RetryOptions.
+ * Only errors that `isRetryableError` accepts are retried unless `retryOn` says otherwise:
+ * a 400 or the caller's own abort is returned at once.
+ *
+ * @example
+ * ```ts
+ * import { retry } from 'bulwark';
+ *
+ * const policy = retry({ maxAttempts: 3, backoff: { initial: '100ms', max: '2s' } });
+ * policy.on('retry', ({ attempt, delay, reason }) =>
+ *   console.warn(`attempt ${attempt} in ${delay} ms (${reason})`),
+ * );
+ *
+ * const order = await policy.execute(async (ctx) => {
+ *   const res = await fetch('https://orders.internal/orders/7', { signal: ctx.signal });
+ *   if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status });
+ *   return res.json();
+ * });
+ * ```
+ */
 export function retry(options?: RetryOptions): RetryPolicy {
   return new RetryPolicy(options);
 }

@@ -3,7 +3,9 @@ import type { CallContext, Operation, Step } from '../core/context.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
+/** Options of `timeout()`. */
 export interface TimeoutOptions {
+  /** The clock to time on (default: the pipeline's clock, else the system clock). */
   clock?: Clock;
 }
 
@@ -11,9 +13,15 @@ export interface TimeoutOptions {
  * Bounds one attempt. The attempt gets its own signal, aborted at the attempt deadline;
  * the call rejects with `TimeoutError { scope: 'attempt' }` then, even if fn ignores it.
  * A tighter outer deadline wins (and then the error's scope is 'budget').
+ * Created by `timeout()`, and by `budget()` for the whole-call variant.
  */
 export class TimeoutPolicy extends BasePolicy {
+  /**
+   * `'timeout'` when made by `timeout()` (bounds each attempt), `'budget'` by `budget()` (the whole
+   * call).
+   */
   readonly kind: 'timeout' | 'budget' = 'timeout';
+  /** The limit in ms (Infinity: no limit). */
   readonly ms: number;
 
   constructor(ms: number, options: TimeoutOptions | undefined, kind: 'timeout' | 'budget') {
@@ -37,7 +45,24 @@ export class TimeoutPolicy extends BasePolicy {
   }
 }
 
-/** Bounds one attempt to `ms` (number or '250ms'); see TimeoutPolicy. */
+/**
+ * Bounds one attempt to `ms` (number or '250ms'); see TimeoutPolicy. Put it inside
+ * `retry()` so each attempt gets its own limit, and pass `ctx.signal` on so the work is
+ * cancelled rather than merely abandoned.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError, timeout } from 'bulwark';
+ *
+ * const perAttempt = timeout('300ms');
+ * const results = await perAttempt
+ *   .execute((ctx) => fetch('https://search.internal/q?term=boots', { signal: ctx.signal }))
+ *   .catch((error: unknown) => {
+ *     if (error instanceof TimeoutError) return undefined; // error.scope === 'attempt'
+ *     throw error;
+ *   });
+ * ```
+ */
 export function timeout(ms: number | string, options?: TimeoutOptions): TimeoutPolicy {
   return new TimeoutPolicy(ms as number, options, 'timeout');
 }

@@ -11,6 +11,7 @@ import {
   type StoreEntry,
 } from './store.js';
 
+/** Options of `MemoryStore` / `memoryStore()`. */
 export interface MemoryStoreOptions {
   /** Most entries (locks + records) held at once (default 10 000). */
   maxEntries?: number;
@@ -44,10 +45,25 @@ const FULL_SCAN_STEPS = 16;
  * O(1) and can never drop a lock: dropping a lock would let a duplicate run. Expiry needs
  * no timer per key: every access checks the entry's time, and each claim advances a sweep
  * cursor over a couple of entries, so expired entries are reclaimed even if never read.
+ *
+ * Its keys live in one process: instances behind a load balancer, or a restarted one, do
+ * not see each other's. Use `RedisStore` (from `bulwark/redis`) for those.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore, idempotency } from 'bulwark';
+ *
+ * const store = new MemoryStore({ maxEntries: 50_000 });
+ * const webhooks = idempotency({ store, ttl: '1h' });
+ * // A webhook delivered twice (same event id) is processed once.
+ * await webhooks.execute(() => console.log('processing evt_123'), { idempotencyKey: 'evt_123' });
+ * ```
  */
 export class MemoryStore implements IdempotencyStore {
   readonly name = 'MemoryStore';
+  /** Most entries (locks and records) held at once. */
   readonly maxEntries: number;
+  /** The clock TTLs are measured on. */
   readonly clock: Clock;
   private readonly locks = new Map<string, Lock>();
   private readonly done = new Map<string, Done>();
@@ -255,7 +271,20 @@ export class MemoryStore implements IdempotencyStore {
   }
 }
 
-/** The embedded idempotency store; see MemoryStore. */
+/**
+ * The embedded idempotency store; see MemoryStore.
+ *
+ * @example
+ * ```ts
+ * import { idempotency, memoryStore } from 'bulwark';
+ * import { VirtualClock } from 'bulwark/testing';
+ *
+ * // In a test, TTLs run on the virtual clock: an hour passes in an instant.
+ * const clock = new VirtualClock();
+ * const policy = idempotency({ store: memoryStore({ clock }), ttl: '1h', clock });
+ * await clock.advance(3_600_000); // every stored outcome has expired now
+ * ```
+ */
 export function memoryStore(options?: MemoryStoreOptions): MemoryStore {
   return new MemoryStore(options);
 }

@@ -16,20 +16,28 @@ import {
 
 /** The part of an ioredis client (Redis or Cluster) the store uses. */
 export interface IoRedisClientLike {
+  /** EVALSHA: runs a script Redis has cached. */
   evalsha(sha: string, numkeys: number, ...args: string[]): Promise<unknown>;
+  /** EVAL: runs (and caches) a script by its text. */
   eval(script: string, numkeys: number, ...args: string[]): Promise<unknown>;
+  /** `SET key value PX ms NX GET`: the claim, in one command on Redis ≥ 7. */
   set(key: string, value: string, px: 'PX', ms: string, nx: 'NX', get: 'GET'): Promise<unknown>;
 }
 
 /** The part of a node-redis v4+ client (`createClient`, `createCluster`) the store uses. */
 export interface NodeRedisClientLike {
+  /** EVALSHA: runs a script Redis has cached. */
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** EVAL: runs (and caches) a script by its text. */
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** `SET key value PX ms NX GET`: the claim, in one command on Redis ≥ 7. */
   set(key: string, value: string, options: { PX: number; NX: true; GET: true }): Promise<unknown>;
 }
 
+/** An ioredis or node-redis client; the store tells them apart by shape. */
 export type RedisClientLike = IoRedisClientLike | NodeRedisClientLike;
 
+/** Options of `RedisStore` / `redisStore()`; only `client` is required. */
 export interface RedisStoreOptions {
   /** An ioredis or node-redis client the application already has (connected). */
   client: RedisClientLike;
@@ -185,10 +193,25 @@ class PendingOp {
  * server cost of the raw commands. TTLs are Redis PX expiries, so no client clock is
  * trusted. Fencing tokens are random per store plus a counter; a lock is only ever replaced
  * or deleted by the exact token that wrote it.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * import { idempotency } from 'bulwark';
+ * import { RedisStore } from 'bulwark/redis';
+ *
+ * const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+ * const store = new RedisStore({ client: redis, prefix: 'shop:idem', timeout: '500ms' });
+ * // Every instance of the service sees the same keys: a duplicate is caught wherever it lands.
+ * const orders = idempotency({ store, ttl: '24h' });
+ * ```
  */
 export class RedisStore implements IdempotencyStore {
+  /** `RedisStore(<prefix>)`, in errors and metrics labels. */
   readonly name: string;
+  /** Namespace of every key this store writes. */
   readonly prefix: string;
+  /** ms an operation may wait for Redis before it fails (Infinity: no bound). */
   readonly timeout: number;
   private readonly runner: ScriptRunner;
   private readonly tokenPrefix = randomBytes(9).toString('base64url');
@@ -408,7 +431,22 @@ function px(ms: number): string {
   return String(ms === Infinity ? 2_147_483_647 : Math.max(1, Math.ceil(ms)));
 }
 
-/** An idempotency store on an ioredis or node-redis client; see RedisStore. */
+/**
+ * An idempotency store on an ioredis or node-redis client; see RedisStore.
+ *
+ * @example
+ * ```ts
+ * import { createClient } from 'redis';
+ * import { dependency } from 'bulwark';
+ * import { redisStore } from 'bulwark/redis';
+ *
+ * const client = await createClient({ url: process.env.REDIS_URL }).connect();
+ * const payments = dependency('payments', {
+ *   retry: { maxAttempts: 3 },
+ *   idempotency: { store: redisStore({ client, prefix: 'payments' }) },
+ * });
+ * ```
+ */
 export function redisStore(options: RedisStoreOptions): RedisStore {
   return new RedisStore(options);
 }

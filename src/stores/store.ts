@@ -7,6 +7,7 @@ import type { Disposable } from '../core/events.js';
 export interface IdempotencyRecord {
   /** `value` for a returned result, `error` for a stored (non-retryable) failure. */
   readonly outcome: 'value' | 'error';
+  /** The serialized outcome, returned byte for byte. */
   readonly body: string;
 }
 
@@ -64,6 +65,10 @@ export interface IdempotencyStore {
   ): Promise<boolean>;
   /** Frees the key if `token` is its current lock (so a retry can run); returns whether it did. */
   release(key: string, token: string, scope?: string): Promise<boolean>;
+  /**
+   * The live entry for the key: a running claim or a stored outcome; undefined when none (or
+   * expired).
+   */
   get(key: string, scope?: string): Promise<StoreEntry | undefined>;
   /**
    * Optional: calls `onChange` once the entry is completed or released, so a waiter needs
@@ -76,7 +81,15 @@ export interface IdempotencyStore {
  * The key under which a store files `key` for `scope`: `<scope>:<key>`, with the scope
  * URI-encoded (so it has no `:`) and empty when there is none. The mapping is injective:
  * scope `a:b` + key `c` and scope `a` + key `b:c` never meet, and no scoped key meets an
- * unscoped one.
+ * unscoped one. For stores of your own, so that they namespace keys as the built-in ones do.
+ *
+ * @example
+ * ```ts
+ * import { scopedKey } from 'bulwark';
+ *
+ * scopedKey('order-1001', 'tenant:42'); // 'tenant%3A42:order-1001'
+ * scopedKey('order-1001', undefined); // ':order-1001'
+ * ```
  */
 export function scopedKey(key: string, scope: string | undefined): string {
   return scope === undefined || scope === '' ? `:${key}` : `${encodeURIComponent(scope)}:${key}`;

@@ -22,6 +22,7 @@ export type FaultSchedule = Pick<
   'latency' | 'failureRate' | 'hangs' | 'outages' | 'slowdowns'
 > & { seed: number };
 
+/** Options of `faultScheduleArb()`: bounds on what it generates. */
 export interface FaultScheduleArbOptions {
   /** Outages and slowdowns start within [0, horizon) ms (default 60 000). */
   horizon?: number;
@@ -69,11 +70,24 @@ function windowArb(horizon: number): fc.Arbitrary<{ from: number; to: number }> 
  * holes that hang) and slowdowns, and a seed.
  *
  * @example
- * fc.asyncProperty(faultScheduleArb({ horizon: 30_000 }), async (faults) => {
+ * ```ts
+ * import fc from 'fast-check';
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, faultScheduleArb, faultyDependency } from 'bulwark/testing';
+ *
+ * // Whatever the faults, a 2 s budget ends every call within 2 s.
+ * const endsInTime = fc.asyncProperty(faultScheduleArb(), async (faults) => {
  *   const clock = new VirtualClock();
  *   const downstream = faultyDependency({ ...faults, clock });
- *   // … drive calls through your dependency, then check invariants
+ *   const dep = dependency('inventory', { clock, budget: '2s', retry: {} });
+ *   let settled = false;
+ *   const done = () => (settled = true);
+ *   dep.execute(downstream.call).then(done, done);
+ *   await clock.advance(2_000);
+ *   return settled;
  * });
+ * await fc.assert(endsInTime);
+ * ```
  */
 export function faultScheduleArb(
   options: FaultScheduleArbOptions = {},
@@ -118,9 +132,11 @@ export function faultScheduleArb(
 
 // ---------------------------------------------------------------------------------------
 
+/** A part of a dependency's config that `dependencyConfigArb()` may include. */
 export type DependencyPart =
   'retry' | 'circuitBreaker' | 'bulkhead' | 'loadShedder' | 'hedge' | 'fallback' | 'idempotency';
 
+/** Options of `dependencyConfigArb()`: bounds on what it generates. */
 export interface DependencyConfigArbOptions {
   /** Budgets lie in [1, maxBudget] ms (default 10 000); every config has one. */
   maxBudget?: number;
@@ -338,12 +354,24 @@ const PART_ARBS: { [K in DependencyPart]: fc.Arbitrary<NonNullable<DependencyCon
  * each policy's validation.
  *
  * @example
- * fc.asyncProperty(dependencyConfigArb({ maxBudget: 2_000 }), faultScheduleArb(), async (config, faults) => {
+ * ```ts
+ * import fc from 'fast-check';
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, dependencyConfigArb, faultyDependency } from 'bulwark/testing';
+ *
+ * // No valid config lets a call outlive its budget, even against a dependency that never answers.
+ * const bounded = fc.asyncProperty(dependencyConfigArb({ maxBudget: 2_000 }), async (config) => {
  *   const clock = new VirtualClock();
+ *   const blackHole = faultyDependency({ clock, hangs: 1 });
  *   const dep = dependency('fuzz', { ...config, clock });
- *   const downstream = faultyDependency({ ...faults, clock });
- *   // … run calls, then assert invariants
+ *   let settled = false;
+ *   const done = () => (settled = true);
+ *   dep.execute(blackHole.call).then(done, done);
+ *   await clock.advance(dep.budget);
+ *   return settled;
  * });
+ * await fc.assert(bounded);
+ * ```
  */
 export function dependencyConfigArb(
   options: DependencyConfigArbOptions = {},

@@ -19,7 +19,9 @@ export type LatencyOption =
  * '30s', '10m'); `from` inclusive, `to` exclusive. `to` may be Infinity.
  */
 export interface FaultWindow {
+  /** Start, in ms since `origin` (inclusive). */
   from: number | string;
+  /** End, in ms since `origin` (exclusive); may be Infinity. */
   to: number | string;
 }
 
@@ -47,15 +49,19 @@ export interface Outage extends FaultWindow {
 export interface Slowdown extends FaultWindow {
   /** Latency multiplier (default 1). */
   factor?: number;
+  /** Share of calls (0..1) that fail during the slowdown, instead of the normal `failureRate`. */
   failureRate?: number;
 }
 
+/** Options of `faultyDependency()`; all optional (with none, every call succeeds at once). */
 export interface FaultyDependencyOptions<T = FaultyResponse> {
   /** Latency of a normal call (default 0: answers on the next microtask). */
   latency?: LatencyOption;
   /** Share of calls (0..1) that fail after their latency (default 0). */
   failureRate?: number;
+  /** Windows in which every call fails (or hangs). */
   outages?: readonly Outage[];
+  /** Windows of higher latency and, optionally, another failure rate. */
   slowdowns?: readonly Slowdown[];
   /** Share of calls (0..1, outside outages) that hang until their signal aborts (default 0). */
   hangs?: number;
@@ -78,14 +84,33 @@ export interface FaultyDependencyOptions<T = FaultyResponse> {
 
 /** What a successful call returns by default. */
 export interface FaultyResponse {
+  /** Which call this was (1 for the first). */
   call: number;
+  /** The latency it was given, in ms. */
   latency: number;
 }
 
-/** What the simulated dependency throws unless told otherwise: an HTTP 503, so default retry rules apply. */
+/**
+ * What the simulated dependency throws unless told otherwise: an HTTP 503, so default retry
+ * rules apply.
+ *
+ * @example
+ * ```ts
+ * import { FaultError, faultyDependency } from 'bulwark/testing';
+ *
+ * // Throttling instead of outages: 429s, to test how callers back off.
+ * const partner = faultyDependency({
+ *   failureRate: 0.3,
+ *   errors: (fault) => new FaultError(fault, 429),
+ * });
+ * ```
+ */
 export class FaultError extends Error {
+  /** The HTTP status it stands for (default 503). */
   readonly status: number;
+  /** Which kind of fault made it. */
   readonly kind: FaultInfo['kind'];
+  /** Which call it failed (1 for the first). */
   readonly call: number;
   constructor(fault: FaultInfo, status = 503) {
     super(`simulated ${fault.kind} (call ${fault.call} at ${Math.round(fault.at)} ms): ${status}`);
@@ -96,11 +121,13 @@ export class FaultError extends Error {
   }
 }
 
+/** A simulated downstream from `faultyDependency()`: its `call`, and counters of what happened. */
 export interface FaultyDependency<T = FaultyResponse> {
   /** The simulated downstream call; pass it to `execute` as is (it reads `ctx.signal`). */
   readonly call: (ctx?: { readonly signal?: AbortSignal }) => Promise<T>;
   /** Calls started. */
   readonly calls: number;
+  /** Calls that returned a value. */
   readonly succeeded: number;
   /** Calls that threw a fault. */
   readonly failed: number;
@@ -144,8 +171,14 @@ function mix(a: number, b: number): number {
  * a policy takes a `random` option (retry jitter) so a test run replays exactly.
  *
  * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, seededRandom } from 'bulwark/testing';
+ *
+ * const clock = new VirtualClock();
  * const random = seededRandom(42);
- * dependency('payments', { clock, retry: { maxAttempts: 3, random } });
+ * const payments = dependency('payments', { clock, retry: { maxAttempts: 3, random } });
+ * ```
  */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
@@ -293,6 +326,10 @@ function setRef(handle: TimerHandle): void {
  * `FaultError`s by default, which bulwark's default retry rules retry.
  *
  * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, faultyDependency } from 'bulwark/testing';
+ *
  * const clock = new VirtualClock();
  * const payments = faultyDependency({
  *   clock,
@@ -304,7 +341,9 @@ function setRef(handle: TimerHandle): void {
  * const dep = dependency('payments', { clock, retry: {}, circuitBreaker: {} });
  * const result = dep.execute(payments.call);
  * await clock.advance(1000);
- * // payments.calls, payments.maxInFlight, payments.callsDuring(payments.outages[0]) …
+ * console.log(await result, payments.calls, payments.maxInFlight);
+ * // … and after the outage: payments.callsDuring({ from: '1m', to: '11m' })
+ * ```
  */
 export function faultyDependency<T = FaultyResponse>(
   options: FaultyDependencyOptions<T> = {},

@@ -11,7 +11,9 @@ import type { Policy } from '../core/pipeline.js';
 
 /** Thrown by `assert()`: names the invariant and lists what broke it. */
 export class InvariantError extends Error {
+  /** The invariant's name, e.g. `the breaker never calls fn while open`. */
   readonly invariant: string;
+  /** One line per violation. */
   readonly violations: readonly string[];
   constructor(invariant: string, violations: readonly string[], total = violations.length) {
     const shown = violations.slice(0, MAX_LISTED);
@@ -33,6 +35,7 @@ const MAX_KEPT = 100;
 
 /** What every helper has: the invariant's name, what broke it, and `assert()`. */
 export interface Invariant {
+  /** The invariant's name, used in messages. */
   readonly invariant: string;
   /** One line per violation (the first 100 are kept). */
   readonly violations: readonly string[];
@@ -65,7 +68,24 @@ class Recorder implements Invariant {
  * that broke, so a failing fuzz run shows the whole picture.
  *
  * @example
- * assertInvariants(concurrency, breakerCheck, budgets, settles, unhandled);
+ * ```ts
+ * import { bulkhead } from 'bulwark';
+ * import {
+ *   VirtualClock,
+ *   assertInvariants,
+ *   bulkheadNeverExceeds,
+ *   settlesExactlyOnce,
+ * } from 'bulwark/testing';
+ *
+ * const clock = new VirtualClock();
+ * const pool = bulkhead({ clock, maxConcurrent: 2, maxQueue: 20 });
+ * const concurrency = bulkheadNeverExceeds(2, { clock });
+ * const settles = settlesExactlyOnce();
+ * const work = concurrency.wrap(() => clock.sleep(50));
+ * for (let i = 0; i < 10; i++) settles.track(pool.execute(work)).catch(() => {});
+ * await clock.runAll();
+ * assertInvariants(concurrency, settles); // one InvariantError listing everything that broke
+ * ```
  */
 export function assertInvariants(...invariants: Invariant[]): void {
   const broken: InvariantError[] = [];
@@ -93,6 +113,7 @@ function signalOf(ctx: unknown): AbortSignal | undefined {
 
 // ---------------------------------------------------------------------------------------
 
+/** Options of `trackConcurrency()`. */
 export interface ConcurrencyOptions {
   /** Record a violation whenever more than `limit` calls run at once (default Infinity). */
   limit?: number;
@@ -109,9 +130,11 @@ export interface ConcurrencyOptions {
   clock?: Clock;
 }
 
+/** What `trackConcurrency()` returns: a wrapper for fn, and what it counted. */
 export interface ConcurrencyTracker extends Invariant {
   /** Wraps fn: every call through the wrapper is counted while it runs. */
   wrap<C, R>(fn: Fn<C, R>): (ctx: C) => Promise<R>;
+  /** Calls running now. */
   readonly inFlight: number;
   /** The most calls seen running at once. */
   readonly max: number;
@@ -125,11 +148,20 @@ export interface ConcurrencyTracker extends Invariant {
  * `ctx.signal` aborts, whichever comes first (see `countAbandoned`).
  *
  * @example
- * const concurrency = trackConcurrency({ limit: 4 });
- * const fn = concurrency.wrap(async (ctx) => fetchStock(ctx.signal));
- * await Promise.allSettled(items.map(() => dep.execute(fn)));
+ * ```ts
+ * import { bulkhead } from 'bulwark';
+ * import { VirtualClock, trackConcurrency } from 'bulwark/testing';
+ *
+ * const clock = new VirtualClock();
+ * const pool = bulkhead({ maxConcurrent: 4, maxQueue: 100, clock });
+ * const concurrency = trackConcurrency({ limit: 4, clock });
+ * const fn = concurrency.wrap(() => clock.sleep(10));
+ * const calls = Array.from({ length: 20 }, () => pool.execute(fn));
+ * await clock.runAll();
+ * await Promise.all(calls);
  * concurrency.assert(); // throws if a 5th call ever ran alongside 4 others
- * expect(concurrency.max).toBe(4);
+ * concurrency.max; // 4
+ * ```
  */
 export function trackConcurrency(options: ConcurrencyOptions = {}): ConcurrencyTracker {
   const limit = options.limit ?? Infinity;
@@ -210,6 +242,10 @@ export function trackConcurrency(options: ConcurrencyOptions = {}): ConcurrencyT
  * bulkhead), one slot may hold `1 + maxHedges` attempts: pass that product as the limit.
  *
  * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, bulkheadNeverExceeds, faultyDependency } from 'bulwark/testing';
+ *
  * const clock = new VirtualClock();
  * const inventory = faultyDependency({ clock, latency: { p50: 50, p99: 500 } });
  * const dep = dependency('inventory', { clock, bulkhead: { maxConcurrent: 3, maxQueue: 10 } });
@@ -219,6 +255,7 @@ export function trackConcurrency(options: ConcurrencyOptions = {}): ConcurrencyT
  * await clock.runAll();
  * bulkheadCheck.assert();
  * await Promise.all(calls);
+ * ```
  */
 export function bulkheadNeverExceeds(
   limit: number,
@@ -235,10 +272,13 @@ export function bulkheadNeverExceeds(
 
 /** A circuit breaker as this helper needs it: its `state`, and (to watch hand-offs) its `run`. */
 export interface BreakerLike {
+  /** The breaker's state now: `open` and `isolated` count as open. */
   readonly state: string;
+  /** The breaker's step in a pipeline, wrapped to watch hand-offs (a bulwark breaker has one). */
   run?: Policy['run'];
 }
 
+/** Options of `breakerNeverCallsWhileOpen()`. */
 export interface BreakerCheckOptions {
   /**
    * Where the state is checked. `'handoff'` (the default when the breaker has a `run`):
@@ -248,9 +288,11 @@ export interface BreakerCheckOptions {
    * it was still closed.
    */
   at?: 'handoff' | 'fn';
+  /** Used to time-stamp violations (default: the system clock). */
   clock?: Clock;
 }
 
+/** What `breakerNeverCallsWhileOpen()` returns: the wrapped fn, counts, and `assert()`. */
 export interface BreakerCheck<C, R> extends Invariant {
   /** fn, wrapped: calls are counted (and checked, with `at: 'fn'`). */
   readonly fn: (ctx: C) => Promise<R>;
@@ -272,6 +314,10 @@ const OPEN_STATES: ReadonlySet<string> = new Set(['open', 'isolated']);
  * hedge started later for a call admitted while closed is (rightly) not a violation.
  *
  * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, breakerNeverCallsWhileOpen, faultyDependency } from 'bulwark/testing';
+ *
  * const clock = new VirtualClock();
  * const payments = faultyDependency({ clock, latency: 20, outages: [{ from: 0, to: '1m' }] });
  * const dep = dependency('payments', { clock, circuitBreaker: { consecutiveFailures: 3 } });
@@ -282,6 +328,7 @@ const OPEN_STATES: ReadonlySet<string> = new Set(['open', 'isolated']);
  * }
  * breakerCheck.assert();
  * breakerCheck.dispose();
+ * ```
  */
 export function breakerNeverCallsWhileOpen<C, R>(
   breaker: BreakerLike,
@@ -368,6 +415,7 @@ export function breakerNeverCallsWhileOpen<C, R>(
 
 // ---------------------------------------------------------------------------------------
 
+/** Options of `callsWithinBudget()`. */
 export interface BudgetCheckOptions {
   /** ms a call may run past its budget before it counts as a violation (default 0). */
   tolerance?: number;
@@ -375,6 +423,7 @@ export interface BudgetCheckOptions {
   clock?: Clock;
 }
 
+/** What `callsWithinBudget()` returns: `track()` for each call, and `assert()`. */
 export interface BudgetCheck extends Invariant {
   /**
    * Starts a call and watches it against `budgetMs`. Returns a promise with the call's
@@ -393,11 +442,19 @@ export interface BudgetCheck extends Invariant {
  * On a VirtualClock a tolerance of 0 is exact; on real time allow for timer lateness.
  *
  * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, callsWithinBudget, faultyDependency } from 'bulwark/testing';
+ *
+ * const clock = new VirtualClock();
+ * const slow = faultyDependency({ clock, latency: { p50: 200, p99: 2_000 }, hangs: 0.1 });
+ * const dep = dependency('slow', { clock, retry: {} });
  * const budgets = callsWithinBudget({ clock, tolerance: 0 });
- * const result = budgets.track(500, () => dep.execute(fn, { budget: 500 }));
+ * const result = budgets.track(500, () => dep.execute(slow.call, { budget: 500 })).catch(() => {});
  * await clock.advance(1000);
- * await result.catch(() => {});
+ * await result;
  * budgets.assert();
+ * ```
  */
 export function callsWithinBudget(options: BudgetCheckOptions | number = {}): BudgetCheck {
   const o = typeof options === 'number' ? { tolerance: options } : options;
@@ -481,13 +538,16 @@ export function callsWithinBudget(options: BudgetCheckOptions | number = {}): Bu
 
 // ---------------------------------------------------------------------------------------
 
+/** What `settlesExactlyOnce()` returns: `track()` for each call, counts, and `assert()`. */
 export interface SettleCheck extends Invariant {
   /**
    * Watches a promise (or any thenable) and returns a native promise with its first
    * outcome. A thenable that calls back twice, or both ways, is a violation.
    */
   track<T>(promise: PromiseLike<T>, label?: string): Promise<T>;
+  /** Calls tracked. */
   readonly tracked: number;
+  /** Tracked calls that settled (once, or more). */
   readonly settled: number;
   /** Tracked and not settled yet. */
   readonly pending: number;
@@ -500,11 +560,21 @@ export interface SettleCheck extends Invariant {
  * `assert()` once the run is over (e.g. after `await clock.runAll()`).
  *
  * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, faultyDependency, settlesExactlyOnce } from 'bulwark/testing';
+ *
+ * const clock = new VirtualClock();
+ * const flaky = faultyDependency({ clock, latency: 30, failureRate: 0.3, hangs: 0.05 });
+ * const dep = dependency('flaky', { clock, budget: '1s', retry: {} });
  * const settles = settlesExactlyOnce();
- * const calls = plans.map((p, i) => settles.track(dep.execute(fn, p), `call ${i}`));
+ * const calls = Array.from({ length: 20 }, (_, i) =>
+ *   settles.track(dep.execute(flaky.call), `call ${i}`).catch(() => 'failed'),
+ * );
  * await clock.runAll();
  * settles.assert(); // before awaiting the calls: one that never settles would wait forever
- * await Promise.allSettled(calls);
+ * await Promise.all(calls);
+ * ```
  */
 export function settlesExactlyOnce(): SettleCheck {
   const recorder = new Recorder('every call settles exactly once');
@@ -579,6 +649,7 @@ export function settlesExactlyOnce(): SettleCheck {
 
 // ---------------------------------------------------------------------------------------
 
+/** Options of `noUnhandledRejections()`. */
 export interface UnhandledOptions {
   /**
    * Take the other `unhandledRejection` listeners off while installed and put them back on
@@ -588,6 +659,9 @@ export interface UnhandledOptions {
   exclusive?: boolean;
 }
 
+/**
+ * What `noUnhandledRejections()` returns: what it caught, `flush()`, `assert()` and `dispose()`.
+ */
 export interface UnhandledCheck extends Invariant {
   /** Rejections nobody handled (a rejection handled late is taken off the list). */
   readonly rejections: readonly unknown[];
@@ -603,14 +677,24 @@ export interface UnhandledCheck extends Invariant {
  * `await check.flush()` before `check.assert()`.
  *
  * @example
+ * ```ts
+ * import { dependency } from 'bulwark';
+ * import { VirtualClock, faultyDependency, noUnhandledRejections } from 'bulwark/testing';
+ *
  * const unhandled = noUnhandledRejections();
  * try {
- *   await runScenario();
+ *   const clock = new VirtualClock();
+ *   const search = faultyDependency({ clock, latency: { min: 10, max: 200 }, failureRate: 0.5 });
+ *   const dep = dependency('search', { clock, hedge: { delay: 50, maxHedges: 2 } });
+ *   const calls = Array.from({ length: 10 }, () => dep.execute(search.call).catch(() => {}));
+ *   await clock.runAll();
+ *   await Promise.all(calls);
  *   await unhandled.flush();
- *   unhandled.assert();
+ *   unhandled.assert(); // a losing hedge's late failure must never surface as unhandled
  * } finally {
  *   unhandled.dispose();
  * }
+ * ```
  */
 export function noUnhandledRejections(options: UnhandledOptions = {}): UnhandledCheck {
   const recorder = new Recorder('no unhandled rejections');

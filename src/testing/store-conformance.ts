@@ -6,6 +6,7 @@ export type StoreFactory = (env: {
   prefix: string;
 }) => IdempotencyStore | Promise<IdempotencyStore>;
 
+/** Options of `storeConformance()`. */
 export interface StoreConformanceOptions {
   /** Title of the generated `describe` block (default 'idempotency store conformance'). */
   name?: string;
@@ -72,7 +73,23 @@ function tokenOf(expect: ExpectFn, r: ClaimResult): string {
  *
  *   storeConformance(() => new MyStore(), { advance: (ms) => clock.advance(ms) });
  *
- * Needs vitest (an optional peer of `bulwark/testing`).
+ * Needs vitest, or Jest: a framework's `describe`, `it` and `expect`, passed as `test` or
+ * found as globals.
+ *
+ * @example
+ * ```ts
+ * import { describe, expect, it } from 'vitest';
+ * import { MemoryStore } from 'bulwark';
+ * import { VirtualClock, storeConformance } from 'bulwark/testing';
+ *
+ * // Your store here; one with a key namespace as `({ prefix }) => new MyStore({ prefix })`.
+ * const clock = new VirtualClock();
+ * storeConformance(() => new MemoryStore({ clock }), {
+ *   name: 'MemoryStore keeps the store contract',
+ *   advance: (ms) => clock.advance(ms),
+ *   test: { describe, it, expect },
+ * });
+ * ```
  */
 export function storeConformance(
   makeStore: StoreFactory,

@@ -8,6 +8,7 @@ interface VirtualTimer {
   heapIndex: number;
 }
 
+/** Options of `new VirtualClock()`. */
 export interface VirtualClockOptions {
   /** Initial reading of `now()` in ms (default 0). */
   start?: number;
@@ -23,7 +24,21 @@ function settle(): Promise<void> {
 /**
  * A clock whose time moves only when told to. `advance(ms)` fires due timers in time
  * order (ties in scheduling order) and lets promise callbacks run between them, so a
- * ten-minute outage is tested in milliseconds.
+ * ten-minute outage is tested in milliseconds. Give it to every policy under test (the
+ * `clock` option), and to the simulated dependency.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError, dependency } from 'bulwark';
+ * import { VirtualClock } from 'bulwark/testing';
+ *
+ * const clock = new VirtualClock();
+ * const slow = dependency('slow', { clock, budget: '2s' });
+ * // A call that never answers: only its budget can end it.
+ * const outcome = slow.execute(() => new Promise(() => {})).catch((error: unknown) => error);
+ * await clock.advance(2_000); // two seconds pass at once
+ * console.log((await outcome) instanceof TimeoutError); // true
+ * ```
  */
 export class VirtualClock implements Clock {
   private current: number;

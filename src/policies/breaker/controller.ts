@@ -6,9 +6,16 @@ import { openDuration } from './half-open-after.js';
 import type { TripRule } from './trip-rule.js';
 import type { OutcomeWindow } from './window.js';
 
+/**
+ * A circuit breaker's state: `closed` (calls run), `open` (calls are refused until
+ * `halfOpenAfter` has passed), `half-open` (a few trial calls decide), `isolated` (forced
+ * open by `isolate()` until released).
+ */
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
 
+/** Events of a circuit breaker, by name: subscribe with `breaker.on(name, listener)`. */
 export interface CircuitBreakerEvents {
+  /** The breaker moved from one state to another. */
   stateChange: { from: BreakerState; to: BreakerState };
   /** A call counted as a success (`slow`: it took longer than `slowCall.ms`). */
   success: { state: BreakerState; slow: boolean };
@@ -18,15 +25,23 @@ export interface CircuitBreakerEvents {
   rejected: { state: 'open' | 'half-open' | 'isolated' };
 }
 
+/** A snapshot from `breaker.stats()`: the state and what the rolling window holds now. */
 export interface CircuitBreakerStats {
+  /** The breaker's `name`. */
   name: string;
+  /** The current state, after any transition that was due. */
   state: BreakerState;
   /** Outcomes in the rolling window (all 0 when the breaker only counts consecutive failures). */
   calls: number;
+  /** Outcomes in the window counted as successes. */
   successes: number;
+  /** Outcomes in the window counted as failures. */
   failures: number;
+  /** Outcomes in the window slower than `slowCall.ms`. */
   slowCalls: number;
+  /** `failures / calls` (0 for an empty window). */
   failureRate: number;
+  /** `slowCalls / calls` (0 for an empty window). */
   slowCallRate: number;
   /** Failures since the last success (0 without a consecutive-failures rule). */
   consecutiveFailures: number;
@@ -42,6 +57,7 @@ export interface CircuitBreakerStats {
 
 /** Returned by `isolate()`: the breaker stays isolated until every handle is released. */
 export interface IsolationHandle {
+  /** Gives up this handle's hold; the breaker closes when the last one is released. Idempotent. */
   release(): void;
   /** Same as release(), so a handle is a Disposable. */
   dispose(): void;
@@ -100,13 +116,17 @@ interface Isolation {
  * a breaker per host, and each should cost a few hundred bytes, not a few objects more.
  */
 export abstract class BreakerController extends BasePolicy {
+  /** Names the breaker in `CircuitOpenError` messages and in `stats()`. */
   readonly name: string;
   /** The stored state; transitions that are due but not yet applied are not reflected. */
   protected current: BreakerState = 'closed';
   /** Clock time at which an open breaker admits its next trial. */
   protected openUntil = 0;
+  /** The listeners, created by the first `on()` (an idle breaker stays small). */
   protected events: EventHub<CircuitBreakerEvents> | undefined;
+  /** Decides, from each recorded outcome, when the breaker opens. */
   protected readonly rule: TripRule;
+  /** Recent outcomes, for rate rules (undefined when only consecutive failures count). */
   protected readonly window: OutcomeWindow | undefined;
   private timesOpened = 0;
   private tripsInARow = 0;
@@ -138,6 +158,10 @@ export abstract class BreakerController extends BasePolicy {
     return this.current;
   }
 
+  /**
+   * Subscribes to `stateChange`, `success`, `failure` or `rejected`; dispose the result to
+   * unsubscribe.
+   */
   on<K extends keyof CircuitBreakerEvents>(
     event: K,
     listener: Listener<CircuitBreakerEvents[K]>,
@@ -145,7 +169,21 @@ export abstract class BreakerController extends BasePolicy {
     return (this.events ??= new EventHub<CircuitBreakerEvents>()).on(event, listener);
   }
 
-  /** Forces the breaker open (state 'isolated') until every handle returned so far is released. */
+  /**
+   * Forces the breaker open (state 'isolated') until every handle returned so far is released.
+   * For operators: take a dependency out of service (maintenance, a known incident) without
+   * waiting for failures. Calls fail fast with a `CircuitOpenError` meanwhile.
+   *
+   * @example
+   * ```ts
+   * import { circuitBreaker } from 'bulwark';
+   *
+   * const breaker = circuitBreaker({ name: 'ledger' });
+   * const maintenance = breaker.isolate(); // breaker.state === 'isolated'
+   * // … later, when the ledger is back:
+   * maintenance.release(); // closed again, with a fresh window
+   * ```
+   */
   isolate(): IsolationHandle {
     const isolation = (this.isolation ??= { count: 0, epoch: 0 });
     if (isolation.count++ === 0) this.transition('isolated');
@@ -168,6 +206,7 @@ export abstract class BreakerController extends BasePolicy {
     this.close();
   }
 
+  /** A snapshot of the state and the window's counts, for dashboards and health endpoints. */
   stats(): CircuitBreakerStats {
     const now = this.now();
     this.refresh(now);

@@ -3,12 +3,15 @@ import { Validator } from '../../core/validate.js';
 
 /** Failure rate and slow-call rate are measured over the last `calls` outcomes… */
 export interface CountWindowOptions {
+  /** How many of the latest outcomes the window holds. */
   calls: number;
 }
 
 /** …or over the last `ms`, in `buckets` slices (default 10): coarser slices, less memory. */
 export interface TimeWindowOptions {
+  /** How far back the window reaches (ms or '30s'). */
   ms: number | string;
+  /** Slices the window is kept in (default 10); it moves on one slice at a time. */
   buckets?: number;
 }
 
@@ -22,6 +25,7 @@ export interface HalfOpenBackoffOptions {
   max?: number | string;
 }
 
+/** Options of `circuitBreaker()`; all optional (with none it opens after 5 failures in a row). */
 export interface CircuitBreakerOptions {
   /** Open after this many failures in a row. The default trip rule when no other is given: 5. */
   consecutiveFailures?: number;
@@ -53,6 +57,7 @@ export interface CircuitBreakerOptions {
   halfOpenTimeout?: number | string;
   /** Names the breaker in error messages and stats (default 'circuitBreaker'). */
   name?: string;
+  /** The clock open periods are timed on (default: the pipeline's clock, else the system clock). */
   clock?: Clock;
 }
 

@@ -1,6 +1,7 @@
 import type { Validator } from '../../core/validate.js';
 import { AdaptiveLimiter, type LimitSample } from './limiter.js';
 
+/** Options of the `aimd` algorithm: `adaptive({ algorithm: 'aimd', … })`. */
 export interface AimdOptions {
   /** Added to the limit over one limit's worth of successful samples, > 0 (default 1). */
   increase?: number;
@@ -22,8 +23,11 @@ export const AIMD_KEYS = ['increase', 'backoffRatio', 'latencyThreshold'] as con
  */
 export class AimdLimiter extends AdaptiveLimiter {
   readonly algorithm = 'aimd';
+  /** Added to the limit over one limit's worth of successful samples. */
   readonly increase: number;
+  /** The limit is multiplied by this on a drop. */
   readonly backoffRatio: number;
+  /** ms above which a call counts as a drop (Infinity: only real drops). */
   readonly latencyThreshold: number;
   private lastCut = -Infinity;
 

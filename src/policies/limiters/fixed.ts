@@ -28,7 +28,16 @@ export class FixedLimiter implements Limiter {
   }
 }
 
-/** A constant concurrency limit (integer ≥ 1, or Infinity for none). */
+/**
+ * A constant concurrency limit (integer ≥ 1, or Infinity for none).
+ *
+ * @example
+ * ```ts
+ * import { fixedLimit, loadShedder } from 'bulwark';
+ *
+ * const shedder = loadShedder({ limit: fixedLimit(64) }); // the same as { limit: 64 }
+ * ```
+ */
 export function fixedLimit(limit: number): FixedLimiter {
   return new FixedLimiter(limit);
 }

@@ -1,6 +1,7 @@
 import type { Validator } from '../../core/validate.js';
 import { AdaptiveLimiter, type LimitSample } from './limiter.js';
 
+/** Options of the `gradient` algorithm: `adaptive({ algorithm: 'gradient', … })`. */
 export interface GradientOptions {
   /** Weight of each new target in the limit, in (0, 1] (default 0.2). */
   smoothing?: number;
@@ -35,8 +36,11 @@ const WARMUP = 10;
  */
 export class GradientLimiter extends AdaptiveLimiter {
   readonly algorithm = 'gradient';
+  /** Weight of each new target in the limit, in (0, 1]. */
   readonly smoothing: number;
+  /** How far the short RTT may exceed the long RTT before the limit shrinks. */
   readonly tolerance: number;
+  /** Time constant of the long-term RTT average, in ms. */
   readonly longWindow: number;
   private readonly queueSize: (limit: number) => number;
   private longRtt = 0;

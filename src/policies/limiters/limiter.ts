@@ -24,16 +24,20 @@ export interface Limiter {
   readonly algorithm: string;
   /** Current limit: an integer in [min, max] (or Infinity for an unbounded fixed limit). */
   readonly limit: number;
+  /** The lowest the limit can go. */
   readonly min: number;
+  /** The highest the limit can go. */
   readonly max: number;
   /**
    * False when samples cannot change the limit: the shedder then skips timing calls
    * (no clock reads on the success path).
    */
   readonly adaptive: boolean;
+  /** Learns from one finished call; called by the load shedder that owns this limiter. */
   onSample(sample: LimitSample): void;
 }
 
+/** The bounds every adaptive algorithm keeps its limit within. */
 export interface AdaptiveBounds {
   /** Lowest limit (integer ≥ 1; default 1). */
   min?: number;
@@ -73,6 +77,7 @@ export abstract class AdaptiveLimiter implements Limiter {
   readonly max: number;
   /** The real-valued limit the algorithm steers; `limit` is its floor. */
   protected estimate: number;
+  /** The current limit: the estimate rounded down, always within [min, max]. */
   limit: number;
 
   constructor(min: number, max: number, initial: number) {
@@ -82,6 +87,7 @@ export abstract class AdaptiveLimiter implements Limiter {
     this.limit = initial;
   }
 
+  /** Moves the estimate, clamped to [min, max]; the only way the limit changes. */
   protected set(estimate: number): void {
     const e = estimate > this.max ? this.max : estimate >= this.min ? estimate : this.min;
     this.estimate = e;

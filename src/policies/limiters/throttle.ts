@@ -6,6 +6,7 @@ import { BasePolicy } from '../../core/pipeline.js';
 import { Validator } from '../../core/validate.js';
 import { statusOf } from '../retry-classification.js';
 
+/** Options of `adaptiveThrottle()`; all optional. */
 export interface AdaptiveThrottleOptions {
   /**
    * How many requests the dependency may be sent per request it accepts, ≥ 1 (default 2).
@@ -21,9 +22,14 @@ export interface AdaptiveThrottleOptions {
   isRejected?: (outcome: unknown, kind: 'error' | 'result') => boolean;
   /** Source of randomness for the local reject decision (default Math.random). */
   random?: () => number;
+  /**
+   * The clock the history's time buckets run on (default: the pipeline's clock, else the system
+   * clock).
+   */
   clock?: Clock;
 }
 
+/** Events of an adaptive throttle, by name: subscribe with `throttle.on(name, listener)`. */
 export interface AdaptiveThrottleEvents {
   /** A request was refused locally, without reaching the dependency. */
   shed: { priority: Priority; reason: 'capacity'; probability: number };
@@ -32,7 +38,20 @@ export interface AdaptiveThrottleEvents {
 const KNOWN = ['k', 'window', 'isRejected', 'random', 'clock'];
 const BUCKETS = 20;
 
-/** 429 and 503 are how HTTP says "not now"; a timeout is how an overloaded server says it. */
+/**
+ * 429 and 503 are how HTTP says "not now"; a timeout is how an overloaded server says it.
+ * The default `isRejected` of `adaptiveThrottle()`: extend it rather than start over.
+ *
+ * @example
+ * ```ts
+ * import { adaptiveThrottle, isOverloadRejection, statusOf } from 'bulwark';
+ *
+ * // Our gateway answers 502 when the service behind it is saturated: count that too.
+ * const throttle = adaptiveThrottle({
+ *   isRejected: (outcome, kind) => isOverloadRejection(outcome, kind) || statusOf(outcome) === 502,
+ * });
+ * ```
+ */
 export function isOverloadRejection(outcome: unknown, kind: 'error' | 'result'): boolean {
   if (kind === 'error' && outcome instanceof TimeoutError) return true;
   const status = statusOf(outcome);
@@ -53,7 +72,9 @@ export function isOverloadRejection(outcome: unknown, kind: 'error' | 'result'):
  */
 export class AdaptiveThrottlePolicy extends BasePolicy {
   readonly kind = 'adaptiveThrottle';
+  /** Requests the dependency may be sent per request it accepts. */
   readonly k: number;
+  /** How far back the request/accept history reaches, in ms. */
   readonly window: number;
   private readonly bucketMs: number;
   private readonly random: () => number;
@@ -81,6 +102,7 @@ export class AdaptiveThrottlePolicy extends BasePolicy {
     this.isRejected = isRejected;
   }
 
+  /** Subscribes to `shed`; dispose the result to unsubscribe. */
   on<K extends keyof AdaptiveThrottleEvents>(
     event: K,
     listener: Listener<AdaptiveThrottleEvents[K]>,
@@ -187,7 +209,24 @@ export class AdaptiveThrottlePolicy extends BasePolicy {
   }
 }
 
-/** Client-side adaptive throttle: `adaptiveThrottle({ k: 2, window: '2m' })`. */
+/**
+ * Client-side adaptive throttle: `adaptiveThrottle({ k: 2, window: '2m' })`. While a
+ * dependency refuses much of what it is sent, most requests fail here at once instead
+ * of adding to its load; see AdaptiveThrottlePolicy.
+ *
+ * @example
+ * ```ts
+ * import { adaptiveThrottle } from 'bulwark';
+ *
+ * const quotes = adaptiveThrottle({ k: 2, window: '2m' });
+ * const quote = await quotes.execute(async (ctx) => {
+ *   const res = await fetch('https://quotes.partner.example/v1/quote', { signal: ctx.signal });
+ *   if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status });
+ *   return res.json();
+ * });
+ * quotes.probability(); // share of requests refused locally right now
+ * ```
+ */
 export function adaptiveThrottle(options?: AdaptiveThrottleOptions): AdaptiveThrottlePolicy {
   return new AdaptiveThrottlePolicy(options);
 }

@@ -1,6 +1,7 @@
 import type { Validator } from '../../core/validate.js';
 import { AdaptiveLimiter, type LimitSample } from './limiter.js';
 
+/** Options of the `vegas` algorithm: `adaptive({ algorithm: 'vegas', … })`. */
 export interface VegasOptions {
   /** Grow while the estimated queue is at most `alpha × lg(limit)` calls (default 3). */
   alpha?: number;
@@ -34,9 +35,13 @@ function lg(limit: number): number {
  */
 export class VegasLimiter extends AdaptiveLimiter {
   readonly algorithm = 'vegas';
+  /** Grows while the estimated queue is at most `alpha × lg(limit)` calls. */
   readonly alpha: number;
+  /** Shrinks once the estimated queue reaches `beta × lg(limit)` calls. */
   readonly beta: number;
+  /** Fraction of each step taken, in (0, 1]. */
   readonly smoothing: number;
+  /** The no-load RTT is re-measured after `probeMultiplier × limit` samples. */
   readonly probeMultiplier: number;
   private noLoadRtt = 0;
   private sinceProbe = 0;
