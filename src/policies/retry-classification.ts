@@ -93,7 +93,7 @@ export function isRetryableError(error: unknown): boolean {
  * ```ts
  * import { isRetryableError, isRetryableResult, retry } from 'bulwark';
  *
- * // Retry returned Responses with a 503, 429, … too; once attempts run out, the last is returned.
+ * // Retry Responses with a 503, 429, … too; when attempts run out, the last one is returned.
  * const policy = retry({
  *   retryOn: (outcome, _ctx, kind) =>
  *     kind === 'error' ? isRetryableError(outcome) : isRetryableResult(outcome),
