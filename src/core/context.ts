@@ -162,19 +162,18 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
    * tighter of the two deadlines, and aborted whenever this one is.
    */
   child(deadline: number, scope: TimeoutScope, limitMs: number): CallContext {
+    // When this context's deadline comes first, the child inherits it — and with it the
+    // scope and limit a TimeoutError will report.
+    const own = deadline < this.deadline;
     const c = new CallContext(
       this.shared,
       this,
-      deadline < this.deadline ? deadline : this.deadline,
+      own ? deadline : this.deadline,
       this.attempt,
-      deadline < this.deadline ? scope : this.scopeOfDeadline(),
+      own ? scope : this.scope,
     );
-    c.limitMs = deadline < this.deadline ? limitMs : this.limitMs;
+    c.limitMs = own ? limitMs : this.limitMs;
     return c;
-  }
-
-  private scopeOfDeadline(): TimeoutScope {
-    return this.scope;
   }
 
   subscribe(s: AbortSubscriber): void {
