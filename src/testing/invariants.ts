@@ -64,6 +64,23 @@ class Recorder implements Invariant {
 }
 
 /**
+ * Gives a helper's result object the live `invariant`, `violations` and `violationCount`
+ * of its recorder, and `assert()` unless the object brings its own.
+ */
+function reportingTo<R extends Invariant>(
+  target: Omit<R, keyof Invariant> & Partial<Pick<Invariant, 'assert'>>,
+  recorder: Recorder,
+): R {
+  const props: PropertyDescriptorMap = {
+    invariant: { get: () => recorder.invariant, enumerable: true },
+    violations: { get: () => recorder.violations, enumerable: true },
+    violationCount: { get: () => recorder.violationCount, enumerable: true },
+  };
+  if (!('assert' in target)) props.assert = { value: () => recorder.assert(), enumerable: true };
+  return Object.defineProperties(target, props) as R;
+}
+
+/**
  * Checks several invariants at once and throws one `InvariantError` listing every one
  * that broke, so a failing fuzz run shows the whole picture.
  *
@@ -212,28 +229,22 @@ export function trackConcurrency(options: ConcurrencyOptions = {}): ConcurrencyT
     };
   }
 
-  return {
-    wrap,
-    get inFlight() {
-      return inFlight;
+  return reportingTo(
+    {
+      wrap,
+      get inFlight() {
+        return inFlight;
+      },
+      get max() {
+        return max;
+      },
+      get calls() {
+        return calls;
+      },
+      assert: () => recorder.assert(),
     },
-    get max() {
-      return max;
-    },
-    get calls() {
-      return calls;
-    },
-    get invariant() {
-      return recorder.invariant;
-    },
-    get violations() {
-      return recorder.violations;
-    },
-    get violationCount() {
-      return recorder.violationCount;
-    },
-    assert: () => recorder.assert(),
-  };
+    recorder,
+  );
 }
 
 /**
@@ -388,29 +399,22 @@ export function breakerNeverCallsWhileOpen<C, R>(
     }
   };
 
-  return {
-    fn: wrapped,
-    get calls() {
-      return calls;
+  return reportingTo(
+    {
+      fn: wrapped,
+      get calls() {
+        return calls;
+      },
+      get handoffs() {
+        return handoffs;
+      },
+      dispose() {
+        restore?.();
+        restore = undefined;
+      },
     },
-    get handoffs() {
-      return handoffs;
-    },
-    get invariant() {
-      return recorder.invariant;
-    },
-    get violations() {
-      return recorder.violations;
-    },
-    get violationCount() {
-      return recorder.violationCount;
-    },
-    assert: () => recorder.assert(),
-    dispose() {
-      restore?.();
-      restore = undefined;
-    },
-  };
+    recorder,
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -499,41 +503,35 @@ export function callsWithinBudget(options: BudgetCheckOptions | number = {}): Bu
     );
   }
 
-  return {
-    track,
-    get calls() {
-      return calls;
+  return reportingTo(
+    {
+      track,
+      get calls() {
+        return calls;
+      },
+      get worstOverrun() {
+        return worstOverrun;
+      },
+      assert() {
+        const now = clock.now();
+        const late = [...running].filter((e) => now - e.start > e.budget + tolerance);
+        if (late.length > 0) {
+          throw new InvariantError(
+            recorder.invariant,
+            [
+              ...recorder.violations,
+              ...late.map(
+                (e) => `call ${e.n} still running after ${now - e.start} ms, budget ${e.budget} ms`,
+              ),
+            ],
+            recorder.violationCount + late.length,
+          );
+        }
+        recorder.assert();
+      },
     },
-    get worstOverrun() {
-      return worstOverrun;
-    },
-    get invariant() {
-      return recorder.invariant;
-    },
-    get violations() {
-      return recorder.violations;
-    },
-    get violationCount() {
-      return recorder.violationCount;
-    },
-    assert() {
-      const now = clock.now();
-      const late = [...running].filter((e) => now - e.start > e.budget + tolerance);
-      if (late.length > 0) {
-        throw new InvariantError(
-          recorder.invariant,
-          [
-            ...recorder.violations,
-            ...late.map(
-              (e) => `call ${e.n} still running after ${now - e.start} ms, budget ${e.budget} ms`,
-            ),
-          ],
-          recorder.violationCount + late.length,
-        );
-      }
-      recorder.assert();
-    },
-  };
+    recorder,
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -615,36 +613,30 @@ export function settlesExactlyOnce(): SettleCheck {
     });
   }
 
-  return {
-    track,
-    get tracked() {
-      return tracked;
+  return reportingTo(
+    {
+      track,
+      get tracked() {
+        return tracked;
+      },
+      get settled() {
+        return settled;
+      },
+      get pending() {
+        return open.size;
+      },
+      assert() {
+        if (open.size === 0) return recorder.assert();
+        const never = [...open.values()].map((name) => `${name} never settled`);
+        throw new InvariantError(
+          recorder.invariant,
+          [...recorder.violations, ...never],
+          recorder.violationCount + never.length,
+        );
+      },
     },
-    get settled() {
-      return settled;
-    },
-    get pending() {
-      return open.size;
-    },
-    get invariant() {
-      return recorder.invariant;
-    },
-    get violations() {
-      return recorder.violations;
-    },
-    get violationCount() {
-      return recorder.violationCount;
-    },
-    assert() {
-      if (open.size === 0) return recorder.assert();
-      const never = [...open.values()].map((name) => `${name} never settled`);
-      throw new InvariantError(
-        recorder.invariant,
-        [...recorder.violations, ...never],
-        recorder.violationCount + never.length,
-      );
-    },
-  };
+    recorder,
+  );
 }
 
 // ---------------------------------------------------------------------------------------
