@@ -29,16 +29,16 @@ export async function startFaultServer(port = 0): Promise<FaultServer> {
     hits.set(id, n);
     hits.set('*', (hits.get('*') ?? 0) + 1);
 
-    if (q('down')) return reply(res, 503, { error: 'down' });
+    if (q('down')) return sendJson(res, 503, { error: 'down' });
     if (n <= q('drop')) return req.socket.destroy();
     if (n <= q('fail')) {
       const headers: Record<string, string> = {};
       if (url.searchParams.has('retryAfter'))
         headers['retry-after'] = url.searchParams.get('retryAfter')!;
-      return reply(res, 503, { error: 'unavailable', attempt: n }, headers);
+      return sendJson(res, 503, { error: 'unavailable', attempt: n }, headers);
     }
     const latency = n === 1 && q('slowFirst') ? q('slowFirst') : q('latency');
-    const timer = setTimeout(() => reply(res, 200, { ok: true, attempt: n }), latency);
+    const timer = setTimeout(() => sendJson(res, 200, { ok: true, attempt: n }), latency);
     res.on('close', () => clearTimeout(timer));
   });
   server.on('connection', (s) => {
@@ -58,7 +58,8 @@ export async function startFaultServer(port = 0): Promise<FaultServer> {
   };
 }
 
-function reply(
+/** Answers with a JSON body (unless the client is already gone). */
+export function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,

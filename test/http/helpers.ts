@@ -1,5 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { sendJson } from '../../examples/demo/fault-server.js';
+
+/** Answers with a JSON body (shared with the demo's fault server). */
+export const json = sendJson;
 
 /** What a test server saw of one request. */
 export interface SeenRequest {
@@ -58,17 +62,6 @@ export async function listen(
         server.close(() => resolve());
       }),
   };
-}
-
-export function json(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  if (res.destroyed) return;
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
 }
 
 /** Resolves when `predicate` holds, polling every 5 ms; rejects after `ms`. */
