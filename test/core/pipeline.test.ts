@@ -73,6 +73,25 @@ describe('execute and the call context', () => {
     expect(signal!.reason).toBe(error);
   });
 
+  it('remaining() counts down on the clock and never goes negative', async () => {
+    const clock = new VirtualClock();
+    let ctx: Context | undefined;
+    const call = timeout(Infinity, { clock })
+      .execute(
+        (c) => {
+          ctx = c;
+          return never();
+        },
+        { budget: 100 },
+      )
+      .catch(() => undefined);
+    await clock.advance(40);
+    expect(ctx!.remaining()).toBe(60);
+    await clock.advance(100);
+    await call;
+    expect(ctx!.remaining()).toBe(0);
+  });
+
   it('honours an absolute deadline option', async () => {
     const clock = new VirtualClock({ start: 500 });
     const call = timeout(Infinity, { clock })
