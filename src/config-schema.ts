@@ -20,18 +20,20 @@ const durationOrInfinity = {
 const int = (minimum: number) => ({ type: 'integer', minimum }) as const;
 const ratio = { type: 'number', minimum: 0, maximum: 1 } as const;
 
+/** Exponential growth: retry backoff and the breaker's halfOpenAfter share it. */
+const growth = {
+  initial: duration,
+  multiplier: { type: 'number', minimum: 1 },
+  max: duration,
+} as const;
+
 const backoff = {
   oneOf: [
     duration,
     {
       type: 'object',
       additionalProperties: false,
-      properties: {
-        initial: duration,
-        multiplier: { type: 'number', minimum: 1 },
-        max: duration,
-        jitter: { enum: ['full', 'equal', 'decorrelated', 'none'] },
-      },
+      properties: { ...growth, jitter: { enum: ['full', 'equal', 'decorrelated', 'none'] } },
     },
   ],
 } as const;
@@ -81,18 +83,7 @@ const circuitBreaker = {
       properties: { ms: duration, rate: ratio },
     },
     halfOpenAfter: {
-      oneOf: [
-        duration,
-        {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            initial: duration,
-            multiplier: { type: 'number', minimum: 1 },
-            max: duration,
-          },
-        },
-      ],
+      oneOf: [duration, { type: 'object', additionalProperties: false, properties: growth }],
     },
     halfOpenMaxCalls: int(1),
     halfOpenSuccesses: int(1),

@@ -122,11 +122,6 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     return (this.shared.key ??= randomUUID());
   }
 
-  /** The key only if the caller gave one or someone already read it (no generation). */
-  get idempotencyKeyIfSet(): string | undefined {
-    return this.shared.key;
-  }
-
   get fingerprint(): string | undefined {
     return this.shared.fingerprint;
   }
