@@ -80,3 +80,15 @@ export const systemClock: Clock = {
     );
   },
 };
+
+/**
+ * Sets whether a timer keeps the process alive. Only Node Timeout handles (the system
+ * clock's) have ref/unref; other clocks' handles are left alone.
+ * @internal
+ */
+export function setTimerRef(handle: TimerHandle | undefined, on: boolean): void {
+  const h = handle as { ref?: () => void; unref?: () => void } | undefined;
+  if (h === undefined || typeof h.ref !== 'function' || typeof h.unref !== 'function') return;
+  if (on) h.ref();
+  else h.unref();
+}

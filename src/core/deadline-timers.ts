@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle, setTimerRef } from './clock.js';
 import { IndexedHeap } from './heap.js';
 
 /** Something with a deadline that wants to be told when it passes. */
@@ -31,10 +31,13 @@ export class DeadlineTimers {
     return this.heap.size;
   }
 
+  // While a call with a deadline is pending the timer keeps the process alive (that call
+  // will settle at its deadline and somebody awaits it); once nothing is pending it is
+  // unref'd, so an idle process exits.
   add(entry: DeadlineEntry): void {
     this.heap.push(entry);
     if (entry.deadline < this.armedAt) this.arm(entry.deadline);
-    else if (this.heap.size === 1) setRef(this.handle, true);
+    else if (this.heap.size === 1) setTimerRef(this.handle, true);
   }
 
   remove(entry: DeadlineEntry): void {
@@ -42,7 +45,7 @@ export class DeadlineTimers {
     // setTimeout we avoid. It is unref'd, fires once more, finds nothing, and disarms.
     this.heap.remove(entry);
     if (this.heap.size > 0 || this.handle === undefined) return;
-    if (this.lazyDisarm) setRef(this.handle, false);
+    if (this.lazyDisarm) setTimerRef(this.handle, false);
     else {
       // Other clocks (a VirtualClock) disarm at once, so runAll() never jumps to a stale deadline.
       this.clock.clearTimeout(this.handle);
@@ -55,7 +58,7 @@ export class DeadlineTimers {
     if (this.handle !== undefined) this.clock.clearTimeout(this.handle);
     this.armedAt = at;
     this.handle = this.clock.setTimeout(this.fire, Math.max(0, at - this.clock.now()));
-    setRef(this.handle, this.heap.size > 0);
+    setTimerRef(this.handle, this.heap.size > 0);
   }
 
   private onTimer(): void {
@@ -80,19 +83,6 @@ export class DeadlineTimers {
       }
     }
   }
-}
-
-/**
- * While a call with a deadline is pending, the timer keeps the process alive: that call
- * will settle at its deadline and somebody awaits it. Once nothing is pending the timer
- * is unref'd, so an idle process exits. (Node Timeout objects; other clocks' handles
- * have no ref/unref and are left alone.)
- */
-function setRef(handle: TimerHandle | undefined, on: boolean): void {
-  const h = handle as { ref?: () => void; unref?: () => void } | undefined;
-  if (h === undefined || typeof h.ref !== 'function' || typeof h.unref !== 'function') return;
-  if (on) h.ref();
-  else h.unref();
 }
 
 function byDeadline(a: DeadlineEntry, b: DeadlineEntry): boolean {

@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { systemClock, type Clock, type TimerHandle, setTimerRef } from '../core/clock.js';
 import type { AbortSubscriber, CallContext, Operation, Step } from '../core/context.js';
 import {
   BulkheadRejectedError,
@@ -220,7 +220,7 @@ export class BulkheadPolicy extends BasePolicy {
     if (this.queueTimeout !== Infinity) {
       if (this.timer === undefined) this.arm(clock, w.enqueuedAt);
       // A waiter will settle at its queue timeout and somebody awaits it: keep the process alive.
-      else if (this.length === 0 && this.timer !== FIRING) setRef(this.timer, true);
+      else if (this.length === 0 && this.timer !== FIRING) setTimerRef(this.timer, true);
     }
     this.length++;
     if (this.events.has('queued')) this.events.emit('queued', { queued: this.length });
@@ -255,7 +255,7 @@ export class BulkheadPolicy extends BasePolicy {
   private idle(): void {
     const timer = this.timer;
     if (timer === undefined || timer === FIRING) return;
-    if (this.timerClock === systemClock) setRef(timer, false);
+    if (this.timerClock === systemClock) setTimerRef(timer, false);
     else {
       this.timerClock!.clearTimeout(timer);
       this.timer = undefined;
@@ -281,7 +281,7 @@ export class BulkheadPolicy extends BasePolicy {
     this.timerClock = clock;
     const delay = Math.max(0, Math.ceil(enqueuedAt + this.queueTimeout - clock.now()));
     this.timer = clock.setTimeout(this.onTimer, delay);
-    setRef(this.timer, true);
+    setTimerRef(this.timer, true);
   }
 
   private readonly onTimer = (): void => {
@@ -300,14 +300,6 @@ export class BulkheadPolicy extends BasePolicy {
     this.timer = undefined;
     if (w !== undefined) this.arm(clock, w.enqueuedAt);
   };
-}
-
-/** Node Timeout handles only: other clocks' handles have no ref/unref and are left alone. */
-function setRef(handle: TimerHandle, on: boolean): void {
-  const h = handle as { ref?: () => void; unref?: () => void };
-  if (typeof h.ref !== 'function' || typeof h.unref !== 'function') return;
-  if (on) h.ref();
-  else h.unref();
 }
 
 /**

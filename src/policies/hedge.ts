@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { systemClock, type Clock, type TimerHandle, setTimerRef } from '../core/clock.js';
 import type { CallContext, Operation, Step } from '../core/context.js';
 import { withoutStack } from '../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../core/events.js';
@@ -192,7 +192,7 @@ export class HedgePolicy extends BasePolicy {
     this.tail = race;
     if (this.timer === undefined) this.arm(clock, race.dueAt);
     // A race waiting for its hedge is a call somebody awaits: keep the process alive.
-    else if (wasEmpty && this.timer !== FIRING) setRef(this.timer, true);
+    else if (wasEmpty && this.timer !== FIRING) setTimerRef(this.timer, true);
   }
 
   /** @internal O(1); a no-op for a race not scheduled. */
@@ -215,7 +215,7 @@ export class HedgePolicy extends BasePolicy {
   private idle(): void {
     const timer = this.timer;
     if (timer === undefined || timer === FIRING) return;
-    if (this.timerClock === systemClock) setRef(timer, false);
+    if (this.timerClock === systemClock) setTimerRef(timer, false);
     else {
       this.timerClock.clearTimeout(timer);
       this.timer = undefined;
@@ -229,7 +229,7 @@ export class HedgePolicy extends BasePolicy {
   private arm(clock: Clock, at: number): void {
     this.timerClock = clock;
     this.timer = clock.setTimeout(this.onTimer, Math.max(0, Math.ceil(at - clock.now())));
-    setRef(this.timer, true);
+    setTimerRef(this.timer, true);
   }
 
   private readonly onTimer = (): void => {
@@ -256,14 +256,6 @@ export class HedgePolicy extends BasePolicy {
   emitWin(attempt: number, started: number): void {
     if (this.events.has('win')) this.events.emit('win', { attempt, started });
   }
-}
-
-/** Node Timeout handles only: other clocks' handles have no ref/unref and are left alone. */
-function setRef(handle: TimerHandle, on: boolean): void {
-  const h = handle as { ref?: () => void; unref?: () => void };
-  if (typeof h.ref !== 'function' || typeof h.unref !== 'function') return;
-  if (on) h.ref();
-  else h.unref();
 }
 
 /**
