@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { systemClock, type Clock, type TimerHandle, setTimerRef } from '../core/clock.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, type ConfigProblem } from '../core/errors.js';
 import { Validator } from '../core/validate.js';
@@ -311,13 +311,6 @@ function windowOf(window: FaultWindow): Window {
   return { from, to };
 }
 
-function setRef(handle: TimerHandle): void {
-  // The system clock unrefs its timers; a simulated answer somebody awaits must keep the
-  // process alive, like a real socket would.
-  const h = handle as { ref?: () => void };
-  if (typeof h?.ref === 'function') h.ref();
-}
-
 /**
  * A seeded simulated downstream: latency from a distribution, random failures, outages
  * and brownouts on the clock's timeline, and hangs that end only when the caller's signal
@@ -513,7 +506,9 @@ export function faultyDependency<T = FaultyResponse>(
       }
       if (delay > 0) {
         timer = clock.setTimeout(answer, delay);
-        setRef(timer);
+        // The system clock unrefs its timers; a simulated answer somebody awaits must keep
+        // the process alive, like a real socket would.
+        setTimerRef(timer, true);
       } else answer();
     });
   };
