@@ -4,7 +4,7 @@
  */
 import * as cockatiel from 'cockatiel';
 import CircuitBreaker from 'opossum';
-import { circuitBreaker } from '../src/policies/circuit-breaker.js';
+import { circuitBreaker } from '../src/policies/circuit-breaker/circuit-breaker.js';
 import { bareCall, type BenchCase } from './harness.js';
 
 const HOUR = 3_600_000;

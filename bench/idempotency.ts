@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { idempotency } from '../src/policies/idempotency.js';
+import { idempotency } from '../src/policies/idempotency/idempotency.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import type { IdempotencyStore } from '../src/stores/store.js';
 import { RedisStore } from '../src/redis.js';

@@ -32,7 +32,7 @@ const subjects: Record<string, Subject> = {
   'bulwark-time': {
     label: 'bulwark circuitBreaker, failureRate over { ms: 10000, buckets: 10 }',
     async load() {
-      const { circuitBreaker } = await import('../src/policies/circuit-breaker.js');
+      const { circuitBreaker } = await import('../src/policies/circuit-breaker/circuit-breaker.js');
       return {
         create: () =>
           circuitBreaker({
@@ -47,7 +47,7 @@ const subjects: Record<string, Subject> = {
   'bulwark-consecutive': {
     label: 'bulwark circuitBreaker, consecutiveFailures: 5',
     async load() {
-      const { circuitBreaker } = await import('../src/policies/circuit-breaker.js');
+      const { circuitBreaker } = await import('../src/policies/circuit-breaker/circuit-breaker.js');
       return {
         create: () => circuitBreaker({ consecutiveFailures: 5 }),
         call: (breaker, fail) => breaker.execute(fail ? rejectFailure : resolveOne),

@@ -8,7 +8,7 @@ import {
   TimeoutError,
   type ConfigProblem,
 } from './core/errors.js';
-import type { CallOutcome, DependencyMetrics, MetricsProvider } from './core/metrics.js';
+import type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';
 import {
   BasePolicy,
   pipeline,
@@ -18,14 +18,14 @@ import {
 } from './core/pipeline.js';
 import { Validator } from './core/validate.js';
 import { BulkheadPolicy, type BulkheadOptions } from './policies/bulkhead.js';
-import { CircuitBreakerPolicy } from './policies/circuit-breaker.js';
-import type { CircuitBreakerOptions } from './policies/breaker/options.js';
+import { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
+import type { CircuitBreakerOptions } from './policies/circuit-breaker/options.js';
 import { FallbackPolicy, type FallbackOptions } from './policies/fallback.js';
 import { HedgePolicy, type HedgeOptions } from './policies/hedge.js';
-import { IdempotencyPolicy, type IdempotencyOptions } from './policies/idempotency.js';
-import { LoadShedderPolicy, type LoadShedderOptions } from './policies/load-shedder.js';
-import { adaptive, type AdaptiveOptions } from './policies/limiters/adaptive.js';
-import { RetryPolicy, type RetryOptions } from './policies/retry.js';
+import { IdempotencyPolicy, type IdempotencyOptions } from './policies/idempotency/idempotency.js';
+import { LoadShedderPolicy, type LoadShedderOptions } from './policies/load-shedder/load-shedder.js';
+import { adaptive, type AdaptiveOptions } from './policies/load-shedder/limits/adaptive.js';
+import { RetryPolicy, type RetryOptions } from './policies/retry/retry.js';
 import { TimeoutPolicy } from './policies/timeout.js';
 
 /** One downstream dependency's policies, as plain (JSON/YAML-friendly) data. */

@@ -29,22 +29,22 @@ export {
   type GiveUpReason,
   type RetryEvents,
   type RetryOptions,
-} from './policies/retry.js';
+} from './policies/retry/retry.js';
 export {
   exponentialBackoff,
   type BackoffFunction,
   type BackoffOption,
   type ExponentialBackoffOptions,
   type Jitter,
-} from './policies/backoff.js';
-export { retryBudget, RetryBudget, type RetryBudgetOptions } from './policies/retry-budget.js';
+} from './policies/retry/backoff.js';
+export { retryBudget, RetryBudget, type RetryBudgetOptions } from './policies/retry/retry-budget.js';
 export {
   isRetryableError,
   isRetryableResult,
   RETRYABLE_STATUSES,
   statusOf,
   type RetryReason,
-} from './policies/retry-classification.js';
+} from './policies/retry/classification.js';
 export {
   bulkhead,
   BulkheadPolicy,
@@ -66,19 +66,19 @@ export {
   type HedgeOptions,
   type HedgeReason,
 } from './policies/hedge.js';
-export { circuitBreaker, CircuitBreakerPolicy } from './policies/circuit-breaker.js';
+export { circuitBreaker, CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 export type {
   BreakerState,
   CircuitBreakerEvents,
   CircuitBreakerStats,
   IsolationHandle,
-} from './policies/breaker/controller.js';
+} from './policies/circuit-breaker/controller.js';
 export type {
   CircuitBreakerOptions,
   CountWindowOptions,
   HalfOpenBackoffOptions,
   TimeWindowOptions,
-} from './policies/breaker/options.js';
+} from './policies/circuit-breaker/options.js';
 export {
   loadShedder,
   LoadShedderPolicy,
@@ -88,29 +88,29 @@ export {
   type LoadShedderOptions,
   type LoadShedderQueueOptions,
   type PressureProbe,
-} from './policies/load-shedder.js';
+} from './policies/load-shedder/load-shedder.js';
 export {
   adaptive,
   type AdaptiveAlgorithm,
   type AdaptiveOptions,
-} from './policies/limiters/adaptive.js';
-export { fixedLimit, FixedLimiter } from './policies/limiters/fixed.js';
+} from './policies/load-shedder/limits/adaptive.js';
+export { fixedLimit, FixedLimiter } from './policies/load-shedder/limits/fixed.js';
 export {
   AdaptiveLimiter,
   type AdaptiveBounds,
   type LimitSample,
   type Limiter,
-} from './policies/limiters/limiter.js';
-export { GradientLimiter, type GradientOptions } from './policies/limiters/gradient.js';
-export { AimdLimiter, type AimdOptions } from './policies/limiters/aimd.js';
-export { VegasLimiter, type VegasOptions } from './policies/limiters/vegas.js';
+} from './policies/load-shedder/limits/limiter.js';
+export { GradientLimiter, type GradientOptions } from './policies/load-shedder/limits/gradient.js';
+export { AimdLimiter, type AimdOptions } from './policies/load-shedder/limits/aimd.js';
+export { VegasLimiter, type VegasOptions } from './policies/load-shedder/limits/vegas.js';
 export {
   adaptiveThrottle,
   AdaptiveThrottlePolicy,
   isOverloadRejection,
   type AdaptiveThrottleEvents,
   type AdaptiveThrottleOptions,
-} from './policies/limiters/throttle.js';
+} from './policies/load-shedder/adaptive-throttle.js';
 export {
   dependency,
   dependencies,
@@ -121,7 +121,7 @@ export {
   type DependencyOptions,
 } from './dependency.js';
 export { dependencyConfigSchema } from './config-schema.js';
-export type { CallOutcome, DependencyMetrics, MetricsProvider } from './core/metrics.js';
+export type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';
 export {
   idempotency,
   IdempotencyPolicy,
@@ -129,7 +129,7 @@ export {
   type IdempotencyEvents,
   type IdempotencyOptions,
   type Serializer,
-} from './policies/idempotency.js';
+} from './policies/idempotency/idempotency.js';
 export { MemoryStore, memoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export {
   scopedKey,

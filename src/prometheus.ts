@@ -6,4 +6,4 @@ export {
   type PromClient,
   type PromRegistry,
 } from './metrics/prometheus.js';
-export type { DependencyMetrics, MetricsProvider } from './core/metrics.js';
+export type { DependencyMetrics, MetricsProvider } from './metrics/recorder.js';

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { IdempotencyPolicy } from '../policies/idempotency.js';
-import type { LoadShedderPolicy } from '../policies/load-shedder.js';
+import type { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
+import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
 import { InboundGuard, type BulwarkServerOptions } from './server.js';
 
 // Written against the shapes Express passes (its req/res extend node's), so that this

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallContext } from '../core/context.js';
-import type { IdempotencyPolicy } from '../policies/idempotency.js';
-import type { LoadShedderPolicy } from '../policies/load-shedder.js';
+import type { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
+import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
 import {
   InboundGuard,
   runInRequestContext,

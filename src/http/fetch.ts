@@ -2,7 +2,7 @@ import type { Context } from '../core/context.js';
 import { ConfigError } from '../core/errors.js';
 import type { ExecuteOptions, Policy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
-import { isRetryableError, RETRYABLE_STATUSES } from '../policies/retry-classification.js';
+import { isRetryableError, RETRYABLE_STATUSES } from '../policies/retry/classification.js';
 import { DEADLINE_HEADER, DEFAULT_DEADLINE_MARGIN, encodeDeadline } from './deadline-header.js';
 import { HttpError } from './errors.js';
 import { retryAfterFromHeaders } from './retry-after.js';

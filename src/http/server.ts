@@ -21,8 +21,8 @@ import {
 } from '../core/errors.js';
 import { terminalStep } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
-import { IdempotencyPolicy } from '../policies/idempotency.js';
-import { LoadShedderPolicy, type LoadShedderOptions } from '../policies/load-shedder.js';
+import { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
+import { LoadShedderPolicy, type LoadShedderOptions } from '../policies/load-shedder/load-shedder.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { IdempotencyStore } from '../stores/store.js';
 import { DEADLINE_HEADER, readDeadline } from './deadline-header.js';

@@ -13,7 +13,7 @@ import {
   type RetryMetricReason,
   type ShedPriority,
   type ShedReason,
-} from '../core/metrics.js';
+} from './recorder.js';
 import { ConfigError } from '../core/errors.js';
 
 /**

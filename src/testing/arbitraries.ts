@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { DependencyConfig } from '../dependency.js';
-import type { AdaptiveOptions } from '../policies/limiters/adaptive.js';
+import type { AdaptiveOptions } from '../policies/load-shedder/limits/adaptive.js';
 import type {
   FaultyDependencyOptions,
   LatencyOption,

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { IdempotencyInProgressError } from '../../src/index.js';
-import { idempotency } from '../../src/policies/idempotency.js';
+import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore } from '../../src/redis.js';
 import { describeRedis, redisPort } from '../setup/redis.js';
 import { spawnWorker, type Worker } from './fixtures/spawn-worker.js';

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { IdempotencyStoreError, TimeoutError } from '../../src/index.js';
-import { idempotency } from '../../src/policies/idempotency.js';
+import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
 import { freePort, waitForPort } from '../support/net.js';

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/index.js';
-import { idempotency } from '../../src/policies/idempotency.js';
+import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore, redisStore, type RedisClientLike } from '../../src/redis.js';
 import { storeConformance } from '../../src/testing/store-conformance.js';
 import { describeRedis, redisPort } from '../setup/redis.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { idempotency } from '../../src/policies/idempotency.js';
+import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { VirtualClock } from '../../src/testing/virtual-clock.js';
 

@@ -1,4 +1,4 @@
-import { Validator } from '../../core/validate.js';
+import { Validator } from '../../../core/validate.js';
 import { AIMD_KEYS, AimdLimiter, type AimdOptions } from './aimd.js';
 import { GRADIENT_KEYS, GradientLimiter, type GradientOptions } from './gradient.js';
 import { BOUND_KEYS, readBounds, type AdaptiveBounds, type AdaptiveLimiter } from './limiter.js';

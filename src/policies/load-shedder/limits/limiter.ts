@@ -1,4 +1,4 @@
-import type { Validator } from '../../core/validate.js';
+import type { Validator } from '../../../core/validate.js';
 
 /** What one finished call tells a concurrency limiter. */
 export interface LimitSample {

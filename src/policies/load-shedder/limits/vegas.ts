@@ -1,4 +1,4 @@
-import type { Validator } from '../../core/validate.js';
+import type { Validator } from '../../../core/validate.js';
 import { AdaptiveLimiter, type LimitSample } from './limiter.js';
 
 /** Options of the `vegas` algorithm: `adaptive({ algorithm: 'vegas', … })`. */

@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import type { Priority } from '../../src/core/context.js';
-import { ConfigError, LoadShedError, TimeoutError, isBulwarkError } from '../../src/core/errors.js';
-import { CallContext } from '../../src/core/context.js';
-import { pipeline, terminalStep } from '../../src/core/pipeline.js';
-import { adaptive } from '../../src/policies/limiters/adaptive.js';
-import type { LimitSample, Limiter } from '../../src/policies/limiters/limiter.js';
+import type { Priority } from '../../../src/core/context.js';
+import { ConfigError, LoadShedError, TimeoutError, isBulwarkError } from '../../../src/core/errors.js';
+import { CallContext } from '../../../src/core/context.js';
+import { pipeline, terminalStep } from '../../../src/core/pipeline.js';
+import { adaptive } from '../../../src/policies/load-shedder/limits/adaptive.js';
+import type { LimitSample, Limiter } from '../../../src/policies/load-shedder/limits/limiter.js';
 import {
   EventLoopDelayProbe,
   loadShedder,
   type LoadShedderOptions,
   type PressureProbe,
-} from '../../src/policies/load-shedder.js';
-import { timeout } from '../../src/policies/timeout.js';
-import { VirtualClock } from '../../src/testing/index.js';
+} from '../../../src/policies/load-shedder/load-shedder.js';
+import { timeout } from '../../../src/policies/timeout.js';
+import { VirtualClock } from '../../../src/testing/index.js';
 
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -1,4 +1,4 @@
-import { Validator } from '../core/validate.js';
+import { Validator } from '../../core/validate.js';
 
 /** Options of `retryBudget()`; the defaults are Finagle's. */
 export interface RetryBudgetOptions {

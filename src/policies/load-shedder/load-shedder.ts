@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
-import type { AbortSubscriber, CallContext, Operation, Priority, Step } from '../core/context.js';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
+import type { AbortSubscriber, CallContext, Operation, Priority, Step } from '../../core/context.js';
 import {
   BulkheadRejectedError,
   LoadShedError,
@@ -8,12 +8,12 @@ import {
   formatMs,
   withoutStack,
   type LoadShedReason,
-} from '../core/errors.js';
-import { EventHub, type Disposable, type Listener } from '../core/events.js';
-import { BasePolicy } from '../core/pipeline.js';
-import { Validator } from '../core/validate.js';
-import { FixedLimiter } from './limiters/fixed.js';
-import type { Limiter } from './limiters/limiter.js';
+} from '../../core/errors.js';
+import { EventHub, type Disposable, type Listener } from '../../core/events.js';
+import { BasePolicy } from '../../core/pipeline.js';
+import { Validator } from '../../core/validate.js';
+import { FixedLimiter } from './limits/fixed.js';
+import type { Limiter } from './limits/limiter.js';
 
 /** A source of process pressure; inject a fake in tests. */
 export interface PressureProbe {

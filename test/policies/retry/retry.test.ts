@@ -11,8 +11,8 @@ import {
   TimeoutError,
   isRetryableError,
   isRetryableResult,
-} from '../../src/index.js';
-import { VirtualClock } from '../../src/testing/index.js';
+} from '../../../src/index.js';
+import { VirtualClock } from '../../../src/testing/index.js';
 
 const httpError = (status: number, extra: object = {}) =>
   Object.assign(new Error(`HTTP ${status}`), { status, ...extra });

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { exponentialBackoff, retry, ConfigError } from '../../src/index.js';
-import { compileBackoff } from '../../src/policies/backoff.js';
-import { Validator } from '../../src/core/validate.js';
+import { exponentialBackoff, retry, ConfigError } from '../../../src/index.js';
+import { compileBackoff } from '../../../src/policies/retry/backoff.js';
+import { Validator } from '../../../src/core/validate.js';
 
 describe('backoff', () => {
   it('grows exponentially without jitter and caps at max', () => {

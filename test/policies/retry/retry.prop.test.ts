@@ -1,10 +1,10 @@
 import { getEventListeners } from 'node:events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { budget, pipeline, retry, retryBudget, timeout, TimeoutError } from '../../src/index.js';
-import { deadlineTimersOf } from '../../src/core/deadline-timers.js';
-import { VirtualClock } from '../../src/testing/index.js';
-import { collectUnhandledRejections } from '../support/async.js';
+import { budget, pipeline, retry, retryBudget, timeout, TimeoutError } from '../../../src/index.js';
+import { deadlineTimersOf } from '../../../src/core/deadline-timers.js';
+import { VirtualClock } from '../../../src/testing/index.js';
+import { collectUnhandledRejections } from '../../support/async.js';
 
 const fail503 = () => Object.assign(new Error('503'), { status: 503 });
 

@@ -1,4 +1,4 @@
-import { Validator } from '../../core/validate.js';
+import { Validator } from '../../../core/validate.js';
 import type { Limiter } from './limiter.js';
 
 /** A limit that never moves; `loadShedder({ limit: 50 })` builds one for you. */

@@ -1,4 +1,4 @@
-import { isAbortError, isBulwarkError, TimeoutError } from '../core/errors.js';
+import { isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
 
 /** Network error codes worth another attempt (Node's and undici's). */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set([

@@ -1,8 +1,8 @@
-import { systemClock } from '../core/clock.js';
-import type { CallContext, Operation, Step } from '../core/context.js';
-import { CircuitOpenError, isAbortError, isBulwarkError, TimeoutError } from '../core/errors.js';
-import { startCall, terminalStep, type ExecuteOptions } from '../core/pipeline.js';
-import { ConsecutiveFailures } from './breaker/consecutive-failures.js';
+import { systemClock } from '../../core/clock.js';
+import type { CallContext, Operation, Step } from '../../core/context.js';
+import { CircuitOpenError, isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
+import { startCall, terminalStep, type ExecuteOptions } from '../../core/pipeline.js';
+import { ConsecutiveFailures } from './consecutive-failures.js';
 import {
   BreakerController,
   FAILED,
@@ -10,18 +10,18 @@ import {
   SUCCEEDED,
   type Trial,
   type Verdict,
-} from './breaker/controller.js';
-import { CountWindow } from './breaker/count-window.js';
-import { FailureRate } from './breaker/failure-rate.js';
+} from './controller.js';
+import { CountWindow } from './count-window.js';
+import { FailureRate } from './failure-rate.js';
 import {
   readBreakerOptions,
   type BreakerConfig,
   type CircuitBreakerOptions,
-} from './breaker/options.js';
-import { SlowCallRate } from './breaker/slow-call-rate.js';
-import { SlowCallTimeWindow, TimeWindow } from './breaker/time-window.js';
-import { AnyOfRules, type TripRule } from './breaker/trip-rule.js';
-import type { OutcomeWindow } from './breaker/window.js';
+} from './options.js';
+import { SlowCallRate } from './slow-call-rate.js';
+import { SlowCallTimeWindow, TimeWindow } from './time-window.js';
+import { AnyOfRules, type TripRule } from './trip-rule.js';
+import type { OutcomeWindow } from './window.js';
 
 type IsFailure = NonNullable<BreakerConfig['isFailure']>;
 

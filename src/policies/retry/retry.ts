@@ -1,15 +1,15 @@
-import type { Clock } from '../core/clock.js';
-import type { CallContext, Context, Operation, Step } from '../core/context.js';
-import { EventHub, type Disposable, type Listener } from '../core/events.js';
-import { BasePolicy } from '../core/pipeline.js';
-import { Validator } from '../core/validate.js';
+import type { Clock } from '../../core/clock.js';
+import type { CallContext, Context, Operation, Step } from '../../core/context.js';
+import { EventHub, type Disposable, type Listener } from '../../core/events.js';
+import { BasePolicy } from '../../core/pipeline.js';
+import { Validator } from '../../core/validate.js';
 import { compileBackoff, type Backoff, type BackoffOption } from './backoff.js';
 import {
   isRetryableError,
   retryAfterOf,
   retryReasonOf,
   type RetryReason,
-} from './retry-classification.js';
+} from './classification.js';
 import { RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 
 /** Options of `retry()`; all optional. */

@@ -1,4 +1,4 @@
-import type { Validator } from '../core/validate.js';
+import type { Validator } from '../../core/validate.js';
 
 /**
  * How a backoff delay `d` is randomised, so that clients that failed together do not

@@ -1,5 +1,5 @@
-import type { Clock, TimerHandle } from '../core/clock.js';
-import type { AbortSubscriber, CallContext, Context, Operation, Step } from '../core/context.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
+import type { AbortSubscriber, CallContext, Context, Operation, Step } from '../../core/context.js';
 import {
   IdempotencyInProgressError,
   IdempotencyKeyReuseError,
@@ -7,13 +7,13 @@ import {
   isAbortError,
   isBulwarkError,
   withoutStack,
-} from '../core/errors.js';
-import { EventHub, type Disposable, type Listener } from '../core/events.js';
-import { BasePolicy } from '../core/pipeline.js';
-import { Validator } from '../core/validate.js';
-import { MemoryStore } from '../stores/memory.js';
-import type { ClaimResult, IdempotencyRecord, IdempotencyStore } from '../stores/store.js';
-import { isRetryableError } from './retry-classification.js';
+} from '../../core/errors.js';
+import { EventHub, type Disposable, type Listener } from '../../core/events.js';
+import { BasePolicy } from '../../core/pipeline.js';
+import { Validator } from '../../core/validate.js';
+import { MemoryStore } from '../../stores/memory.js';
+import type { ClaimResult, IdempotencyRecord, IdempotencyStore } from '../../stores/store.js';
+import { isRetryableError } from '../retry/classification.js';
 
 /** Turns results (and failures, as plain data) into the text a store keeps, and back. */
 export interface Serializer {

@@ -2,7 +2,7 @@ import { systemClock } from '../../core/clock.js';
 import { CircuitOpenError, withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
-import { openDuration } from './half-open-after.js';
+import { openDuration } from './open-duration.js';
 import type { TripRule } from './trip-rule.js';
 import type { OutcomeWindow } from './window.js';
 

@@ -7,15 +7,15 @@ import {
   pipeline,
   TimeoutError,
   timeout,
-} from '../../src/index.js';
-import { circuitBreaker, CircuitBreakerPolicy } from '../../src/policies/circuit-breaker.js';
-import type { CircuitBreakerOptions } from '../../src/policies/breaker/options.js';
-import { CountWindow } from '../../src/policies/breaker/count-window.js';
-import { SlowCallTimeWindow, TimeWindow } from '../../src/policies/breaker/time-window.js';
-import { ConsecutiveFailures } from '../../src/policies/breaker/consecutive-failures.js';
-import { FailureRate } from '../../src/policies/breaker/failure-rate.js';
-import { openDuration } from '../../src/policies/breaker/half-open-after.js';
-import { VirtualClock } from '../../src/testing/index.js';
+} from '../../../src/index.js';
+import { circuitBreaker, CircuitBreakerPolicy } from '../../../src/policies/circuit-breaker/circuit-breaker.js';
+import type { CircuitBreakerOptions } from '../../../src/policies/circuit-breaker/options.js';
+import { CountWindow } from '../../../src/policies/circuit-breaker/count-window.js';
+import { SlowCallTimeWindow, TimeWindow } from '../../../src/policies/circuit-breaker/time-window.js';
+import { ConsecutiveFailures } from '../../../src/policies/circuit-breaker/consecutive-failures.js';
+import { FailureRate } from '../../../src/policies/circuit-breaker/failure-rate.js';
+import { openDuration } from '../../../src/policies/circuit-breaker/open-duration.js';
+import { VirtualClock } from '../../../src/testing/index.js';
 
 const boom = new Error('boom');
 const ok = () => 'ok';

@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/core/errors.js';
-import { adaptive, type AdaptiveAlgorithm } from '../../src/policies/limiters/adaptive.js';
-import { AimdLimiter } from '../../src/policies/limiters/aimd.js';
-import { fixedLimit } from '../../src/policies/limiters/fixed.js';
-import { GradientLimiter } from '../../src/policies/limiters/gradient.js';
-import type { Limiter } from '../../src/policies/limiters/limiter.js';
-import { VegasLimiter } from '../../src/policies/limiters/vegas.js';
+import { ConfigError } from '../../../src/core/errors.js';
+import { adaptive, type AdaptiveAlgorithm } from '../../../src/policies/load-shedder/limits/adaptive.js';
+import { AimdLimiter } from '../../../src/policies/load-shedder/limits/aimd.js';
+import { fixedLimit } from '../../../src/policies/load-shedder/limits/fixed.js';
+import { GradientLimiter } from '../../../src/policies/load-shedder/limits/gradient.js';
+import type { Limiter } from '../../../src/policies/load-shedder/limits/limiter.js';
+import { VegasLimiter } from '../../../src/policies/load-shedder/limits/vegas.js';
 
 const ALGORITHMS: readonly AdaptiveAlgorithm[] = ['gradient', 'aimd', 'vegas'];
 

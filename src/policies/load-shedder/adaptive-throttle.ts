@@ -4,7 +4,7 @@ import { LoadShedError, TimeoutError, withoutStack } from '../../core/errors.js'
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { Validator } from '../../core/validate.js';
-import { statusOf } from '../retry-classification.js';
+import { statusOf } from '../retry/classification.js';
 
 /** Options of `adaptiveThrottle()`; all optional. */
 export interface AdaptiveThrottleOptions {

@@ -10,15 +10,15 @@ import {
   pipeline,
   retry,
   type Context,
-} from '../../src/index.js';
+} from '../../../src/index.js';
 import {
   idempotency,
   jsonSerializer,
   type IdempotencyEvents,
-} from '../../src/policies/idempotency.js';
-import { MemoryStore } from '../../src/stores/memory.js';
-import type { IdempotencyStore } from '../../src/stores/store.js';
-import { VirtualClock } from '../../src/testing/virtual-clock.js';
+} from '../../../src/policies/idempotency/idempotency.js';
+import { MemoryStore } from '../../../src/stores/memory.js';
+import type { IdempotencyStore } from '../../../src/stores/store.js';
+import { VirtualClock } from '../../../src/testing/virtual-clock.js';
 
 function setup(options: Parameters<typeof idempotency>[0] = {}) {
   const clock = new VirtualClock();
