@@ -16,14 +16,17 @@ import {
   type Pipeline,
   type Policy,
 } from './core/pipeline.js';
-import { Validator } from './core/validate.js';
+import { isPlainObject, Validator } from './core/validate.js';
 import { BulkheadPolicy, type BulkheadOptions } from './policies/bulkhead.js';
 import { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerOptions } from './policies/circuit-breaker/options.js';
 import { FallbackPolicy, type FallbackOptions } from './policies/fallback.js';
 import { HedgePolicy, type HedgeOptions } from './policies/hedge.js';
 import { IdempotencyPolicy, type IdempotencyOptions } from './policies/idempotency/idempotency.js';
-import { LoadShedderPolicy, type LoadShedderOptions } from './policies/load-shedder/load-shedder.js';
+import {
+  LoadShedderPolicy,
+  type LoadShedderOptions,
+} from './policies/load-shedder/load-shedder.js';
 import { adaptive, type AdaptiveOptions } from './policies/load-shedder/limits/adaptive.js';
 import { RetryPolicy, type RetryOptions } from './policies/retry/retry.js';
 import { TimeoutPolicy } from './policies/timeout.js';
@@ -129,10 +132,6 @@ function collect<T>(problems: ConfigProblem[], make: () => T): T | undefined {
     }
     throw error;
   }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The outermost step of a dependency with metrics: times every call and records its outcome. */

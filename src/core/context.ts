@@ -8,7 +8,10 @@ import { TimeoutError, type TimeoutScope } from './errors.js';
  * `low` work fill the smallest share of its limit and admits `critical` work whenever a
  * slot is free, so sheddable work is refused first.
  */
-export type Priority = 'critical' | 'high' | 'normal' | 'low';
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Every priority, most important first. */
+export const PRIORITIES = ['critical', 'high', 'normal', 'low'] as const;
 
 /**
  * What a wrapped function receives: the call's deadline and signal, which attempt this

@@ -1,6 +1,13 @@
 import { ambientSlot } from './ambient.js';
 import { systemClock, type Clock } from './clock.js';
-import { CallContext, type Context, type Operation, type Priority, type Step } from './context.js';
+import {
+  CallContext,
+  PRIORITIES,
+  type Context,
+  type Operation,
+  type Priority,
+  type Step,
+} from './context.js';
 import { ConfigError } from './errors.js';
 
 /** Per-call options of `execute()`, on any policy, pipeline or dependency. */
@@ -75,7 +82,7 @@ export class PolicyStep implements Step {
   }
 }
 
-const PRIORITIES: ReadonlySet<string> = new Set(['critical', 'high', 'normal', 'low']);
+const PRIORITY_SET: ReadonlySet<string> = new Set(PRIORITIES);
 
 /** Starts one logical call: builds the root context and walks the chain from `first`. */
 export function startCall<T>(
@@ -119,7 +126,7 @@ export function startCall<T>(
       limit = budget;
     }
   }
-  if (priority !== undefined && !PRIORITIES.has(priority)) {
+  if (priority !== undefined && !PRIORITY_SET.has(priority)) {
     return Promise.reject(
       new ConfigError([
         { path: 'priority', expected: "'critical' | 'high' | 'normal' | 'low'", got: priority },

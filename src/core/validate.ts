@@ -1,6 +1,11 @@
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { parseDuration } from './duration.js';
 
+/** A non-null, non-array object: what every options section must be. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /**
  * Collects every problem in an options object, so a ConfigError lists them all at once
  * with the dotted path of each.

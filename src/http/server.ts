@@ -7,7 +7,7 @@ import {
   type AmbientContextProvider,
 } from '../core/ambient.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import { CallContext, type Context, type Priority } from '../core/context.js';
+import { CallContext, PRIORITIES, type Context, type Priority } from '../core/context.js';
 import {
   BulkheadRejectedError,
   CircuitOpenError,
@@ -22,7 +22,10 @@ import {
 import { terminalStep } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 import { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
-import { LoadShedderPolicy, type LoadShedderOptions } from '../policies/load-shedder/load-shedder.js';
+import {
+  LoadShedderPolicy,
+  type LoadShedderOptions,
+} from '../policies/load-shedder/load-shedder.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { IdempotencyStore } from '../stores/store.js';
 import { DEADLINE_HEADER, readDeadline } from './deadline-header.js';
@@ -229,7 +232,7 @@ const DEFAULT_REPLAY_HEADERS = [
   'last-modified',
   'link',
 ];
-const PRIORITIES: ReadonlySet<string> = new Set(['critical', 'high', 'normal', 'low']);
+const PRIORITY_SET: ReadonlySet<string> = new Set(PRIORITIES);
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const MIB = 1024 * 1024;
 
@@ -679,10 +682,10 @@ export class InboundGuard {
 
   private priorityOf(req: IncomingMessage): Priority {
     const fromFn = this.priorityFn?.(req);
-    if (fromFn !== undefined && PRIORITIES.has(fromFn)) return fromFn;
+    if (fromFn !== undefined && PRIORITY_SET.has(fromFn)) return fromFn;
     if (this.priorityHeader !== undefined) {
       const v = headerOf(req, this.priorityHeader)?.trim().toLowerCase();
-      if (v !== undefined && PRIORITIES.has(v)) return v as Priority;
+      if (v !== undefined && PRIORITY_SET.has(v)) return v as Priority;
     }
     return 'normal';
   }

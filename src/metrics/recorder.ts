@@ -3,10 +3,10 @@
  * only; `bulwark/prometheus` implements it. Implementations aggregate plain numbers on
  * the hot path and turn them into series at scrape time.
  */
+import { PRIORITIES, type Priority } from '../core/context.js';
+
 /** How a call through a dependency ended, as the `outcome` label of `calls_total`. */
-export type CallOutcome =
-  'success' | 'failure' | 'timeout' | 'short_circuited' | 'rejected' | 'shed' | 'fallback';
-export const CALL_OUTCOMES: readonly CallOutcome[] = [
+export const CALL_OUTCOMES = [
   'success',
   'failure',
   'timeout',
@@ -14,36 +14,22 @@ export const CALL_OUTCOMES: readonly CallOutcome[] = [
   'rejected',
   'shed',
   'fallback',
-];
+] as const;
+export type CallOutcome = (typeof CALL_OUTCOMES)[number];
 
-export type RetryMetricReason = 'error' | 'timeout' | 'status';
-export const RETRY_REASONS: readonly RetryMetricReason[] = ['error', 'timeout', 'status'];
+export const RETRY_REASONS = ['error', 'timeout', 'status'] as const;
+export type RetryMetricReason = (typeof RETRY_REASONS)[number];
 
-export type CircuitStateName = 'closed' | 'open' | 'half-open' | 'isolated';
-export const CIRCUIT_STATES: readonly CircuitStateName[] = [
-  'closed',
-  'open',
-  'half-open',
-  'isolated',
-];
+export const CIRCUIT_STATES = ['closed', 'open', 'half-open', 'isolated'] as const;
+export type CircuitStateName = (typeof CIRCUIT_STATES)[number];
 
-export type ShedPriority = 'critical' | 'high' | 'normal' | 'low';
-export type ShedReason = 'capacity' | 'priority' | 'deadline' | 'event-loop';
-export const SHED_PRIORITIES: readonly ShedPriority[] = ['critical', 'high', 'normal', 'low'];
-export const SHED_REASONS: readonly ShedReason[] = [
-  'capacity',
-  'priority',
-  'deadline',
-  'event-loop',
-];
+export const SHED_PRIORITIES: readonly Priority[] = PRIORITIES;
+export type ShedPriority = Priority;
+export const SHED_REASONS = ['capacity', 'priority', 'deadline', 'event-loop'] as const;
+export type ShedReason = (typeof SHED_REASONS)[number];
 
-export type IdempotencyResult = 'executed' | 'replayed' | 'in_progress' | 'key_reused';
-export const IDEMPOTENCY_RESULTS: readonly IdempotencyResult[] = [
-  'executed',
-  'replayed',
-  'in_progress',
-  'key_reused',
-];
+export const IDEMPOTENCY_RESULTS = ['executed', 'replayed', 'in_progress', 'key_reused'] as const;
+export type IdempotencyResult = (typeof IDEMPOTENCY_RESULTS)[number];
 
 /**
  * One dependency's recorder. Every method is O(1) and allocation-free. `dependency()`

@@ -13,11 +13,7 @@ import {
 } from './controller.js';
 import { CountWindow } from './count-window.js';
 import { FailureRate } from './failure-rate.js';
-import {
-  readBreakerOptions,
-  type BreakerConfig,
-  type CircuitBreakerOptions,
-} from './options.js';
+import { readBreakerOptions, type BreakerConfig, type CircuitBreakerOptions } from './options.js';
 import { SlowCallRate } from './slow-call-rate.js';
 import { SlowCallTimeWindow, TimeWindow } from './time-window.js';
 import { AnyOfRules, type TripRule } from './trip-rule.js';

@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.js';
-import { Validator } from '../../core/validate.js';
+import { isPlainObject, Validator } from '../../core/validate.js';
 
 /** Failure rate and slow-call rate are measured over the last `calls` outcomes… */
 export interface CountWindowOptions {
@@ -101,10 +101,6 @@ const DEFAULT_HALF_OPEN_MAX = 60_000;
 const DEFAULT_HALF_OPEN_TIMEOUT = 10_000;
 const MAX_WINDOW_CALLS = 1_000_000;
 const MAX_BUCKETS = 1_000;
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function unknownKeys(
   v: Validator,

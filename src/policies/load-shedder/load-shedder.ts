@@ -1,6 +1,13 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
-import type { AbortSubscriber, CallContext, Operation, Priority, Step } from '../../core/context.js';
+import {
+  PRIORITIES,
+  type AbortSubscriber,
+  type CallContext,
+  type Operation,
+  type Priority,
+  type Step,
+} from '../../core/context.js';
 import {
   BulkheadRejectedError,
   LoadShedError,
@@ -94,7 +101,6 @@ const KNOWN = [
   'clock',
 ];
 const QUEUE_KNOWN = ['maxSize', 'timeout', 'overloadTimeout', 'interval', 'lifo'];
-const PRIORITIES: readonly Priority[] = ['critical', 'high', 'normal', 'low'];
 const RANK: Readonly<Record<Priority, number>> = { critical: 0, high: 1, normal: 2, low: 3 };
 const DEFAULT_SHARES: Readonly<Record<Priority, number>> = {
   critical: 1,
