@@ -4,6 +4,7 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     'testing/index': 'src/testing/index.ts',
+    'testing/arbitraries': 'src/testing/arbitraries-entry.ts',
     prometheus: 'src/prometheus.ts',
     redis: 'src/redis.ts',
     http: 'src/http.ts',

@@ -8,18 +8,19 @@
  *
  * In your project, import from the package instead:
  *   import { dependency, type DependencyConfig } from 'bulwark';
- *   import { VirtualClock, callsWithinBudget, faultScheduleArb, faultyDependency } from 'bulwark/testing';
+ *   import { VirtualClock, callsWithinBudget, faultyDependency } from 'bulwark/testing';
+ *   import { faultScheduleArb } from 'bulwark/testing/arbitraries';
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { dependency, type DependencyConfig } from '../../src/index.js';
 import {
   callsWithinBudget,
-  faultScheduleArb,
   faultyDependency,
   InvariantError,
   VirtualClock,
 } from '../../src/testing/index.js';
+import { faultScheduleArb } from '../../src/testing/arbitraries-entry.js';
 
 /** What we promise our own callers: an answer (real or not) within this many ms. */
 const SLO_MS = 1_000;

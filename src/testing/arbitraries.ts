@@ -73,7 +73,8 @@ function windowArb(horizon: number): fc.Arbitrary<{ from: number; to: number }> 
  * ```ts
  * import fc from 'fast-check';
  * import { dependency } from 'bulwark';
- * import { VirtualClock, faultScheduleArb, faultyDependency } from 'bulwark/testing';
+ * import { VirtualClock, faultyDependency } from 'bulwark/testing';
+ * import { faultScheduleArb } from 'bulwark/testing/arbitraries';
  *
  * // Whatever the faults, a 2 s budget ends every call within 2 s.
  * const endsInTime = fc.asyncProperty(faultScheduleArb(), async (faults) => {
@@ -357,7 +358,8 @@ const PART_ARBS: { [K in DependencyPart]: fc.Arbitrary<NonNullable<DependencyCon
  * ```ts
  * import fc from 'fast-check';
  * import { dependency } from 'bulwark';
- * import { VirtualClock, dependencyConfigArb, faultyDependency } from 'bulwark/testing';
+ * import { VirtualClock, faultyDependency } from 'bulwark/testing';
+ * import { dependencyConfigArb } from 'bulwark/testing/arbitraries';
  *
  * // No valid config lets a call outlive its budget, even against a dependency that never answers.
  * const bounded = fc.asyncProperty(dependencyConfigArb({ maxBudget: 2_000 }), async (config) => {

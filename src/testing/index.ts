@@ -1,3 +1,6 @@
+// The 'bulwark/testing' entry: virtual time, simulated faults, invariants and store
+// conformance. Nothing here loads fast-check; its arbitraries live in
+// 'bulwark/testing/arbitraries' so a user who only wants VirtualClock needs no fast-check.
 export { VirtualClock, type VirtualClockOptions } from './virtual-clock.js';
 export {
   faultyDependency,
@@ -12,14 +15,6 @@ export {
   type Outage,
   type Slowdown,
 } from './faulty-dependency.js';
-export {
-  faultScheduleArb,
-  dependencyConfigArb,
-  type DependencyConfigArbOptions,
-  type DependencyPart,
-  type FaultSchedule,
-  type FaultScheduleArbOptions,
-} from './arbitraries.js';
 export {
   assertInvariants,
   breakerNeverCallsWhileOpen,

@@ -5,8 +5,10 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
- * Builds and packs the library, installs the tarball into a scratch project that has no
- * optional peers (prom-client, ioredis, redis), and imports every entry from ESM and CJS.
+ * Builds and packs the library, installs the tarball into scratch projects that have none
+ * of the optional peers (prom-client, ioredis, redis, fast-check, …), and imports every
+ * entry from ESM and CJS. An entry that needs a peer must say so in its error, and load
+ * once the peer is there.
  */
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -16,12 +18,31 @@ const entries = Object.keys(pkg.exports)
   .filter((k) => k !== './package.json')
   .map((k) => (k === '.' ? 'bulwark' : `bulwark/${k.slice(2)}`));
 
-let dir = '';
+/** The entries that load an optional peer when imported, and that peer. */
+const PEER_OF: Record<string, string> = { 'bulwark/testing/arbitraries': 'fast-check' };
+const peerFree = entries.filter((e) => !(e in PEER_OF));
+
+let tarball = '';
+let bare = ''; // the tarball and tslib (its one dependency), nothing else
+let withFastCheck = ''; // the same, plus fast-check
+
+/** A scratch project with the packed bulwark and the given packages linked from ours. */
+function scratchProject(links: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-pack-'));
+  const target = join(dir, 'node_modules', 'bulwark');
+  mkdirSync(target, { recursive: true });
+  execFileSync('tar', ['-xzf', tarball, '-C', target, '--strip-components=1']);
+  for (const name of links) {
+    symlinkSync(join(root, 'node_modules', name), join(dir, 'node_modules', name));
+  }
+  writeFileSync(join(dir, 'package.json'), '{"name":"scratch","private":true}');
+  return dir;
+}
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'bulwark-pack-'));
+  const packDir = mkdtempSync(join(tmpdir(), 'bulwark-tarball-'));
   execFileSync('npx', ['tsup', '--silent'], { cwd: root, stdio: 'pipe', timeout: 120_000 });
-  const tarball = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], {
+  const name = execFileSync('npm', ['pack', '--silent', '--pack-destination', packDir], {
     cwd: root,
     encoding: 'utf8',
     timeout: 60_000,
@@ -29,45 +50,111 @@ beforeAll(() => {
     .trim()
     .split('\n')
     .pop()!;
-  const target = join(dir, 'node_modules', 'bulwark');
-  mkdirSync(target, { recursive: true });
-  execFileSync('tar', ['-xzf', join(dir, tarball), '-C', target, '--strip-components=1']);
-  // The one runtime dependency, linked rather than downloaded. The optional peers
-  // (prom-client, ioredis, redis) are deliberately absent; the test tools that
-  // bulwark/testing builds on (fast-check) is what its users already have.
-  for (const name of ['tslib', 'fast-check']) {
-    symlinkSync(join(root, 'node_modules', name), join(dir, 'node_modules', name));
-  }
-  writeFileSync(join(dir, 'package.json'), '{"name":"scratch","private":true}');
+  tarball = join(packDir, name);
+  bare = scratchProject(['tslib']);
+  withFastCheck = scratchProject(['tslib', 'fast-check']);
 }, 180_000);
 
 afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  for (const dir of [bare, withFastCheck, tarball && resolve(tarball, '..')]) {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
 });
 
-const run = (file: string, code: string) => {
+const run = (dir: string, file: string, code: string) => {
   writeFileSync(join(dir, file), code);
-  return execFileSync(process.execPath, [file], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+  return execFileSync(process.execPath, [file], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 30_000,
+    stdio: 'pipe',
+  });
+};
+
+/** Runs `code` and returns what it threw (stderr), failing if it did not throw. */
+const runFailing = (dir: string, file: string, code: string): string => {
+  try {
+    run(dir, file, code);
+  } catch (e) {
+    return String((e as { stderr?: unknown }).stderr);
+  }
+  throw new Error(`${file} was expected to fail`);
 };
 
 describe('the packed package', () => {
-  it('imports every entry from ESM without optional peers installed', () => {
-    const code = entries
+  it('imports every peer-free entry from ESM without optional peers installed', () => {
+    expect(peerFree).toContain('bulwark/testing');
+    const code = peerFree
       .map(
         (e, i) =>
           `const m${i} = await import('${e}'); if (Object.keys(m${i}).length === 0) throw new Error('${e} is empty');`,
       )
       .join('\n');
-    expect(run('esm.mjs', `${code}\nconsole.log('ok');`).trim()).toBe('ok');
+    expect(run(bare, 'esm.mjs', `${code}\nconsole.log('ok');`).trim()).toBe('ok');
   });
 
-  it('requires every entry from CJS without optional peers installed', () => {
-    const code = entries.map((e) => `require('${e}');`).join('\n');
-    expect(run('cjs.cjs', `${code}\nconsole.log('ok');`).trim()).toBe('ok');
+  it('requires every peer-free entry from CJS without optional peers installed', () => {
+    const code = peerFree.map((e) => `require('${e}');`).join('\n');
+    expect(run(bare, 'cjs.cjs', `${code}\nconsole.log('ok');`).trim()).toBe('ok');
+  });
+
+  it('runs VirtualClock from bulwark/testing without fast-check installed (ESM and CJS)', () => {
+    const use = `
+      const clock = new VirtualClock();
+      let fired = 0;
+      clock.setTimeout(() => fired++, 1000);
+      await clock.advance(1000);
+      console.log(fired === 1 && clock.now() === 1000 ? 'ok' : 'wrong');`;
+    expect(
+      runFailing(bare, 'no-fc.mjs', `import 'fast-check';`),
+      'fast-check must be absent from this scratch project',
+    ).toMatch(/Cannot find (package|module) 'fast-check'/);
+    expect(run(bare, 'clock.mjs', `import { VirtualClock } from 'bulwark/testing';${use}`)).toBe(
+      'ok\n',
+    );
+    expect(
+      run(
+        bare,
+        'clock.cjs',
+        `const { VirtualClock } = require('bulwark/testing');(async () => {${use}})();`,
+      ),
+    ).toBe('ok\n');
+  });
+
+  it('names the missing peer when an entry that needs one is imported without it', () => {
+    for (const [entry, peer] of Object.entries(PEER_OF)) {
+      expect(entries).toContain(entry);
+      expect(runFailing(bare, 'peer.mjs', `await import('${entry}');`)).toContain(`'${peer}'`);
+      expect(runFailing(bare, 'peer.cjs', `require('${entry}');`)).toContain(`'${peer}'`);
+    }
+  });
+
+  it('loads bulwark/testing/arbitraries once fast-check is installed (ESM and CJS)', () => {
+    const use = `
+      const [config] = fc.sample(dependencyConfigArb({ maxBudget: 500 }), { numRuns: 1, seed: 1 });
+      const [faults] = fc.sample(faultScheduleArb(), { numRuns: 1, seed: 1 });
+      console.log(config.budget <= 500 && typeof faults.seed === 'number' ? 'ok' : 'wrong');`;
+    expect(
+      run(
+        withFastCheck,
+        'arb.mjs',
+        `import fc from 'fast-check';
+         import { dependencyConfigArb, faultScheduleArb } from 'bulwark/testing/arbitraries';${use}`,
+      ),
+    ).toBe('ok\n');
+    expect(
+      run(
+        withFastCheck,
+        'arb.cjs',
+        `const fc = require('fast-check');
+         const { dependencyConfigArb, faultScheduleArb } = require('bulwark/testing/arbitraries');${use}`,
+      ),
+    ).toBe('ok\n');
   });
 
   it('keeps instanceof and isBulwarkError working across the ESM and CJS copies', () => {
     const out = run(
+      bare,
       'dual.mjs',
       `import { createRequire } from 'node:module';
        import * as esm from 'bulwark';

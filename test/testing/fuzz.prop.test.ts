@@ -6,8 +6,6 @@ import {
   breakerNeverCallsWhileOpen,
   bulkheadNeverExceeds,
   callsWithinBudget,
-  dependencyConfigArb,
-  faultScheduleArb,
   faultyDependency,
   noUnhandledRejections,
   seededRandom,
@@ -15,6 +13,7 @@ import {
   trackConcurrency,
   VirtualClock,
 } from '../../src/testing/index.js';
+import { dependencyConfigArb, faultScheduleArb } from '../../src/testing/arbitraries-entry.js';
 
 /** One caller: when it starts, its own budget, when (if ever) it aborts, and its priority. */
 interface CallPlan {
