@@ -1,7 +1,11 @@
 /**
  * `npm run demo`: a real local HTTP dependency that injects faults, called through
- * bulwark policies; prints, call by call, what each policy did.
+ * bulwark policies; prints, call by call, what each policy did. Then a small service
+ * guarded by `bulwarkHandler` (deadline header, shedding), and a scrape of its /metrics.
  */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
 import {
   budget,
   bulkhead,
@@ -16,10 +20,14 @@ import {
   type Context,
   type Policy,
 } from '../../src/index.js';
-import { resilientFetch } from '../../src/http.js';
-import { startFaultServer } from './fault-server.js';
+import { bulwarkHandler, resilientFetch } from '../../src/http.js';
+import { prometheusMetrics } from '../../src/prometheus.js';
+import { sendJson, startFaultServer } from './fault-server.js';
 
 const server = await startFaultServer();
+// Every dependency() below reports here; the service at the end serves it on /metrics.
+const registry = new Registry();
+const metrics = prometheusMetrics({ registry });
 const t0 = performance.now();
 const stamp = () => `${String(Math.round(performance.now() - t0)).padStart(5)} ms`;
 const log = (line: string) => console.log(`${stamp()}  ${line}`);
@@ -213,6 +221,116 @@ try {
     `  POST with a key:    status ${withKey.status} after ${server.hits.get('post2')} request(s) — retried safely`,
   );
   await withKey.body?.cancel();
+
+  console.log(
+    '\n== fallback: search is down; the caller gets a degraded answer instead of an error',
+  );
+  const search = dependency('search', {
+    retry: { maxAttempts: 2, backoff: 20 },
+    fallback: { value: { results: [], degraded: true } },
+    metrics,
+  });
+  search.fallback?.on('fallback', (e) =>
+    log(`  fallback: replaced the ${e.kind} (${describe(e.outcome)})`),
+  );
+  const found = await search.execute((ctx) => getJson('/work?down=1', ctx));
+  log(`=> the caller got ${JSON.stringify(found)}`);
+
+  const quotes = dependency('quotes', { hedge: { delay: 50 }, metrics });
+  quotes.hedge?.on('hedge', (e) => log(`  hedge: attempt ${e.attempt} started (${e.reason})`));
+  quotes.hedge?.on('win', (e) =>
+    log(`  hedge: attempt ${e.attempt} answered first of ${e.started}; the other is aborted`),
+  );
+  console.log(
+    '\n== hedge: the first request is stuck for 1 s; a second one sent after 50 ms answers',
+  );
+  const hedgeStart = performance.now();
+  let requests = 0;
+  const quote = await quotes.execute((ctx) => {
+    log(`  request ${++requests}: GET /work?id=hedge&slowFirst=1000`);
+    return getJson('/work?id=hedge&slowFirst=1000', ctx);
+  });
+  log(
+    `=> ${JSON.stringify(quote)} after ${Math.round(performance.now() - hedgeStart)} ms instead of 1000 ms`,
+  );
+
+  await inboundDemo();
 } finally {
   await server.close();
+}
+
+/**
+ * A checkout service guarded by `bulwarkHandler`: it reads the caller's deadline header,
+ * sheds load with 503 + Retry-After, and serves /metrics unguarded.
+ */
+async function inboundDemo(): Promise<void> {
+  const inventory = dependency('inventory', { retry: { maxAttempts: 2, backoff: 20 }, metrics });
+  const guarded = bulwarkHandler(
+    async (req, res, ctx) => {
+      const budgetLeft = Number.isFinite(ctx.deadline)
+        ? `${Math.round(ctx.remaining())} ms left`
+        : 'no deadline';
+      log(`  service: ${req.url} arrived with ${budgetLeft}`);
+      const query = new URL(req.url ?? '/', 'http://service').search;
+      // No budget or signal passed: the call inherits the request's deadline and abort.
+      sendJson(res, 200, await inventory.execute((c) => getJson(`/work${query}`, c)));
+    },
+    { loadShedder: { limit: 5 } },
+  );
+  const service = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url !== '/metrics') return guarded(req, res);
+    void registry.metrics().then((text) => {
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(text);
+    });
+  });
+  await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve));
+  const serviceUrl = `http://127.0.0.1:${(service.address() as AddressInfo).port}`;
+  try {
+    console.log(
+      '\n== inbound deadline: a caller with 150 ms left asks the service for a 1 s inventory call',
+    );
+    const started = performance.now();
+    const late = await fetch(`${serviceUrl}/stock?latency=1000`, {
+      headers: { 'x-bulwark-deadline-ms': '150' },
+    });
+    await late.body?.cancel();
+    log(
+      `=> ${late.status} after ${Math.round(performance.now() - started)} ms: the inventory call ended at the caller's deadline, not at its own 10 s budget`,
+    );
+
+    console.log(
+      '\n== inbound shedding: limit 5 (normal priority may use 80 %), 6 requests at once',
+    );
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        fetch(`${serviceUrl}/stock?latency=300`).then(async (r) => {
+          await r.body?.cancel();
+          if (r.status !== 200)
+            log(`  ${r.status} with Retry-After: ${r.headers.get('retry-after')}`);
+          return r.status;
+        }),
+      ),
+    );
+    log(
+      `=> ${answers.filter((status) => status === 200).length} served, ${answers.filter((status) => status === 503).length} shed with 503 before any work`,
+    );
+
+    console.log(
+      '\n== metrics: GET /metrics on the service (the calls of search, quotes, inventory)',
+    );
+    const text = await (await fetch(`${serviceUrl}/metrics`)).text();
+    const shown = text
+      .split('\n')
+      .filter((l) => /^bulwark_(calls|retries)_total\{/.test(l) && !l.endsWith(' 0'));
+    for (const line of shown) log(`  ${line}`);
+    log(
+      `=> ${text.split('\n').filter((l) => l.startsWith('bulwark_')).length} bulwark_ samples scraped`,
+    );
+  } finally {
+    await new Promise<void>((resolve) => {
+      service.closeAllConnections();
+      service.close(() => resolve());
+    });
+  }
 }
