@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -33,7 +33,9 @@ function scratchProject(links: string[]): string {
   mkdirSync(target, { recursive: true });
   execFileSync('tar', ['-xzf', tarball, '-C', target, '--strip-components=1']);
   for (const name of links) {
-    symlinkSync(join(root, 'node_modules', name), join(dir, 'node_modules', name));
+    const link = join(dir, 'node_modules', name);
+    mkdirSync(dirname(link), { recursive: true });
+    symlinkSync(join(root, 'node_modules', name), link);
   }
   writeFileSync(join(dir, 'package.json'), '{"name":"scratch","private":true}');
   return dir;
@@ -51,7 +53,8 @@ beforeAll(() => {
     .split('\n')
     .pop()!;
   tarball = join(packDir, name);
-  bare = scratchProject(['tslib']);
+  // @types/node only for the type check below; it has no runtime part.
+  bare = scratchProject(['tslib', '@types/node']);
   withFastCheck = scratchProject(['tslib', 'fast-check']);
 }, 180_000);
 
@@ -120,6 +123,26 @@ describe('the packed package', () => {
       ),
     ).toBe('ok\n');
   });
+
+  it('type-checks a strict TypeScript import of bulwark/testing without fast-check', () => {
+    writeFileSync(
+      join(bare, 'clock-types.mts'),
+      `import { VirtualClock, faultyDependency } from 'bulwark/testing';
+       const clock: VirtualClock = new VirtualClock();
+       const downstream = faultyDependency({ clock, latency: 5 });
+       await clock.advance(downstream.calls);`,
+    );
+    // No skipLibCheck: the declarations of bulwark/testing must not name fast-check either.
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const args = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext'];
+    expect(
+      execFileSync(process.execPath, [tsc, ...args, '--types', 'node', 'clock-types.mts'], {
+        cwd: bare,
+        encoding: 'utf8',
+        timeout: 120_000,
+      }),
+    ).toBe('');
+  }, 120_000);
 
   it('names the missing peer when an entry that needs one is imported without it', () => {
     for (const [entry, peer] of Object.entries(PEER_OF)) {
