@@ -1,6 +1,10 @@
-// The 'bulwark/testing/arbitraries' entry: fast-check arbitraries for fault schedules and
-// dependency configs. It is the only testing entry that loads fast-check (an optional
-// peer), so `bulwark/testing` works for users who only want VirtualClock.
+/**
+ * The 'bulwark/testing/arbitraries' entry: fast-check arbitraries for fault schedules and
+ * dependency configs. It is the only testing entry that loads fast-check (an optional
+ * peer), so `bulwark/testing` works for users who only want VirtualClock.
+ *
+ * @module testing/arbitraries
+ */
 export {
   faultScheduleArb,
   dependencyConfigArb,
