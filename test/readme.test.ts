@@ -74,10 +74,10 @@ function compilerOptions(): ts.CompilerOptions {
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const blocks = tsBlocks(readme);
 const diagnostics = new Map<string, string[]>();
-let checkMs = 0;
+let checkCpuMs = 0;
 
 beforeAll(() => {
-  const started = performance.now();
+  const started = process.cpuUsage();
   const options = compilerOptions();
   const virtual = new Map(blocks.map((b) => [b.file, b.code]));
   const host = ts.createCompilerHost(options, true);
@@ -104,7 +104,8 @@ beforeAll(() => {
     });
     diagnostics.set(b.file, messages);
   }
-  checkMs = performance.now() - started;
+  const spent = process.cpuUsage(started);
+  checkCpuMs = (spent.user + spent.system) / 1000;
 }, 60_000);
 
 describe('README.md code blocks', () => {
@@ -113,10 +114,11 @@ describe('README.md code blocks', () => {
     expect(blocks.some((b) => b.code.includes('dependencies('))).toBe(true);
   });
 
-  // Measured 2–6 s on 2 shared cores, most of it parsing @types/node and src/ once; a
-  // Program per block would multiply that. The bound leaves room for a loaded machine.
-  it('type-checks them all in one Program within seconds', () => {
-    expect(checkMs).toBeLessThan(15_000);
+  // CPU time, not wall time: on a shared machine the wall clock measures the neighbours.
+  // Measured ≈ 3 s, most of it parsing @types/node and src/ once; a Program per block
+  // would multiply that.
+  it('type-checks them all in one Program in under 10 s of CPU', () => {
+    expect(checkCpuMs).toBeLessThan(10_000);
   });
 
   for (const block of blocks) {
