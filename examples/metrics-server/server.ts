@@ -6,7 +6,7 @@
  * Run it: `tsx examples/metrics-server/server.ts` (starts its own fault-injecting dependencies).
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { dependencies, type Context, type DependencyConfig } from '../../src/index.js';
@@ -42,7 +42,7 @@ export async function startMetricsServer(upstreams: Upstreams, port = 0): Promis
   const registry = new Registry();
   const deps = dependencies(config, { metrics: prometheusMetrics({ registry }) });
 
-  const server: Server = createServer(async (req, res) => {
+  const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (url.pathname === '/metrics') {
       res.writeHead(200, { 'content-type': registry.contentType });
@@ -65,6 +65,10 @@ export async function startMetricsServer(upstreams: Upstreams, port = 0): Promis
       return;
     }
     res.writeHead(404).end();
+  };
+  // A failed /metrics render must end that response, not the process (unhandled rejection).
+  const server: Server = createServer((req, res) => {
+    answer(req, res).catch(() => res.destroy());
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const { port: bound } = server.address() as AddressInfo;

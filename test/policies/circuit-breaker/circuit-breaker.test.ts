@@ -8,10 +8,16 @@ import {
   TimeoutError,
   timeout,
 } from '../../../src/index.js';
-import { circuitBreaker, CircuitBreakerPolicy } from '../../../src/policies/circuit-breaker/circuit-breaker.js';
+import {
+  circuitBreaker,
+  CircuitBreakerPolicy,
+} from '../../../src/policies/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerOptions } from '../../../src/policies/circuit-breaker/options.js';
 import { CountWindow } from '../../../src/policies/circuit-breaker/count-window.js';
-import { SlowCallTimeWindow, TimeWindow } from '../../../src/policies/circuit-breaker/time-window.js';
+import {
+  SlowCallTimeWindow,
+  TimeWindow,
+} from '../../../src/policies/circuit-breaker/time-window.js';
 import { ConsecutiveFailures } from '../../../src/policies/circuit-breaker/consecutive-failures.js';
 import { FailureRate } from '../../../src/policies/circuit-breaker/failure-rate.js';
 import { openDuration } from '../../../src/policies/circuit-breaker/open-duration.js';

@@ -1,7 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/core/errors.js';
-import { adaptive, type AdaptiveAlgorithm } from '../../../src/policies/load-shedder/limits/adaptive.js';
+import {
+  adaptive,
+  type AdaptiveAlgorithm,
+} from '../../../src/policies/load-shedder/limits/adaptive.js';
 import { AimdLimiter } from '../../../src/policies/load-shedder/limits/aimd.js';
 import { fixedLimit } from '../../../src/policies/load-shedder/limits/fixed.js';
 import { GradientLimiter } from '../../../src/policies/load-shedder/limits/gradient.js';

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Priority } from '../../../src/core/context.js';
-import { ConfigError, LoadShedError, TimeoutError, isBulwarkError } from '../../../src/core/errors.js';
+import {
+  ConfigError,
+  LoadShedError,
+  TimeoutError,
+  isBulwarkError,
+} from '../../../src/core/errors.js';
 import { CallContext } from '../../../src/core/context.js';
 import { pipeline, terminalStep } from '../../../src/core/pipeline.js';
 import { adaptive } from '../../../src/policies/load-shedder/limits/adaptive.js';
