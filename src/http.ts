@@ -27,17 +27,16 @@ export {
   type IncomingHeaders,
   type ReadDeadlineOptions,
 } from './http/deadline-header.js';
-export {
-  bulwarkHandler,
-  outsideRequest,
-  requestContext,
-  type BulwarkListener,
-  type BulwarkRequestHandler,
-  type BulwarkServerOptions,
-  type DeadlineOptions,
-  type IdempotencyHttpOptions,
-  type StoredResponse,
-} from './http/server.js';
+export { bulwarkHandler } from './http/handler.js';
+export { outsideRequest, requestContext } from './http/request-context.js';
+export type { StoredResponse } from './http/response-recorder.js';
+export type {
+  BulwarkListener,
+  BulwarkRequestHandler,
+  BulwarkServerOptions,
+  DeadlineOptions,
+  IdempotencyHttpOptions,
+} from './http/server-options.js';
 export {
   bulwarkMiddleware,
   type BulwarkMiddleware,
