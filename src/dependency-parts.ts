@@ -76,6 +76,8 @@ export interface PartEntry<K extends PartKey> {
 }
 export type AnyPartEntry = { [K in PartKey]: PartEntry<K> }[PartKey];
 
+const FALLBACK_KEYS = ['value', 'on'];
+
 /**
  * The value at `key` as an options object: undefined when absent or `false` (off, e.g. to
  * turn off a part inherited from `defaults`), a problem when anything else.
@@ -112,6 +114,8 @@ export const PARTS: readonly AnyPartEntry[] = [
     build: (value, env) => {
       const options = section('fallback', value, env.v);
       if (options === undefined) return undefined;
+      for (const key of Object.keys(options))
+        if (key !== 'value' && key !== 'on') env.v.unknownKey(`fallback.${key}`, FALLBACK_KEYS);
       if (!('value' in options)) {
         env.v.problem('fallback', '{ value, on? }', options);
         return undefined;

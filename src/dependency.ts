@@ -279,9 +279,28 @@ export function dependency(
   return new DependencyPolicy(name, env.budgetMs, env.timeoutMs, env.built, composed);
 }
 
+/**
+ * `defaults` must be a valid dependency config by itself (as the JSON Schema says), even in
+ * sections every dependency overrides; with no budget of its own, its timeout is not held
+ * to the default budget (each dependency checks it against its own).
+ */
+function validDefaults(
+  defaults: Record<string, unknown>,
+  clock: Clock | undefined,
+  problems: ConfigProblem[],
+): boolean {
+  const before = problems.length;
+  const alone = { budget: 'Infinity', ...defaults, clock };
+  collect(problems, () => dependency('defaults', alone as DependencyConfig));
+  return problems.length === before;
+}
+
 /** The plain-data config of `dependencies()`: `defaults`, then one section per dependency. */
 export interface DependenciesConfig {
-  /** Merged under every dependency (a dependency's own keys win, section by section). */
+  /**
+   * Merged under every dependency (a dependency's own keys win, section by section). It must
+   * be a valid dependency config by itself.
+   */
   defaults?: DependencyConfig;
   [name: string]: DependencyConfig | undefined;
 }
@@ -314,9 +333,11 @@ export function dependencies<K extends string>(
       { path: 'dependencies', expected: 'an object of dependency configs', got: config },
     ]);
   const problems: ConfigProblem[] = [];
-  const defaults = (config as { defaults?: unknown }).defaults;
+  let defaults = (config as { defaults?: unknown }).defaults;
   if (defaults !== undefined && !isPlainObject(defaults))
     problems.push({ path: 'defaults', expected: 'an options object', got: defaults });
+  else if (defaults !== undefined && !validDefaults(defaults, options.clock, problems))
+    defaults = undefined; // reported once, under `defaults`, rather than in every dependency
   const out: Record<string, Dependency> = {};
   for (const [name, own] of Object.entries(config)) {
     if (name === 'defaults') continue;
