@@ -2,16 +2,18 @@
 // node:http, Express and Fastify (neither framework is imported: both are optional peers).
 export {
   httpClient,
-  isRetryableHttpError,
   resilientFetch,
-  HttpStatusFailure,
-  NotRepeatableFailure,
   type FetchCallOptions,
   type FetchDependency,
   type HttpClient,
   type HttpClientOptions,
   type ResilientFetchOptions,
 } from './http/fetch.js';
+export {
+  isRetryableHttpError,
+  HttpStatusFailure,
+  NotRepeatableFailure,
+} from './http/fetch-failures.js';
 export { HttpError } from './http/errors.js';
 export { formatRetryAfter, parseRetryAfter, retryAfterFromHeaders } from './http/retry-after.js';
 export {
