@@ -21,6 +21,7 @@ import {
 
 const PRIORITY_SET: ReadonlySet<string> = new Set(PRIORITIES);
 
+/** The first value of a request header, if sent. */
 function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
