@@ -1,3 +1,5 @@
+import { PRIORITIES } from './core/context.js';
+
 /**
  * JSON Schema (draft 2020-12) for a `dependencies()` config file, so that editors can
  * complete and check it. It covers the JSON-expressible options; functions (retryOn,
@@ -17,8 +19,22 @@ const durationOrInfinity = {
   oneOf: [...duration.oneOf, { const: 'Infinity' }],
 } as const;
 
+/** A duration of at least 1 ms. */
+const positiveDuration = {
+  description: duration.description,
+  oneOf: [{ type: 'number', minimum: 1 }, duration.oneOf[1]],
+} as const;
+
+/** A duration of at least 1 ms, or 'Infinity'. */
+const positiveDurationOrInfinity = {
+  description: durationOrInfinity.description,
+  oneOf: [...positiveDuration.oneOf, { const: 'Infinity' }],
+} as const;
+
 const int = (minimum: number) => ({ type: 'integer', minimum }) as const;
 const ratio = { type: 'number', minimum: 0, maximum: 1 } as const;
+/** A load shedder's priority share: a fraction above 0. */
+const share = { type: 'number', exclusiveMinimum: 0, maximum: 1 } as const;
 
 /** Exponential growth: retry backoff and the breaker's halfOpenAfter share it. */
 const growth = {
@@ -48,7 +64,11 @@ const retry = {
     retryBudget: {
       type: 'object',
       additionalProperties: false,
-      properties: { ratio, minPerSecond: { type: 'number', minimum: 0 }, window: duration },
+      properties: {
+        ratio,
+        minPerSecond: { type: 'number', minimum: 0 },
+        window: positiveDuration,
+      },
     },
   },
 } as const;
@@ -71,7 +91,7 @@ const circuitBreaker = {
           type: 'object',
           additionalProperties: false,
           required: ['ms'],
-          properties: { ms: duration, buckets: int(1) },
+          properties: { ms: positiveDuration, buckets: int(1) },
         },
       ],
     },
@@ -87,7 +107,7 @@ const circuitBreaker = {
     },
     halfOpenMaxCalls: int(1),
     halfOpenSuccesses: int(1),
-    halfOpenTimeout: durationOrInfinity,
+    halfOpenTimeout: positiveDurationOrInfinity,
     name: { type: 'string' },
   },
 } as const;
@@ -104,34 +124,68 @@ const bulkhead = {
   },
 } as const;
 
-const priorities = { enum: ['critical', 'high', 'normal', 'low'] } as const;
+/** A part's options, or `false`: off (e.g. to turn off a part the `defaults` turn on). */
+const orOff = <T extends object>(section: T) => ({ oneOf: [section, { const: false }] }) as const;
+
+const priorities = { enum: PRIORITIES } as const;
+
+/** min/max/initial of an adaptive limit (max ≥ min and initial within them: checked in code). */
+const bounds = { min: int(1), max: int(1), initial: int(1) } as const;
+const smoothing = { type: 'number', exclusiveMinimum: 0, maximum: 1 } as const;
+
+const gradientLimit = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    algorithm: { const: 'gradient' },
+    ...bounds,
+    smoothing,
+    tolerance: { type: 'number', minimum: 1 },
+    longWindow: positiveDuration,
+    queueSize: { type: 'number', minimum: 0 },
+  },
+} as const;
+
+const aimdLimit = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['algorithm'],
+  properties: {
+    algorithm: { const: 'aimd' },
+    ...bounds,
+    increase: { type: 'number', exclusiveMinimum: 0 },
+    backoffRatio: { type: 'number', minimum: 0.1, exclusiveMaximum: 1 },
+    latencyThreshold: durationOrInfinity,
+  },
+} as const;
+
+/** beta > alpha is checked in code. */
+const vegasLimit = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['algorithm'],
+  properties: {
+    algorithm: { const: 'vegas' },
+    ...bounds,
+    alpha: { type: 'number', minimum: 0 },
+    beta: { type: 'number', minimum: 0 },
+    smoothing,
+    probeMultiplier: int(1),
+  },
+} as const;
 
 const loadShedder = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    limit: {
-      oneOf: [
-        int(1),
-        {
-          type: 'object',
-          required: ['algorithm'],
-          properties: {
-            algorithm: { enum: ['gradient', 'aimd', 'vegas'] },
-            min: int(1),
-            max: int(1),
-            initial: int(1),
-          },
-        },
-      ],
-    },
+    limit: { oneOf: [int(1), gradientLimit, aimdLimit, vegasLimit] },
     priorityShares: {
       type: 'object',
       additionalProperties: false,
-      properties: { critical: ratio, high: ratio, normal: ratio, low: ratio },
+      properties: { critical: share, high: share, normal: share, low: share },
     },
     minRemainingBudget: duration,
-    maxEventLoopDelay: duration,
+    maxEventLoopDelay: durationOrInfinity,
     retryAfter: duration,
     queue: {
       type: 'object',
@@ -139,7 +193,7 @@ const loadShedder = {
       required: ['maxSize'],
       properties: {
         maxSize: int(0),
-        timeout: duration,
+        timeout: durationOrInfinity,
         overloadTimeout: duration,
         interval: duration,
         lifo: { type: 'boolean' },
@@ -177,36 +231,36 @@ export const dependencyConfigSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        budget: durationOrInfinity,
-        timeout: durationOrInfinity,
-        retry: { oneOf: [retry, { const: false }] },
-        circuitBreaker,
-        bulkhead,
-        loadShedder,
-        hedge: {
+        budget: positiveDurationOrInfinity,
+        timeout: positiveDurationOrInfinity,
+        retry: orOff(retry),
+        circuitBreaker: orOff(circuitBreaker),
+        bulkhead: orOff(bulkhead),
+        loadShedder: orOff(loadShedder),
+        hedge: orOff({
           type: 'object',
           additionalProperties: false,
           required: ['delay'],
-          properties: { delay: durationOrInfinity, maxHedges: int(1) },
-        },
-        fallback: {
+          properties: { delay: durationOrInfinity, maxHedges: int(0) },
+        }),
+        fallback: orOff({
           type: 'object',
           additionalProperties: false,
           required: ['value'],
           properties: { value: {} },
-        },
-        idempotency: {
+        }),
+        idempotency: orOff({
           type: 'object',
           additionalProperties: false,
           properties: {
-            ttl: duration,
-            lockTtl: duration,
+            ttl: positiveDuration,
+            lockTtl: positiveDuration,
             onInProgress: { enum: ['reject', 'wait'] },
             onStoreError: { enum: ['fail', 'bypass'] },
             storeFailures: { type: 'boolean' },
             scope: { type: 'string' },
           },
-        },
+        }),
       },
     },
     priority: priorities,

@@ -17,19 +17,28 @@ import {
   type Policy,
 } from './core/pipeline.js';
 import { isPlainObject, Validator } from './core/validate.js';
-import { BulkheadPolicy, type BulkheadOptions } from './policies/bulkhead.js';
-import { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
+import type { BulkheadOptions, BulkheadPolicy } from './policies/bulkhead.js';
+import type { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerOptions } from './policies/circuit-breaker/options.js';
-import { FallbackPolicy, type FallbackOptions } from './policies/fallback.js';
-import { HedgePolicy, type HedgeOptions } from './policies/hedge.js';
-import { IdempotencyPolicy, type IdempotencyOptions } from './policies/idempotency/idempotency.js';
-import {
+import type { FallbackOptions, FallbackPolicy } from './policies/fallback.js';
+import type { HedgeOptions, HedgePolicy } from './policies/hedge.js';
+import type { IdempotencyOptions, IdempotencyPolicy } from './policies/idempotency/idempotency.js';
+import type {
+  LoadShedderOptions,
   LoadShedderPolicy,
-  type LoadShedderOptions,
 } from './policies/load-shedder/load-shedder.js';
-import { adaptive, type AdaptiveOptions } from './policies/load-shedder/limits/adaptive.js';
-import { RetryPolicy, type RetryOptions } from './policies/retry/retry.js';
-import { TimeoutPolicy } from './policies/timeout.js';
+import type { AdaptiveOptions } from './policies/load-shedder/limits/adaptive.js';
+import type { RetryOptions, RetryPolicy } from './policies/retry/retry.js';
+import {
+  collect,
+  DEFAULT_BUDGET_MS,
+  PARTS,
+  type BuildEnv,
+  type BuiltParts,
+  type PartKey,
+} from './dependency-parts.js';
+
+export { DEFAULT_BUDGET_MS } from './dependency-parts.js';
 
 /** One downstream dependency's policies, as plain (JSON/YAML-friendly) data. */
 export interface DependencyConfig {
@@ -70,12 +79,6 @@ export interface DependencyOptions {
   /** The clock every part runs on (default: the system clock); a `VirtualClock` in tests. */
   clock?: Clock;
 }
-
-/**
- * The whole-call budget of a dependency that sets none, in ms (10 s): no call is unbounded by
- * accident.
- */
-export const DEFAULT_BUDGET_MS = 10_000;
 
 const CONFIG_KEYS = [
   'budget',
@@ -121,19 +124,6 @@ export interface Dependency extends Policy {
   readonly pipeline: Pipeline;
 }
 
-/** Runs `make`, turning a ConfigError into problems collected for one combined error. */
-function collect<T>(problems: ConfigProblem[], make: () => T): T | undefined {
-  try {
-    return make();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      problems.push(...error.problems);
-      return undefined;
-    }
-    throw error;
-  }
-}
-
 /** The outermost step of a dependency with metrics: times every call and records its outcome. */
 class MetricsStep extends BasePolicy {
   readonly kind = 'metrics';
@@ -171,21 +161,32 @@ function outcomeOf(error: unknown): CallOutcome {
   return 'failure';
 }
 
+/** A dependency's built parts and its composed pipeline. */
 class DependencyPolicy implements Dependency {
   readonly kind = 'dependency';
+  readonly retry: RetryPolicy | undefined;
+  readonly breaker: CircuitBreakerPolicy | undefined;
+  readonly bulkhead: BulkheadPolicy | undefined;
+  readonly loadShedder: LoadShedderPolicy | undefined;
+  readonly hedge: HedgePolicy | undefined;
+  readonly fallback: FallbackPolicy | undefined;
+  readonly idempotency: IdempotencyPolicy | undefined;
+
   constructor(
     readonly name: string,
     readonly budget: number,
     readonly timeout: number,
-    readonly retry: RetryPolicy | undefined,
-    readonly breaker: CircuitBreakerPolicy | undefined,
-    readonly bulkhead: BulkheadPolicy | undefined,
-    readonly loadShedder: LoadShedderPolicy | undefined,
-    readonly hedge: HedgePolicy | undefined,
-    readonly fallback: FallbackPolicy | undefined,
-    readonly idempotency: IdempotencyPolicy | undefined,
+    built: Partial<BuiltParts>,
     readonly pipeline: Pipeline,
-  ) {}
+  ) {
+    this.retry = built.retry;
+    this.breaker = built.circuitBreaker;
+    this.bulkhead = built.bulkhead;
+    this.loadShedder = built.loadShedder;
+    this.hedge = built.hedge;
+    this.fallback = built.fallback;
+    this.idempotency = built.idempotency;
+  }
 
   get clock(): Clock | undefined {
     return this.pipeline.clock;
@@ -232,7 +233,6 @@ export function dependency(
   name: string,
   config: DependencyConfig & DependencyOptions = {},
 ): Dependency {
-  const problems: ConfigProblem[] = [];
   if (typeof name !== 'string' || name === '') {
     throw new ConfigError([
       { path: 'dependency(name)', expected: 'a non-empty string', got: name },
@@ -245,181 +245,62 @@ export function dependency(
   if (metrics !== undefined && typeof metrics?.forDependency !== 'function') {
     v.problem('metrics', 'a metrics provider (prometheusMetrics(...))', metrics);
   }
-  const budgetMs = v.duration('budget', c.budget, DEFAULT_BUDGET_MS, {
-    min: 1,
-    allowInfinity: true,
-  });
-  const at = (key: string) => v.path(key);
-  const section = (key: string): Record<string, unknown> | undefined => {
-    const value = c[key];
-    if (value === undefined || value === false) return undefined;
-    if (!isPlainObject(value)) {
-      v.problem(key, 'an options object', value);
-      return undefined;
-    }
-    return value;
+  const env: BuildEnv = {
+    name,
+    clock,
+    v,
+    problems: [],
+    built: {},
+    budgetMs: DEFAULT_BUDGET_MS,
+    timeoutMs: Infinity,
   };
-
-  const retryConfig = section('retry');
-  const retry = retryConfig
-    ? collect(problems, () => new RetryPolicy({ ...retryConfig, clock }, at('retry')))
-    : undefined;
-  const attempts = retry?.maxAttempts ?? 1;
-  const defaultTimeout =
-    budgetMs === Infinity ? Infinity : Math.max(1, Math.floor(budgetMs / attempts));
-  const timeoutMs = v.duration('timeout', c.timeout, defaultTimeout, {
-    min: 1,
-    allowInfinity: true,
-  });
-  if (c.timeout !== undefined && timeoutMs > budgetMs) {
-    v.problem('timeout', `an attempt timeout ≤ the budget (${budgetMs} ms)`, c.timeout);
-  }
-
-  const breakerConfig = section('circuitBreaker');
-  const breaker = breakerConfig
-    ? collect(
-        problems,
-        () => new CircuitBreakerPolicy({ name, ...breakerConfig, clock }, at('circuitBreaker')),
-      )
-    : undefined;
-  const bulkheadConfig = section('bulkhead');
-  const bulkhead = bulkheadConfig
-    ? collect(
-        problems,
-        () =>
-          new BulkheadPolicy({ name, ...bulkheadConfig, clock } as BulkheadOptions, at('bulkhead')),
-      )
-    : undefined;
-  const shedderConfig = section('loadShedder');
-  let loadShedder: LoadShedderPolicy | undefined;
-  if (shedderConfig) {
-    let limit = shedderConfig.limit as LoadShedderOptions['limit'] | AdaptiveOptions | undefined;
-    if (
-      isPlainObject(limit) &&
-      !('acquire' in limit) &&
-      typeof (limit as { onSample?: unknown }).onSample !== 'function'
-    ) {
-      limit = collect(problems, () =>
-        adaptive(limit as AdaptiveOptions, `${at('loadShedder')}.limit`),
-      );
-    }
-    loadShedder = collect(
-      problems,
-      () =>
-        new LoadShedderPolicy(
-          { ...shedderConfig, limit, clock } as LoadShedderOptions,
-          at('loadShedder'),
-        ),
-    );
-  }
-  const hedgeConfig = section('hedge');
-  const hedge = hedgeConfig
-    ? collect(
-        problems,
-        () => new HedgePolicy({ ...hedgeConfig, clock } as HedgeOptions, at('hedge')),
-      )
-    : undefined;
-  const idemConfig = section('idempotency');
-  const idempotency = idemConfig
-    ? collect(
-        problems,
-        () =>
-          new IdempotencyPolicy({ ...idemConfig, clock } as IdempotencyOptions, at('idempotency')),
-      )
-    : undefined;
-  const fallbackConfig = section('fallback');
-  let fallback: FallbackPolicy | undefined;
-  if (fallbackConfig) {
-    if (!('value' in fallbackConfig)) v.problem('fallback', '{ value, on? }', fallbackConfig);
-    else {
-      const { value, on } = fallbackConfig as { value: unknown; on?: FallbackOptions['on'] };
-      fallback = collect(
-        problems,
-        () =>
-          new FallbackPolicy(
-            () => value,
-            on === undefined ? { clock } : { on, clock },
-            at('fallback'),
-          ),
-      );
-    }
-  }
-  problems.push(...v.problems);
+  const built = env.built as Record<PartKey, Policy | undefined>;
+  for (const part of PARTS) built[part.key] = part.build(c[part.key], env);
+  const problems = [...env.problems, ...v.problems];
   if (problems.length > 0) throw new ConfigError(problems);
 
   const recorder = metrics?.forDependency(name);
-  const parts: Policy[] = [];
-  if (recorder) parts.push(new MetricsStep(recorder, clock));
-  if (fallback) parts.push(fallback);
-  if (loadShedder) parts.push(loadShedder);
-  if (budgetMs !== Infinity) parts.push(new TimeoutPolicy(budgetMs, { clock }, 'budget'));
-  if (idempotency) parts.push(idempotency);
-  if (retry) parts.push(retry);
-  if (breaker) parts.push(breaker);
-  if (bulkhead) parts.push(bulkhead);
-  if (timeoutMs !== Infinity && timeoutMs < budgetMs)
-    parts.push(new TimeoutPolicy(timeoutMs, { clock }, 'timeout'));
-  if (hedge) parts.push(hedge);
-  const composed = pipeline(...parts);
+  const steps: Policy[] = recorder ? [new MetricsStep(recorder, clock)] : [];
+  for (const part of PARTS) {
+    const policy = built[part.key];
+    if (policy !== undefined) steps.push(policy);
+  }
+  const composed = pipeline(...steps);
   if (clock !== undefined) composed.clock = clock;
   composed.clock ??= systemClock;
 
-  if (recorder) wireMetrics(recorder, { retry, breaker, bulkhead, loadShedder, idempotency });
-  return new DependencyPolicy(
-    name,
-    budgetMs,
-    timeoutMs,
-    retry,
-    breaker,
-    bulkhead,
-    loadShedder,
-    hedge,
-    fallback,
-    idempotency,
-    composed,
-  );
+  if (recorder) {
+    for (const part of PARTS) {
+      const policy = built[part.key];
+      if (policy !== undefined && part.wire !== undefined)
+        (part.wire as (policy: Policy, recorder: DependencyMetrics) => void)(policy, recorder);
+    }
+  }
+  return new DependencyPolicy(name, env.budgetMs, env.timeoutMs, env.built, composed);
 }
 
-function wireMetrics(
-  recorder: DependencyMetrics,
-  p: {
-    retry?: RetryPolicy;
-    breaker?: CircuitBreakerPolicy;
-    bulkhead?: BulkheadPolicy;
-    loadShedder?: LoadShedderPolicy;
-    idempotency?: IdempotencyPolicy;
-  },
-): void {
-  if (p.retry) {
-    p.retry.on('retry', (e) => recorder.recordRetry(e.reason));
-    p.retry.on('budgetExhausted', () => recorder.recordRetryBudgetExhausted());
-  }
-  if (p.breaker) {
-    const breaker = p.breaker;
-    recorder.observeCircuitState(() => breaker.state);
-    breaker.on('stateChange', (e) => recorder.recordCircuitTransition(e.from, e.to));
-  }
-  if (p.bulkhead) {
-    const bulkhead = p.bulkhead;
-    recorder.observeBulkhead(() => ({ inFlight: bulkhead.inFlight, queued: bulkhead.queued }));
-  }
-  if (p.loadShedder) {
-    const shedder = p.loadShedder;
-    recorder.observeConcurrencyLimit(() => shedder.limit);
-    shedder.on('shed', (e) => recorder.recordLoadShed(e.priority, e.reason));
-  }
-  if (p.idempotency) {
-    const idem = p.idempotency;
-    idem.on('executed', (e) => recorder.recordIdempotency(e.store, 'executed'));
-    idem.on('replayed', (e) => recorder.recordIdempotency(e.store, 'replayed'));
-    idem.on('in_progress', (e) => recorder.recordIdempotency(e.store, 'in_progress'));
-    idem.on('key_reused', (e) => recorder.recordIdempotency(e.store, 'key_reused'));
-  }
+/**
+ * `defaults` must be a valid dependency config by itself (as the JSON Schema says), even in
+ * sections every dependency overrides; with no budget of its own, its timeout is not held
+ * to the default budget (each dependency checks it against its own).
+ */
+function validDefaults(
+  defaults: Record<string, unknown>,
+  clock: Clock | undefined,
+  problems: ConfigProblem[],
+): boolean {
+  const before = problems.length;
+  const alone = { budget: 'Infinity', ...defaults, clock };
+  collect(problems, () => dependency('defaults', alone as DependencyConfig));
+  return problems.length === before;
 }
 
 /** The plain-data config of `dependencies()`: `defaults`, then one section per dependency. */
 export interface DependenciesConfig {
-  /** Merged under every dependency (a dependency's own keys win, section by section). */
+  /**
+   * Merged under every dependency (a dependency's own keys win, section by section). It must
+   * be a valid dependency config by itself.
+   */
   defaults?: DependencyConfig;
   [name: string]: DependencyConfig | undefined;
 }
@@ -452,9 +333,11 @@ export function dependencies<K extends string>(
       { path: 'dependencies', expected: 'an object of dependency configs', got: config },
     ]);
   const problems: ConfigProblem[] = [];
-  const defaults = (config as { defaults?: unknown }).defaults;
+  let defaults = (config as { defaults?: unknown }).defaults;
   if (defaults !== undefined && !isPlainObject(defaults))
     problems.push({ path: 'defaults', expected: 'an options object', got: defaults });
+  else if (defaults !== undefined && !validDefaults(defaults, options.clock, problems))
+    defaults = undefined; // reported once, under `defaults`, rather than in every dependency
   const out: Record<string, Dependency> = {};
   for (const [name, own] of Object.entries(config)) {
     if (name === 'defaults') continue;

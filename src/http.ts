@@ -2,16 +2,18 @@
 // node:http, Express and Fastify (neither framework is imported: both are optional peers).
 export {
   httpClient,
-  isRetryableHttpError,
   resilientFetch,
-  HttpStatusFailure,
-  NotRepeatableFailure,
   type FetchCallOptions,
   type FetchDependency,
   type HttpClient,
   type HttpClientOptions,
   type ResilientFetchOptions,
 } from './http/fetch.js';
+export {
+  isRetryableHttpError,
+  HttpStatusFailure,
+  NotRepeatableFailure,
+} from './http/fetch-failures.js';
 export { HttpError } from './http/errors.js';
 export { formatRetryAfter, parseRetryAfter, retryAfterFromHeaders } from './http/retry-after.js';
 export {
@@ -27,17 +29,16 @@ export {
   type IncomingHeaders,
   type ReadDeadlineOptions,
 } from './http/deadline-header.js';
-export {
-  bulwarkHandler,
-  outsideRequest,
-  requestContext,
-  type BulwarkListener,
-  type BulwarkRequestHandler,
-  type BulwarkServerOptions,
-  type DeadlineOptions,
-  type IdempotencyHttpOptions,
-  type StoredResponse,
-} from './http/server.js';
+export { bulwarkHandler } from './http/handler.js';
+export { outsideRequest, requestContext } from './http/request-context.js';
+export type { StoredResponse } from './http/response-recorder.js';
+export type {
+  BulwarkListener,
+  BulwarkRequestHandler,
+  BulwarkServerOptions,
+  DeadlineOptions,
+  IdempotencyHttpOptions,
+} from './http/server-options.js';
 export {
   bulwarkMiddleware,
   type BulwarkMiddleware,

@@ -206,6 +206,30 @@ describe('dependencies()', () => {
     expect(deps.payments.breaker?.state).toBe('closed');
   });
 
+  it('checks the defaults by themselves, once, even where every dependency overrides them', () => {
+    const e = configError(() =>
+      dependencies({
+        defaults: { retry: { maxAttempts: 0 }, hedge: {} },
+        a: { retry: false, hedge: { delay: 10 } },
+        b: { retry: false, hedge: { delay: 20 } },
+      } as never),
+    );
+    expect(e.problems.map((p) => p.path)).toEqual([
+      'defaults.retry.maxAttempts',
+      'defaults.hedge.delay',
+    ]);
+  });
+
+  it('lets a defaults timeout exceed the default budget when each dependency sets its own', () => {
+    const deps = dependencies({ defaults: { timeout: '20s' }, a: { budget: '30s' } });
+    expect(deps.a.timeout).toBe(20_000);
+  });
+
+  it('refuses unknown keys in fallback', () => {
+    const e = configError(() => dependency('p', { fallback: { value: 1, oops: 2 } } as never));
+    expect(e.message).toMatch(/^p\.fallback\.oops: unknown option/m);
+  });
+
   it('reports the problems of every dependency in one error', () => {
     const e = configError(() =>
       dependencies({ a: { budget: -1 }, b: { retry: { maxAttempts: 0 } }, c: 5 } as never),

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
 import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
-import { InboundGuard, type BulwarkServerOptions } from './server.js';
+import { InboundGuard } from './inbound-guard.js';
+import type { BulwarkServerOptions } from './server-options.js';
 
 // Written against the shapes Express passes (its req/res extend node's), so that this
 // file never imports express: it stays an optional peer.

@@ -2,12 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallContext } from '../core/context.js';
 import type { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
 import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
-import {
-  InboundGuard,
-  runInRequestContext,
-  type BulwarkServerOptions,
-  type Responder,
-} from './server.js';
+import { InboundGuard } from './inbound-guard.js';
+import type { Responder } from './problem-response.js';
+import { runInRequestContext } from './request-context.js';
+import type { BulwarkServerOptions } from './server-options.js';
 
 // Written against the shapes Fastify passes, so that this file never imports fastify:
 // it stays an optional peer.

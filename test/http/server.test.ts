@@ -254,14 +254,15 @@ function idempotencySuite(name: string, makeStore: () => IdempotencyStore): void
     let runs = 0;
     async function payments(
       options: Partial<NonNullable<BulwarkServerOptions['idempotency']>> = {},
-      delay = 100,
+      /** How long the handler takes: ms, or until the promise settles. */
+      delay: number | Promise<void> = 100,
     ) {
       runs = 0;
       return serve(
         async (req, res) => {
           runs++;
           const n = runs;
-          await sleep(delay);
+          await (typeof delay === 'number' ? sleep(delay) : delay);
           res.setHeader('location', `/payments/${n}`);
           res.writeHead(201, { 'content-type': 'application/json', 'x-not-replayed': 'yes' });
           res.end(JSON.stringify({ id: n, got: String(req.body) }));
@@ -277,9 +278,22 @@ function idempotencySuite(name: string, makeStore: () => IdempotencyStore): void
       });
 
     it('runs concurrent duplicates exactly once; the others get 409', async () => {
-      const s = await payments();
+      // The first request holds its key until the nine duplicates were answered, however
+      // slowly a loaded machine delivers them (and at most 5 s, so the test cannot hang).
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const safety = setTimeout(() => release(), 5_000);
+      const s = await payments({}, held);
       const key = randomUUID();
-      const replies = await Promise.all(Array.from({ length: 10 }, () => post(s.url, key)));
+      let answered = 0;
+      const replies = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          post(s.url, key).finally(() => {
+            if (++answered === 9) release();
+          }),
+        ),
+      );
+      clearTimeout(safety);
       expect(runs).toBe(1);
       const statuses = replies.map((r) => r.status).sort();
       expect(statuses.filter((st) => st === 201)).toHaveLength(1);

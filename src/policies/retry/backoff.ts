@@ -98,7 +98,7 @@ export function compileBackoff(value: unknown, v: Validator, random: () => numbe
     const ms = v.duration('backoff', value, 0);
     return () => ms;
   }
-  if (typeof value !== 'object' || value === null) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     v.problem(
       'backoff',
       'a number of ms, { initial, multiplier, max, jitter } or a function',

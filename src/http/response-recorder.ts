@@ -1,0 +1,101 @@
+// Capturing what a handler writes, so that an idempotent request's response can be stored
+// and replayed to its duplicates.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+
+/** A response as stored for replay: JSON-safe. */
+export interface StoredResponse {
+  /** The HTTP status. */
+  status: number;
+  /** The `replayHeaders` the response had. */
+  headers: Record<string, string | string[]>;
+  /** base64 */
+  body: string;
+}
+
+/** Thrown into the idempotency policy when a response must not be stored: the key is freed. */
+export class NotStored extends Error {}
+
+/** Tees what the handler writes to `res`, so the response can be stored once it finished. */
+export class ResponseRecorder {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  overflow = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly limit: number,
+  ) {
+    const add = (chunk: unknown, encoding: unknown): void => this.add(chunk, encoding);
+    const { writeHead, write, end } = res;
+    // writeHead(status, headers) bypasses getHeaders(); passing the headers through
+    // setHeader first makes every header visible to the recording.
+    res.writeHead = function (this: ServerResponse, status: number, a?: unknown, b?: unknown) {
+      const reason = typeof a === 'string' ? a : undefined;
+      const headers = typeof a === 'string' ? b : a;
+      if (headers !== undefined && headers !== null && !this.headersSent)
+        applyHeaders(this, headers);
+      const original = writeHead as (this: ServerResponse, ...args: unknown[]) => ServerResponse;
+      return reason === undefined
+        ? original.call(this, status)
+        : original.call(this, status, reason);
+    } as ServerResponse['writeHead'];
+    res.write = function (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown) {
+      add(chunk, encoding);
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, encoding, cb);
+    } as ServerResponse['write'];
+    res.end = function (this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
+      if (typeof chunk !== 'function') add(chunk, encoding);
+      return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, encoding, cb);
+    } as ServerResponse['end'];
+  }
+
+  private add(chunk: unknown, encoding: unknown): void {
+    if (chunk === undefined || chunk === null || this.overflow) return;
+    let buf: Buffer;
+    if (typeof chunk === 'string') {
+      buf = Buffer.from(
+        chunk,
+        typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8',
+      );
+    } else if (chunk instanceof Uint8Array)
+      buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    else return;
+    this.size += buf.length;
+    if (this.size > this.limit) {
+      this.overflow = true;
+      this.chunks.length = 0;
+      return;
+    }
+    // Copied: the caller may reuse its buffer after write() returns.
+    this.chunks.push(Buffer.from(buf));
+  }
+
+  result(replayHeaders: readonly string[]): StoredResponse {
+    const headers: Record<string, string | string[]> = {};
+    for (const name of replayHeaders) {
+      const v = this.res.getHeader(name);
+      if (v === undefined) continue;
+      headers[name] = Array.isArray(v) ? v.map(String) : String(v);
+    }
+    return {
+      status: this.res.statusCode,
+      headers,
+      body: Buffer.concat(this.chunks, this.size).toString('base64'),
+    };
+  }
+}
+
+function applyHeaders(res: ServerResponse, headers: unknown): void {
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      for (const [k, v] of headers as [string, string][]) res.appendHeader(k, v);
+    } else {
+      for (let i = 0; i + 1 < headers.length; i += 2)
+        res.appendHeader(String(headers[i]), headers[i + 1] as string);
+    }
+    return;
+  }
+  for (const [k, v] of Object.entries(headers as OutgoingHttpHeaders)) {
+    if (v !== undefined) res.setHeader(k, v);
+  }
+}

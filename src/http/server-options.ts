@@ -1,0 +1,343 @@
+// Options of the inbound wrappers (bulwarkHandler, bulwarkMiddleware, bulwarkFastify),
+// validated once and compiled into what the guard reads per request.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { Context, Priority } from '../core/context.js';
+import { ConfigError } from '../core/errors.js';
+import { Validator } from '../core/validate.js';
+import { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
+import {
+  LoadShedderPolicy,
+  type LoadShedderOptions,
+} from '../policies/load-shedder/load-shedder.js';
+import { MemoryStore } from '../stores/memory.js';
+import type { IdempotencyStore } from '../stores/store.js';
+import { DEADLINE_HEADER } from './deadline-header.js';
+import { defaultOnError } from './problem-response.js';
+import { currentRequestScope } from './request-context.js';
+
+/**
+ * The `deadline` option of the inbound wrappers: which headers set a request's budget, and its
+ * bounds.
+ */
+export interface DeadlineOptions {
+  /** Our header's name (default `x-bulwark-deadline-ms`); `false` to ignore it. */
+  header?: string | false;
+  /** Read `grpc-timeout` (default true). */
+  grpcTimeout?: boolean;
+  /** Read `x-envoy-expected-rq-timeout-ms` (default true). */
+  envoyTimeout?: boolean;
+  /** Cap on the budget a caller may ask for (default Infinity). */
+  maxBudget?: number | string;
+  /** Budget of a request that carries no deadline header (default Infinity: none). */
+  defaultBudget?: number | string;
+  /** A request with less than this left is answered 504 before the handler runs (default 1 ms). */
+  minBudget?: number | string;
+}
+
+/** The `idempotency` option of the inbound wrappers: the `Idempotency-Key` header protocol. */
+export interface IdempotencyHttpOptions {
+  /** Where claims and stored responses live (default: a MemoryStore of this handler's own). */
+  store?: IdempotencyStore;
+  /** Answer 400 to a request of `methods` without a key (default false: such requests just run). */
+  required?: boolean;
+  /** Methods the header applies to (default POST and PATCH). */
+  methods?: readonly string[];
+  /** Header name (default `idempotency-key`). */
+  header?: string;
+  /** How long a response is kept for replay (default 24 h). */
+  ttl?: number | string;
+  /** How long a running request holds its key before a duplicate may take over (default 60 s). */
+  lockTtl?: number | string;
+  /** A duplicate arriving while the first runs: 409 at once (default), or wait and replay. */
+  onInProgress?: 'reject' | 'wait';
+  /** The store fails: answer 503 (default 'fail'), or serve the request without idempotency. */
+  onStoreError?: 'fail' | 'bypass';
+  /** Longest key accepted (default 255). */
+  maxKeyLength?: number;
+  /** Response headers stored and replayed (default content-type, content-language, content-location, location, etag, last-modified, link). */
+  replayHeaders?: readonly string[];
+  /** Largest request body read for the fingerprint (default 1 MiB; larger → 413). */
+  maxBodyBytes?: number;
+  /** Largest response body stored (default 1 MiB); a larger response is not stored and its key is freed. */
+  maxStoredBodyBytes?: number;
+  /** Which responses are stored (default: every status below 500 except 408, 425 and 429). */
+  storeStatus?: (status: number) => boolean;
+  /** The client's namespace for keys (e.g. the authenticated account), so that two clients' keys never meet. */
+  scope?: (req: IncomingMessage) => string | undefined;
+}
+
+/** Options of `bulwarkHandler()`, `bulwarkMiddleware()` and `bulwarkFastify()`; all optional. */
+export interface BulwarkServerOptions {
+  /** How the incoming deadline is read; `false` to ignore deadline headers. */
+  deadline?: DeadlineOptions | false;
+  /** A load shedder (or its options) guarding the handler: 503 with Retry-After, before the body is read. */
+  loadShedder?: LoadShedderPolicy | LoadShedderOptions;
+  /** Header naming the request's priority (`critical`, `high`, `normal`, `low`). Trust it only from trusted callers. */
+  priorityHeader?: string;
+  /** The request's priority, computed from the request (wins over `priorityHeader`). */
+  priority?: (req: IncomingMessage) => Priority | undefined;
+  /** The `Idempotency-Key` header (IETF httpapi draft): off unless given. */
+  idempotency?: IdempotencyHttpOptions;
+  /**
+   * A handler failed (threw or rejected). Default: 504 for a TimeoutError, 503 (with
+   * Retry-After when known) for an open circuit, a full bulkhead or shed load, otherwise
+   * 500 and the error printed with console.error; a response already started is destroyed.
+   */
+  onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  /** The clock request budgets run on (default: the system clock). */
+  clock?: Clock;
+}
+
+/** A request handler: `(req, res, ctx)`, where `ctx` is the request's context. */
+export type BulwarkRequestHandler = (
+  req: IncomingMessage & { body?: unknown },
+  res: ServerResponse,
+  ctx: Context,
+) => unknown;
+
+/** A `node:http` request listener, with the policies it applies exposed for metrics. */
+export interface BulwarkListener {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** The load shedder guarding the handler, when configured (for its events and `limit`). */
+  readonly loadShedder: LoadShedderPolicy | undefined;
+  /**
+   * The idempotency policy behind the `Idempotency-Key` header, when configured (for its events).
+   */
+  readonly idempotency: IdempotencyPolicy | undefined;
+}
+
+const SERVER_KEYS = [
+  'deadline',
+  'loadShedder',
+  'priorityHeader',
+  'priority',
+  'idempotency',
+  'onError',
+  'clock',
+];
+const DEADLINE_KEYS = [
+  'header',
+  'grpcTimeout',
+  'envoyTimeout',
+  'maxBudget',
+  'defaultBudget',
+  'minBudget',
+];
+const IDEMPOTENCY_KEYS = [
+  'store',
+  'required',
+  'methods',
+  'header',
+  'ttl',
+  'lockTtl',
+  'onInProgress',
+  'onStoreError',
+  'maxKeyLength',
+  'replayHeaders',
+  'maxBodyBytes',
+  'maxStoredBodyBytes',
+  'storeStatus',
+  'scope',
+];
+const DEFAULT_REPLAY_HEADERS = [
+  'content-type',
+  'content-language',
+  'content-location',
+  'location',
+  'etag',
+  'last-modified',
+  'link',
+];
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const MIB = 1024 * 1024;
+
+function defaultStoreStatus(status: number): boolean {
+  return status < 500 && status !== 408 && status !== 425 && status !== 429;
+}
+
+/** The `deadline` option, its durations resolved to milliseconds. */
+export type CompiledDeadline = DeadlineOptions & {
+  maxBudget: number;
+  defaultBudget: number;
+  minBudget: number;
+};
+
+/** The `idempotency` option, validated and with its policy built. */
+export interface CompiledIdempotency {
+  policy: IdempotencyPolicy;
+  required: boolean;
+  methods: ReadonlySet<string>;
+  header: string;
+  maxKeyLength: number;
+  replayHeaders: readonly string[];
+  maxBodyBytes: number;
+  maxStoredBodyBytes: number;
+  storeStatus: (status: number) => boolean;
+  scope: ((req: IncomingMessage) => string | undefined) | undefined;
+}
+
+/** Every option of the inbound wrappers, validated. */
+export interface CompiledServerOptions {
+  clock: Clock;
+  deadline: CompiledDeadline | false;
+  loadShedder: LoadShedderPolicy | undefined;
+  priorityHeader: string | undefined;
+  priorityFn: ((req: IncomingMessage) => Priority | undefined) | undefined;
+  onError: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  idempotency: CompiledIdempotency | undefined;
+}
+
+/** Validates the options (every problem at once, paths under `path`) and builds their policies. */
+export function compileServerOptions(
+  options: BulwarkServerOptions = {},
+  path = 'bulwarkHandler',
+): CompiledServerOptions {
+  const v = new Validator(path);
+  const o = v.object(options, SERVER_KEYS);
+  const clock = (o.clock as Clock | undefined) ?? systemClock;
+  if (typeof clock !== 'object' || typeof clock.now !== 'function')
+    v.problem('clock', 'a Clock', o.clock);
+  const deadline = compileDeadline(o.deadline, v);
+  const loadShedder = compileLoadShedder(o.loadShedder, o.clock, v);
+  const ph = o.priorityHeader;
+  if (ph !== undefined && !(typeof ph === 'string' && HEADER_NAME.test(ph)))
+    v.problem('priorityHeader', 'a header name', ph);
+  const priorityHeader = typeof ph === 'string' ? ph.toLowerCase() : undefined;
+  const priorityFn = v.func<((req: IncomingMessage) => Priority | undefined) | undefined>(
+    'priority',
+    o.priority,
+    undefined,
+  );
+  const onError = v.func('onError', o.onError, defaultOnError);
+  const idempotency =
+    o.idempotency === undefined ? undefined : compileIdempotency(o.idempotency, v, clock);
+  v.done();
+  return { clock, deadline, loadShedder, priorityHeader, priorityFn, onError, idempotency };
+}
+
+function compileDeadline(options: unknown, v: Validator): CompiledDeadline | false {
+  if (options === false) return false;
+  const dv = new Validator(v.path('deadline'));
+  const d = dv.object(options, DEADLINE_KEYS);
+  const header = d.header;
+  if (
+    header !== undefined &&
+    header !== false &&
+    !(typeof header === 'string' && HEADER_NAME.test(header))
+  ) {
+    dv.problem('header', 'a header name or false', header);
+  }
+  const deadline: CompiledDeadline = {
+    header:
+      typeof header === 'string'
+        ? header.toLowerCase()
+        : header === false
+          ? false
+          : DEADLINE_HEADER,
+    grpcTimeout: dv.bool('grpcTimeout', d.grpcTimeout, true),
+    envoyTimeout: dv.bool('envoyTimeout', d.envoyTimeout, true),
+    maxBudget: dv.duration('maxBudget', d.maxBudget, Infinity, { min: 1, allowInfinity: true }),
+    defaultBudget: dv.duration('defaultBudget', d.defaultBudget, Infinity, {
+      min: 1,
+      allowInfinity: true,
+    }),
+    minBudget: dv.duration('minBudget', d.minBudget, 1),
+  };
+  v.problems.push(...dv.problems);
+  return deadline;
+}
+
+/** A ready shedder is used as given; options build one on the wrapper's clock. */
+function compileLoadShedder(
+  options: unknown,
+  clock: unknown,
+  v: Validator,
+): LoadShedderPolicy | undefined {
+  const ls = options as Partial<LoadShedderPolicy> | LoadShedderOptions | undefined;
+  if (ls === undefined) return undefined;
+  if (
+    ls !== null &&
+    typeof ls === 'object' &&
+    typeof (ls as Partial<LoadShedderPolicy>).run === 'function'
+  ) {
+    return ls as LoadShedderPolicy;
+  }
+  try {
+    return new LoadShedderPolicy(
+      { clock: clock as Clock | undefined, ...(ls as LoadShedderOptions) },
+      v.path('loadShedder'),
+    );
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    v.problems.push(...error.problems);
+    return undefined;
+  }
+}
+
+function compileIdempotency(
+  options: unknown,
+  parent: Validator,
+  clock: Clock,
+): CompiledIdempotency | undefined {
+  const v = new Validator(parent.path('idempotency'));
+  const o = v.object(options, IDEMPOTENCY_KEYS);
+  const methods = o.methods ?? ['POST', 'PATCH'];
+  if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) {
+    v.problem('methods', 'an array of HTTP methods', methods);
+  }
+  const header = o.header ?? 'idempotency-key';
+  if (typeof header !== 'string' || !HEADER_NAME.test(header))
+    v.problem('header', 'a header name', header);
+  const replayHeaders = o.replayHeaders ?? DEFAULT_REPLAY_HEADERS;
+  if (
+    !Array.isArray(replayHeaders) ||
+    !replayHeaders.every((h) => typeof h === 'string' && HEADER_NAME.test(h))
+  ) {
+    v.problem('replayHeaders', 'an array of header names', replayHeaders);
+  }
+  const required = v.bool('required', o.required, false);
+  const maxKeyLength = v.int('maxKeyLength', o.maxKeyLength, 255, 1);
+  const maxBodyBytes = v.int('maxBodyBytes', o.maxBodyBytes, MIB, 0);
+  const maxStoredBodyBytes = v.int('maxStoredBodyBytes', o.maxStoredBodyBytes, MIB, 0);
+  const storeStatus = v.func('storeStatus', o.storeStatus, defaultStoreStatus);
+  const scope = v.func<((req: IncomingMessage) => string | undefined) | undefined>(
+    'scope',
+    o.scope,
+    undefined,
+  );
+  let policy: IdempotencyPolicy | undefined;
+  try {
+    policy = new IdempotencyPolicy(
+      {
+        store: (o.store as IdempotencyStore | undefined) ?? new MemoryStore({ clock }),
+        ttl: o.ttl as number | string | undefined,
+        lockTtl: o.lockTtl as number | string | undefined,
+        onInProgress: o.onInProgress as 'reject' | 'wait' | undefined,
+        onStoreError: o.onStoreError as 'fail' | 'bypass' | undefined,
+        // A failed or unstored response frees the key: the client's retry runs the handler again.
+        storeFailures: false,
+        scope: scope === undefined ? undefined : currentRequestScope,
+        clock,
+      },
+      v.prefix,
+    );
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    v.problems.push(...error.problems);
+  }
+  parent.problems.push(...v.problems);
+  if (policy === undefined || v.problems.length > 0) return undefined;
+  return {
+    policy,
+    required,
+    methods: new Set((methods as string[]).map((m) => m.toUpperCase())),
+    header: (header as string).toLowerCase(),
+    maxKeyLength,
+    replayHeaders: (replayHeaders as string[]).map((h) => h.toLowerCase()),
+    maxBodyBytes,
+    maxStoredBodyBytes,
+    storeStatus,
+    scope,
+  };
+}
