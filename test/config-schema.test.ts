@@ -5,7 +5,8 @@ import { PRIORITIES } from '../src/core/context.js';
 import { ConfigError, type ConfigProblem } from '../src/core/errors.js';
 import { dependencyConfigSchema } from '../src/config-schema.js';
 import { dependencies } from '../src/dependency.js';
-import { dependencyConfigArb, VirtualClock } from '../src/testing/index.js';
+import { dependencyConfigArb } from '../src/testing/arbitraries.js';
+import { VirtualClock } from '../src/testing/index.js';
 
 // The JSON Schema is what editors and CI check a config file against; dependencies() is
 // what runs. For every JSON-expressible config, both must say the same thing.
