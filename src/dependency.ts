@@ -1,13 +1,9 @@
 import { systemClock, type Clock } from './core/clock.js';
 import type { CallContext, Operation, Step } from './core/context.js';
-import {
-  BulkheadRejectedError,
-  CircuitOpenError,
-  ConfigError,
-  LoadShedError,
-  TimeoutError,
-  type ConfigProblem,
-} from './core/errors.js';
+import { BulkheadRejectedError } from './policies/bulkhead-error.js';
+import { CircuitOpenError } from './policies/circuit-breaker/errors.js';
+import { ConfigError, TimeoutError, type ConfigProblem } from './core/errors.js';
+import { LoadShedError } from './policies/load-shedder/errors.js';
 import type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';
 import {
   BasePolicy,

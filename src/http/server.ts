@@ -8,17 +8,15 @@ import {
 } from '../core/ambient.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { CallContext, PRIORITIES, type Context, type Priority } from '../core/context.js';
+import { BulkheadRejectedError } from '../policies/bulkhead-error.js';
+import { CircuitOpenError } from '../policies/circuit-breaker/errors.js';
+import { ConfigError, TimeoutError, withoutStack } from '../core/errors.js';
 import {
-  BulkheadRejectedError,
-  CircuitOpenError,
-  ConfigError,
   IdempotencyInProgressError,
   IdempotencyKeyReuseError,
   IdempotencyStoreError,
-  LoadShedError,
-  TimeoutError,
-  withoutStack,
-} from '../core/errors.js';
+} from '../policies/idempotency/errors.js';
+import { LoadShedError } from '../policies/load-shedder/errors.js';
 import { terminalStep } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 import { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';

@@ -1,11 +1,7 @@
 import { systemClock, type Clock, type TimerHandle, setTimerRef } from '../core/clock.js';
 import type { AbortSubscriber, CallContext, Operation, Step } from '../core/context.js';
-import {
-  BulkheadRejectedError,
-  formatMs,
-  withoutStack,
-  type BulkheadRejectReason,
-} from '../core/errors.js';
+import { BulkheadRejectedError, type BulkheadRejectReason } from './bulkhead-error.js';
+import { formatMs, withoutStack } from '../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';

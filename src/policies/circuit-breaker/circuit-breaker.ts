@@ -1,6 +1,7 @@
 import { systemClock } from '../../core/clock.js';
 import type { CallContext, Operation, Step } from '../../core/context.js';
-import { CircuitOpenError, isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
+import { CircuitOpenError } from './errors.js';
+import { isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
 import { startCall, terminalStep, type ExecuteOptions } from '../../core/pipeline.js';
 import { ConsecutiveFailures } from './consecutive-failures.js';
 import {

@@ -1,5 +1,6 @@
 import { systemClock } from '../../core/clock.js';
-import { CircuitOpenError, withoutStack } from '../../core/errors.js';
+import { CircuitOpenError } from './errors.js';
+import { withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { openDuration } from './open-duration.js';

@@ -4,10 +4,8 @@ import {
   IdempotencyInProgressError,
   IdempotencyKeyReuseError,
   IdempotencyStoreError,
-  isAbortError,
-  isBulwarkError,
-  withoutStack,
-} from '../../core/errors.js';
+} from './errors.js';
+import { isAbortError, isBulwarkError, withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { Validator } from '../../core/validate.js';

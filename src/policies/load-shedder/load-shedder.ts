@@ -8,14 +8,9 @@ import {
   type Priority,
   type Step,
 } from '../../core/context.js';
-import {
-  BulkheadRejectedError,
-  LoadShedError,
-  TimeoutError,
-  formatMs,
-  withoutStack,
-  type LoadShedReason,
-} from '../../core/errors.js';
+import { BulkheadRejectedError } from '../bulkhead-error.js';
+import { LoadShedError, type LoadShedReason } from './errors.js';
+import { TimeoutError, formatMs, withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { Validator } from '../../core/validate.js';

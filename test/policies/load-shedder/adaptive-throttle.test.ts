@@ -1,7 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, LoadShedError, TimeoutError } from '../../../src/core/errors.js';
-import { adaptiveThrottle, isOverloadRejection } from '../../../src/policies/load-shedder/adaptive-throttle.js';
+import { ConfigError, TimeoutError } from '../../../src/core/errors.js';
+import { LoadShedError } from '../../../src/policies/load-shedder/errors.js';
+import {
+  adaptiveThrottle,
+  isOverloadRejection,
+} from '../../../src/policies/load-shedder/adaptive-throttle.js';
 import { VirtualClock } from '../../../src/testing/index.js';
 
 const unavailable = () => Promise.reject(Object.assign(new Error('503'), { status: 503 }));

@@ -1,9 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Priority } from '../../../src/core/context.js';
-import { LoadShedError } from '../../../src/core/errors.js';
+import { LoadShedError } from '../../../src/policies/load-shedder/errors.js';
 import { adaptive } from '../../../src/policies/load-shedder/limits/adaptive.js';
-import { loadShedder, type LoadShedderQueueOptions } from '../../../src/policies/load-shedder/load-shedder.js';
+import {
+  loadShedder,
+  type LoadShedderQueueOptions,
+} from '../../../src/policies/load-shedder/load-shedder.js';
 import { VirtualClock } from '../../../src/testing/index.js';
 import { collectUnhandledRejections, drive } from '../../support/async.js';
 

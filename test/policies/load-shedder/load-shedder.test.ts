@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Priority } from '../../../src/core/context.js';
-import { ConfigError, LoadShedError, TimeoutError, isBulwarkError } from '../../../src/core/errors.js';
+import { ConfigError, TimeoutError, isBulwarkError } from '../../../src/core/errors.js';
+import { LoadShedError } from '../../../src/policies/load-shedder/errors.js';
 import { CallContext } from '../../../src/core/context.js';
 import { pipeline, terminalStep } from '../../../src/core/pipeline.js';
 import { adaptive } from '../../../src/policies/load-shedder/limits/adaptive.js';
