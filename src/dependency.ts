@@ -16,7 +16,7 @@ import { isPlainObject, Validator } from './core/validate.js';
 import { BulkheadPolicy, type BulkheadOptions } from './policies/bulkhead.js';
 import { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerOptions } from './policies/circuit-breaker/options.js';
-import { FallbackPolicy, type FallbackOptions } from './policies/fallback.js';
+import { FELL_BACK, FallbackPolicy, type FallbackOptions } from './policies/fallback.js';
 import { HedgePolicy, type HedgeOptions } from './policies/hedge.js';
 import { IdempotencyPolicy, type IdempotencyOptions } from './policies/idempotency/idempotency.js';
 import {
@@ -146,7 +146,7 @@ class MetricsStep extends BasePolicy {
     return next.invoke(ctx, fn).then(
       (value) => {
         this.recorder.recordCall(
-          ctx.fellBack ? 'fallback' : 'success',
+          ctx.get(FELL_BACK) === true ? 'fallback' : 'success',
           (clock.now() - start) / 1000,
         );
         return value;

@@ -147,37 +147,16 @@ export function startCall<T>(
       return startUnder(ambient, clock, first, fn, options, deadline, limit);
   }
 
-  let ctx: CallContext;
-  if (parentCtx !== undefined) {
-    // A nested call: shares nothing per-attempt with the outer one, but inherits the
-    // tighter deadline and ends when the outer call ends.
-    ctx = parentCtx.child(deadline, 'budget', limit);
-    const shared = ctx.shared;
-    if (
-      priority !== undefined ||
-      options.idempotencyKey !== undefined ||
-      options.fingerprint !== undefined
-    ) {
-      ctx = new CallContext(
-        {
-          clock: shared.clock,
-          timers: shared.timers,
-          priority: priority ?? shared.priority,
-          key: options.idempotencyKey,
-          fingerprint: options.fingerprint,
-        },
-        parentCtx,
-        ctx.deadline,
-        1,
-        'budget',
-      );
-      ctx.setLimit(deadline < parentCtx.deadline ? limit : Infinity);
-    }
-    ctx.attempt = 1;
-  } else {
-    ctx = CallContext.root(clock, deadline, priority, options.idempotencyKey, options.fingerprint);
-    ctx.setLimit(limit);
-  }
+  const ctx = CallContext.forCall(
+    clock,
+    deadline,
+    limit,
+    priority,
+    options.idempotencyKey,
+    options.fingerprint,
+    parentCtx,
+    true,
+  );
   if (deadline === Infinity && signal === undefined && parentCtx === undefined) {
     return first.invoke(ctx, fn);
   }
@@ -200,25 +179,18 @@ function startUnder<T>(
   deadline: number,
   limit: number,
 ): Promise<T> {
-  const { priority, signal } = options;
+  const { signal } = options;
   if (ambient instanceof CallContext && ambient.clock === clock) {
     // Same copy of bulwark, same clock: a child linked by subscription (no signal read).
-    const tighter = deadline < ambient.deadline;
-    const ctx = new CallContext(
-      {
-        clock,
-        timers: ambient.shared.timers,
-        priority: priority ?? ambient.priority,
-        key: options.idempotencyKey,
-        fingerprint: options.fingerprint,
-      },
+    return CallContext.forCall(
+      clock,
+      deadline,
+      limit,
+      options.priority,
+      options.idempotencyKey,
+      options.fingerprint,
       ambient,
-      tighter ? deadline : ambient.deadline,
-      1,
-      'budget',
-    );
-    ctx.setLimit(tighter ? limit : Infinity);
-    return ctx.guard(fn, first, signal);
+    ).guard(fn, first, signal);
   }
   // Another clock, or a context from the other (ESM/CJS) copy: carry over what is left of
   // its budget, measured on this call's clock, and its abort through its signal.
@@ -227,15 +199,14 @@ function startUnder<T>(
     deadline = clock.now() + left;
     limit = left;
   }
-  const ctx = CallContext.root(
+  return CallContext.forCall(
     clock,
     deadline,
-    priority ?? ambient.priority,
+    limit,
+    options.priority ?? ambient.priority,
     options.idempotencyKey,
     options.fingerprint,
-  );
-  ctx.setLimit(limit);
-  return ctx.guard(fn, first, signal ?? ambient.signal);
+  ).guard(fn, first, signal ?? ambient.signal);
 }
 
 /** Base of every policy: `execute()` runs the policy alone, as a one-step pipeline. */
