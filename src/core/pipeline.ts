@@ -38,7 +38,11 @@ export interface ExecuteOptions {
 export interface Policy {
   /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
   readonly kind: string;
-  /** The clock this policy runs on; `pipeline()` hands its clock to parts that have none. */
+  /**
+   * The clock this policy was given, if any. A policy without one runs each call on the
+   * call's clock (`ctx.clock`: the clock of the pipeline or policy `execute` started on);
+   * `pipeline()` never writes into its parts.
+   */
   clock: Clock | undefined;
   /**
    * Runs `fn` through this policy (for a pipeline, through every part, outer to inner)
@@ -213,7 +217,7 @@ function startUnder<T>(
 export abstract class BasePolicy implements Policy {
   /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
   abstract readonly kind: string;
-  /** The clock this policy runs on; `pipeline()` hands its clock to parts that have none. */
+  /** The clock this policy was given; without one, each call runs on the call's clock. */
   clock: Clock | undefined;
   private step: Step | undefined;
 
@@ -256,8 +260,9 @@ class PipelinePolicy implements Pipeline {
 
   constructor(policies: readonly Policy[]) {
     this.policies = policies;
+    // Resolved here, once, and carried to every part by the call's context: the parts
+    // are not written to, so a policy shared by two pipelines serves each on its clock.
     this.clock = policies.find((p) => p.clock !== undefined)?.clock;
-    if (this.clock !== undefined) for (const p of policies) p.clock ??= this.clock;
     let step: Step = terminalStep;
     for (let i = policies.length - 1; i >= 0; i--) step = new PolicyStep(policies[i]!, step);
     this.first = step;
@@ -290,7 +295,8 @@ function runChain<T>(
 /**
  * Composes policies outer to inner: `pipeline(budget(2000), retry(), timeout(300))`.
  * The chain is resolved here, once; a call walks it with no per-call closures. The first
- * explicit `clock` among the parts becomes the clock of every part that has none.
+ * explicit `clock` among the parts is the clock of every call, which parts without a clock
+ * of their own read from the context.
  *
  * Order matters: a budget outside `retry()` bounds every attempt and backoff sleep
  * together, a timeout inside it bounds each attempt.

@@ -199,7 +199,7 @@ export class BulkheadPolicy extends BasePolicy {
     }
     // An ended call would never hear of its own abort again: do not queue it.
     if (ctx.isAborted) return Promise.reject(ctx.abortReason);
-    const clock = this.currentClock();
+    const clock = (this.callClock = this.clock ?? ctx.clock);
     const w = new Waiter(this, ctx, fn, next, clock.now());
     const promise = new Promise<T>((resolve, reject) => {
       w.resolve = resolve as (value: unknown) => void;
@@ -264,8 +264,11 @@ export class BulkheadPolicy extends BasePolicy {
     }
   }
 
+  /** The clock of the latest queued call, for a bulkhead given no clock of its own. */
+  private callClock: Clock | undefined;
+
   private currentClock(): Clock {
-    return this.clock ?? systemClock;
+    return this.clock ?? this.callClock ?? systemClock;
   }
 
   /**

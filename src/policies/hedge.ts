@@ -67,7 +67,8 @@ class HedgeRace {
     const index = this.attempts.push(attempt);
     this.running++;
     if (reason !== undefined) this.policy.emitHedge(index, reason);
-    if (index <= this.policy.maxHedges) this.policy.schedule(this);
+    if (index <= this.policy.maxHedges)
+      this.policy.schedule(this, this.policy.clock ?? this.ctx.clock);
     attempt.ctx.guard(this.fn, this.step).then(
       (value) => this.succeed(attempt, index, value),
       (error: unknown) => this.fail(attempt, error),
@@ -178,9 +179,8 @@ export class HedgePolicy extends BasePolicy {
   }
 
   /** @internal Schedules the race's next hedge `delay` from now. */
-  schedule(race: HedgeRace): void {
+  schedule(race: HedgeRace, clock: Clock): void {
     if (this.delay === Infinity) return;
-    const clock = this.clock ?? systemClock;
     race.dueAt = clock.now() + this.delay;
     const tail = this.tail;
     if (tail === undefined) this.head = race;

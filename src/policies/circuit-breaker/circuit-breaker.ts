@@ -82,6 +82,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    if (this.clock === undefined) this.callClock = ctx.clock;
     if (this.current !== 'closed') return this.runGated(ctx, fn, next);
     if (this.slowMs !== undefined) return this.runTimed(ctx, fn, next);
     const promise = next.invoke(ctx, fn);

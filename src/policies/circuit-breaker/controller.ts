@@ -1,4 +1,4 @@
-import { systemClock } from '../../core/clock.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { CircuitOpenError } from './errors.js';
 import { withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
@@ -241,9 +241,12 @@ export abstract class BreakerController extends BasePolicy {
     };
   }
 
-  /** Time on the breaker's clock (which `pipeline()` may hand in after construction). */
+  /** The clock of the latest call, for a breaker given no clock of its own. */
+  protected callClock: Clock | undefined;
+
+  /** Time on the breaker's own clock, else on the clock its calls run on. */
   protected now(): number {
-    return (this.clock ?? systemClock).now();
+    return (this.clock ?? this.callClock ?? systemClock).now();
   }
 
   /**

@@ -373,6 +373,7 @@ export class LoadShedderPolicy extends BasePolicy {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    if (this.clock === undefined) this.callClock = ctx.clock;
     const priority = ctx.priority;
     if (this.minRemainingBudget > 0) {
       const left = ctx.remaining();
@@ -466,8 +467,11 @@ export class LoadShedderPolicy extends BasePolicy {
     if (this.limiter.limit !== this.rawLimit) this.refresh(true);
   }
 
+  /** The clock of the latest call, for a shedder given no clock of its own. */
+  private callClock: Clock | undefined;
+
   private now(): number {
-    return (this.clock ?? systemClock).now();
+    return (this.clock ?? this.callClock ?? systemClock).now();
   }
 
   /** True once the queue has not been empty for a whole `interval`. */
@@ -512,7 +516,7 @@ export class LoadShedderPolicy extends BasePolicy {
     this.queued++;
     w.ctx.subscribe(w);
     if (timeout !== Infinity) {
-      w.timer = (this.clock ?? systemClock).setTimeout(() => this.expire(w, timeout), timeout);
+      w.timer = (this.clock ?? w.ctx.clock).setTimeout(() => this.expire(w, timeout), timeout);
     }
   }
 
@@ -525,7 +529,7 @@ export class LoadShedderPolicy extends BasePolicy {
     if (w.next === undefined) this.tails[w.rank] = w.prev;
     else w.next.prev = w.prev;
     w.prev = w.next = undefined;
-    if (w.timer !== undefined) (this.clock ?? systemClock).clearTimeout(w.timer);
+    if (w.timer !== undefined) (this.clock ?? w.ctx.clock).clearTimeout(w.timer);
     w.ctx.unsubscribe(w);
     this.queued--;
   }
