@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import {
   PRIORITIES,
   type AbortSubscriber,
@@ -11,6 +11,7 @@ import {
 import { BulkheadRejectedError } from '../bulkhead-error.js';
 import { LoadShedError, type LoadShedReason } from './errors.js';
 import { TimeoutError, formatMs, withoutStack } from '../../core/errors.js';
+import { TimerQueue, type TimedWaiter } from '../../core/timer-queue.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { Validator } from '../../core/validate.js';
@@ -192,10 +193,14 @@ export function eventLoopPressure(): PressureProbe {
 }
 
 /** A call waiting in the queue: a node of its priority's doubly linked list. */
-class Waiter implements AbortSubscriber {
+class Waiter implements AbortSubscriber, TimedWaiter {
   prev: Waiter | undefined;
   next: Waiter | undefined;
-  timer: TimerHandle | undefined;
+  timerPrev: TimedWaiter | undefined;
+  timerNext: TimedWaiter | undefined;
+  expiresAt = Infinity;
+  /** The timer queue of the timeout it waits under, if finite. */
+  timers: TimerQueue<Waiter> | undefined;
   queued = true;
 
   constructor(
@@ -246,6 +251,9 @@ export class LoadShedderPolicy extends BasePolicy {
   private readonly queueMax: number;
   private readonly queueTimeout: number;
   private readonly overloadTimeout: number;
+  // One timer per timeout, not one per waiter.
+  private readonly queueTimers: TimerQueue<Waiter>;
+  private readonly overloadTimers: TimerQueue<Waiter>;
   private readonly interval: number;
   private readonly lifo: boolean;
   private readonly heads: (Waiter | undefined)[] = [undefined, undefined, undefined, undefined];
@@ -336,6 +344,8 @@ export class LoadShedderPolicy extends BasePolicy {
     this.queueMax = queueMax;
     this.queueTimeout = queueTimeout;
     this.overloadTimeout = overloadTimeout;
+    this.queueTimers = new TimerQueue(queueTimeout, (w) => this.expire(w));
+    this.overloadTimers = new TimerQueue(overloadTimeout, (w) => this.expire(w));
     this.interval = interval;
     this.lifo = lifo;
     this.rawLimit = NaN;
@@ -507,7 +517,7 @@ export class LoadShedderPolicy extends BasePolicy {
     if (this.queued === 0) this.lastEmpty = now;
     // Critical waiters are served first, so they stand only behind other critical work:
     // the short CoDel timeout would shed exactly the work the queue exists to protect.
-    const timeout = w.rank > 0 && this.standing(now) ? this.overloadTimeout : this.queueTimeout;
+    const timers = w.rank > 0 && this.standing(now) ? this.overloadTimers : this.queueTimers;
     const tail = this.tails[w.rank];
     w.prev = tail;
     if (tail === undefined) this.heads[w.rank] = w;
@@ -515,8 +525,9 @@ export class LoadShedderPolicy extends BasePolicy {
     this.tails[w.rank] = w;
     this.queued++;
     w.ctx.subscribe(w);
-    if (timeout !== Infinity) {
-      w.timer = (this.clock ?? w.ctx.clock).setTimeout(() => this.expire(w, timeout), timeout);
+    if (timers.timeoutMs !== Infinity) {
+      w.timers = timers;
+      timers.push(w, this.clock ?? w.ctx.clock);
     }
   }
 
@@ -529,7 +540,7 @@ export class LoadShedderPolicy extends BasePolicy {
     if (w.next === undefined) this.tails[w.rank] = w.prev;
     else w.next.prev = w.prev;
     w.prev = w.next = undefined;
-    if (w.timer !== undefined) (this.clock ?? w.ctx.clock).clearTimeout(w.timer);
+    if (w.timers !== undefined) w.timers.remove(w);
     w.ctx.unsubscribe(w);
     this.queued--;
   }
@@ -545,9 +556,9 @@ export class LoadShedderPolicy extends BasePolicy {
     );
   }
 
-  private expire(w: Waiter, timeout: number): void {
+  private expire(w: Waiter): void {
     if (!w.queued) return;
-    w.timer = undefined;
+    const timeout = w.timers!.timeoutMs;
     this.unlink(w);
     this.shedWaiter(
       w,

@@ -636,3 +636,29 @@ describe('loadShedder: events and validation', () => {
     expect(shedder.kind).toBe('loadShedder');
   });
 });
+
+describe('loadShedder: one timer for its queue', () => {
+  it('keeps 1,000 queued waiters on one clock timer, and expires them all on time', async () => {
+    const clock = new VirtualClock();
+    const shedder = loadShedder({
+      limit: 1,
+      queue: { maxSize: 2_000, timeout: 100 },
+      clock,
+    });
+    const g = gate();
+    const holder = shedder.execute(() => g.promise);
+    const waiting: Promise<unknown>[] = [];
+    for (let i = 0; i < 1_000; i++) {
+      waiting.push(shedder.execute(() => i).catch((e: unknown) => e));
+      if (i % 100 === 0) await clock.advance(1);
+    }
+    await flush();
+    expect(clock.pending).toBeLessThanOrEqual(2);
+    await clock.advance(100);
+    const outcomes = await Promise.all(waiting);
+    expect(outcomes.every((o) => o instanceof LoadShedError)).toBe(true);
+    expect(clock.pending).toBe(0);
+    g.open();
+    await holder;
+  });
+});
