@@ -32,9 +32,10 @@ describe('OutcomeRate', () => {
     expect(trips).toEqual([false, false, false, false]);
     w.record(0, false, true);
     expect(rule.record(false, true, w)).toBe(true); // 2 slow of the last 4
-    expect(
-      new OutcomeRate('slow', 0, 1).record(false, false, w.calls ? new CountWindow(1) : w),
-    ).toBe(false);
+    // A rate of 0 still needs at least one counted outcome.
+    const fast = new CountWindow(1);
+    fast.record(0, false, false);
+    expect(new OutcomeRate('slow', 0, 1).record(false, false, fast)).toBe(false);
   });
 
   it('waits for minimumCalls before judging', () => {
