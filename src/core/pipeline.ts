@@ -18,14 +18,14 @@ export interface ExecuteOptions {
   budget?: number;
   /** Absolute deadline, in ms on the policy clock (epoch ms on the system clock). */
   deadline?: number;
-  /** How much this call matters under overload (default `'normal'`); read by the load shedder. */
+  /** How much this call matters under overload (default `'normal'`); read by admission policies. */
   priority?: Priority;
   /**
-   * The logical request's key, shared by every retry and hedge of the call (default: a
+   * The logical request's key, shared by every attempt of the call (default: a
    * UUID generated on first read of `ctx.idempotencyKey`).
    */
   idempotencyKey?: string;
-  /** Stands for the request payload; compared on idempotent replay. */
+  /** Stands for the request payload; compared when a stored outcome is replayed. */
   fingerprint?: string;
   /** The context of an enclosing call: the nested call inherits its deadline and abort. */
   parent?: Context;
@@ -36,7 +36,7 @@ export interface ExecuteOptions {
  * function, and that `pipeline()` can compose with others.
  */
 export interface Policy {
-  /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
+  /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   readonly kind: string;
   /**
    * The clock this policy was given, if any. A policy without one runs each call on the
@@ -215,7 +215,7 @@ function startUnder<T>(
 
 /** Base of every policy: `execute()` runs the policy alone, as a one-step pipeline. */
 export abstract class BasePolicy implements Policy {
-  /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
+  /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   abstract readonly kind: string;
   /** The clock this policy was given; without one, each call runs on the call's clock. */
   clock: Clock | undefined;

@@ -8,7 +8,7 @@ export interface TimedWaiter {
   expiresAt: number;
 }
 
-// Marks the timer as firing, so a waiter pushed by an expiry callback arms no second timer.
+// Marks the timer as firing, so a waiter added by an expiry callback arms no second timer.
 const FIRING: TimerHandle = Symbol('firing');
 
 /**
