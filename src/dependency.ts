@@ -1,13 +1,9 @@
 import { systemClock, type Clock } from './core/clock.js';
 import type { CallContext, Operation, Step } from './core/context.js';
-import {
-  BulkheadRejectedError,
-  CircuitOpenError,
-  ConfigError,
-  LoadShedError,
-  TimeoutError,
-  type ConfigProblem,
-} from './core/errors.js';
+import { BulkheadRejectedError } from './policies/bulkhead-error.js';
+import { CircuitOpenError } from './policies/circuit-breaker/errors.js';
+import { ConfigError, TimeoutError, type ConfigProblem } from './core/errors.js';
+import { LoadShedError } from './policies/load-shedder/errors.js';
 import type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';
 import {
   BasePolicy,
@@ -20,7 +16,7 @@ import { isPlainObject, Validator } from './core/validate.js';
 import type { BulkheadOptions, BulkheadPolicy } from './policies/bulkhead.js';
 import type { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerOptions } from './policies/circuit-breaker/options.js';
-import type { FallbackOptions, FallbackPolicy } from './policies/fallback.js';
+import { FELL_BACK, type FallbackOptions, type FallbackPolicy } from './policies/fallback.js';
 import type { HedgeOptions, HedgePolicy } from './policies/hedge.js';
 import type { IdempotencyOptions, IdempotencyPolicy } from './policies/idempotency/idempotency.js';
 import type {
@@ -140,7 +136,7 @@ class MetricsStep extends BasePolicy {
     return next.invoke(ctx, fn).then(
       (value) => {
         this.recorder.recordCall(
-          ctx.fellBack ? 'fallback' : 'success',
+          ctx.get(FELL_BACK) === true ? 'fallback' : 'success',
           (clock.now() - start) / 1000,
         );
         return value;

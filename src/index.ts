@@ -4,21 +4,21 @@ export type { Context, Operation, Priority } from './core/context.js';
 export { pipeline, type ExecuteOptions, type Pipeline, type Policy } from './core/pipeline.js';
 export {
   BulwarkError,
-  BulkheadRejectedError,
-  CircuitOpenError,
   ConfigError,
+  TimeoutError,
+  isBulwarkError,
+  type BulwarkErrorCode,
+  type ConfigProblem,
+  type TimeoutScope,
+} from './core/errors.js';
+export { BulkheadRejectedError, type BulkheadRejectReason } from './policies/bulkhead-error.js';
+export { CircuitOpenError } from './policies/circuit-breaker/errors.js';
+export {
   IdempotencyInProgressError,
   IdempotencyKeyReuseError,
   IdempotencyStoreError,
-  LoadShedError,
-  TimeoutError,
-  isBulwarkError,
-  type BulkheadRejectReason,
-  type BulwarkErrorCode,
-  type ConfigProblem,
-  type LoadShedReason,
-  type TimeoutScope,
-} from './core/errors.js';
+} from './policies/idempotency/errors.js';
+export { LoadShedError, type LoadShedReason } from './policies/load-shedder/errors.js';
 export type { Disposable, Listener } from './core/events.js';
 export { parseDuration, toMs } from './core/duration.js';
 export { timeout, TimeoutPolicy, type TimeoutOptions } from './policies/timeout.js';

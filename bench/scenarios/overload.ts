@@ -33,7 +33,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Priority } from '../../src/core/context.js';
-import { LoadShedError, TimeoutError } from '../../src/core/errors.js';
+import { LoadShedError } from '../../src/policies/load-shedder/errors.js';
+import { TimeoutError } from '../../src/core/errors.js';
 import { adaptive } from '../../src/policies/load-shedder/limits/adaptive.js';
 import {
   loadShedder,

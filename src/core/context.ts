@@ -4,9 +4,9 @@ import { deadlineTimersOf, type DeadlineEntry, type DeadlineTimers } from './dea
 import { TimeoutError, type TimeoutScope } from './errors.js';
 
 /**
- * How much a call matters under overload (default `'normal'`). The load shedder lets
- * `low` work fill the smallest share of its limit and admits `critical` work whenever a
- * slot is free, so sheddable work is refused first.
+ * How much a call matters under overload (default `'normal'`). Admission policies let
+ * `low` work fill the smallest share of their limit and admit `critical` work whenever a
+ * slot is free, so the least important work is refused first.
  */
 export type Priority = (typeof PRIORITIES)[number];
 
@@ -25,14 +25,31 @@ export interface Context {
   readonly deadline: number;
   /** ms left before `deadline`, never negative. */
   remaining(): number;
-  /** 1 for the first attempt, 2 for the first retry, … */
+  /** 1 for the first attempt, 2 for the second, … */
   readonly attempt: number;
   /** The priority given to `execute` (default `'normal'`). */
   readonly priority: Priority;
-  /** The caller's key, or one generated once per logical call; the same for every retry and hedge. */
+  /** The caller's key, or one generated once per logical call; the same for every attempt. */
   readonly idempotencyKey: string;
-  /** Stands for the request payload; compared on idempotent replay. */
+  /** Stands for the request payload; compared when a stored outcome is replayed. */
   readonly fingerprint: string | undefined;
+}
+
+/**
+ * A typed key for a per-call property (in the spirit of Polly's ResilienceProperties):
+ * a policy declares `const FELL_BACK = propertyKey<boolean>('fellBack')`, sets it with
+ * `ctx.set(FELL_BACK, true)`, and whoever imports the key reads `ctx.get(FELL_BACK)`.
+ * Keys compare by identity, so two features never clash on a name.
+ */
+export interface PropertyKey<T> {
+  readonly name: string;
+  /** Carries the value type only; never set. */
+  readonly valueType?: T;
+}
+
+/** Creates a property key; create each one once, at module level. */
+export function propertyKey<T>(name: string): PropertyKey<T> {
+  return Object.freeze({ name });
 }
 
 /** Anything that must stop when a context aborts: child contexts, sleeps, waiters. */
@@ -78,10 +95,14 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   private limitMs = Infinity;
   private callerSignal: AbortSignal | undefined;
   private rejectGuard: ((reason: unknown) => void) | undefined;
-  /** True when the caller's own signal (not a bulwark deadline) ended the call. */
+  /**
+   * True when the caller's own signal (not a bulwark deadline) ended the call. A kernel
+   * fact, not a policy's: the context itself listens to the caller's signal, and every
+   * policy that classifies outcomes must tell "the caller left" from "the work failed".
+   */
   callerAborted = false;
-  /** Set by the fallback policy when it replaced the outcome (read by metrics). */
-  fellBack = false;
+  // Typed per-call properties; no Map until the first set().
+  private properties: Map<PropertyKey<unknown>, unknown> | undefined;
 
   constructor(
     shared: CallShared,
@@ -113,6 +134,52 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     );
   }
 
+  /**
+   * The one way a logical call's context is made. With no `parent`: a root with this
+   * deadline. Under a `parent` of the same clock: a child linked by subscription that
+   * keeps the tighter deadline (and, when the parent's is tighter, the parent's scope and
+   * limit for a TimeoutError). `inheritKey` shares the parent's per-call data, key
+   * included, when the call overrides none of it (an explicit `parent`); an ambient
+   * parent never lends its key: each call inside a request is its own logical call.
+   */
+  static forCall(
+    clock: Clock,
+    deadline: number,
+    limitMs: number,
+    priority: Priority | undefined,
+    key: string | undefined,
+    fingerprint: string | undefined,
+    parent?: CallContext,
+    inheritKey = false,
+  ): CallContext {
+    if (parent === undefined) {
+      const root = CallContext.root(clock, deadline, priority, key, fingerprint);
+      root.limitMs = limitMs;
+      return root;
+    }
+    const p = parent.shared;
+    const shared: CallShared =
+      inheritKey && priority === undefined && key === undefined && fingerprint === undefined
+        ? p
+        : {
+            clock: p.clock,
+            timers: p.timers,
+            priority: priority ?? p.priority,
+            key,
+            fingerprint,
+          };
+    const own = deadline < parent.deadline;
+    const c = new CallContext(
+      shared,
+      parent,
+      own ? deadline : parent.deadline,
+      1,
+      own ? 'budget' : parent.scope,
+    );
+    c.limitMs = own ? limitMs : parent.limitMs;
+    return c;
+  }
+
   get clock(): Clock {
     return this.shared.clock;
   }
@@ -127,6 +194,16 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
 
   get fingerprint(): string | undefined {
     return this.shared.fingerprint;
+  }
+
+  /** The value a policy stored under `key` for this call, or undefined. */
+  get<T>(key: PropertyKey<T>): T | undefined {
+    return this.properties?.get(key) as T | undefined;
+  }
+
+  /** Stores a typed per-call value (e.g. a flag one policy leaves for the metrics). */
+  set<T>(key: PropertyKey<T>, value: T): void {
+    (this.properties ??= new Map()).set(key, value);
   }
 
   remaining(): number {
@@ -156,7 +233,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   }
 
   /**
-   * A context for one attempt (or one hedge) inside this one: its own signal, the
+   * A context for one attempt (or one parallel try) inside this one: its own signal, the
    * tighter of the two deadlines, and aborted whenever this one is.
    */
   child(deadline: number, scope: TimeoutScope, limitMs: number): CallContext {

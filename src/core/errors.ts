@@ -6,21 +6,14 @@
  * classes answer `instanceof` by that brand, not by prototype identity.
  */
 
+import type { BulwarkErrorCode } from '../error-codes.js';
+
 const BRAND = Symbol.for('bulwark.error.kind');
 
 /**
  * The stable `code` of each bulwark error: switch on it rather than on messages, which may change.
  */
-export type BulwarkErrorCode =
-  | 'ERR_TIMEOUT'
-  | 'ERR_CIRCUIT_OPEN'
-  | 'ERR_BULKHEAD_FULL'
-  | 'ERR_LOAD_SHED'
-  | 'ERR_IDEMPOTENCY_IN_PROGRESS'
-  | 'ERR_IDEMPOTENCY_KEY_REUSED'
-  | 'ERR_IDEMPOTENCY_STORE'
-  | 'ERR_CONFIG'
-  | 'ERR_HTTP_STATUS';
+export type { BulwarkErrorCode };
 
 function brandOf(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
@@ -35,14 +28,14 @@ function brandOf(value: unknown): string | undefined {
  *
  * @example
  * ```ts
- * import { BulwarkError, CircuitOpenError, circuitBreaker } from 'bulwark';
+ * import { BulwarkError, TimeoutError, timeout } from 'bulwark';
  *
- * const breaker = circuitBreaker({ consecutiveFailures: 5 });
+ * const limited = timeout('300ms');
  * try {
- *   await breaker.execute(() => fetch('https://payments.internal/health'));
+ *   await limited.execute((ctx) => fetch('https://payments.internal/health', { signal: ctx.signal }));
  * } catch (error) {
- *   if (error instanceof CircuitOpenError)
- *     console.log(`open; next trial in ${error.retryAfterMs} ms`);
+ *   if (error instanceof TimeoutError)
+ *     console.log(`gave up after ${error.timeoutMs} ms`);
  *   else if (error instanceof BulwarkError)
  *     console.log(error.code); // e.g. 'ERR_TIMEOUT'
  *   else throw error; // the dependency's own failure, unchanged
@@ -75,8 +68,8 @@ export class BulwarkError extends Error {
 }
 
 /**
- * Builds an error without capturing a stack trace. Fail-fast rejections (open breaker,
- * full bulkhead, shed load) happen at high rates exactly when a system is in trouble;
+ * Builds an error without capturing a stack trace. Fail-fast rejections (a policy
+ * refusing work it has no room for) happen at high rates exactly when a system is in trouble;
  * a stack trace costs microseconds each and says nothing the code does not.
  */
 export function withoutStack<E extends Error>(make: () => E): E {
@@ -101,7 +94,7 @@ export type TimeoutScope = 'attempt' | 'budget';
 export class TimeoutError extends BulwarkError {
   static override readonly kind = 'TimeoutError';
   /**
-   * `'attempt'` for a `timeout()` (retryable, and a breaker failure); `'budget'` for the
+   * `'attempt'` for a `timeout()` (the dependency's fault: worth another attempt); `'budget'` for the
    * call's budget or deadline (neither: the caller's time is up).
    */
   readonly scope: TimeoutScope;
@@ -120,100 +113,9 @@ export class TimeoutError extends BulwarkError {
   }
 }
 
-/** `ERR_CIRCUIT_OPEN`: the circuit breaker refused the call without running it. */
-export class CircuitOpenError extends BulwarkError {
-  static override readonly kind = 'CircuitOpenError';
-  /** ms until the breaker admits its next trial call (Infinity while isolated). */
-  readonly retryAfterMs: number;
-  /**
-   * The breaker's state: open, isolated by an operator, or half-open with every trial slot taken.
-   */
-  readonly state: 'open' | 'half-open' | 'isolated';
-  constructor(state: 'open' | 'half-open' | 'isolated', retryAfterMs: number, name?: string) {
-    super(
-      'ERR_CIRCUIT_OPEN',
-      `${name ? `${name}: ` : ''}circuit is ${state}` +
-        (Number.isFinite(retryAfterMs) ? `; next trial in ${formatMs(retryAfterMs)}` : ''),
-    );
-    this.state = state;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
-/**
- * `'full'`: no free slot and no queue place; `'queue-timeout'`: waited `queueTimeout` for a slot in
- * vain.
- */
-export type BulkheadRejectReason = 'full' | 'queue-timeout';
-
-/** `ERR_BULKHEAD_FULL`: the bulkhead had no slot for the call (see `reason`). */
-export class BulkheadRejectedError extends BulwarkError {
-  static override readonly kind = 'BulkheadRejectedError';
-  /** Why the call was turned away. */
-  readonly reason: BulkheadRejectReason;
-  constructor(reason: BulkheadRejectReason, message: string) {
-    super('ERR_BULKHEAD_FULL', message);
-    this.reason = reason;
-  }
-}
-
-/**
- * Why load was shed: the limit was reached (`capacity`), the call's priority had used
- * its share (`priority`), too little time was left (`deadline`), or the event loop lagged
- * (`event-loop`).
- */
-export type LoadShedReason = 'capacity' | 'priority' | 'deadline' | 'event-loop';
-
-/** `ERR_LOAD_SHED`: a load shedder or adaptive throttle refused the call before any work. */
-export class LoadShedError extends BulwarkError {
-  static override readonly kind = 'LoadShedError';
-  /** Which check refused the call. */
-  readonly reason: LoadShedReason;
-  /** Suggested wait before trying again, when the shedder can tell. */
-  readonly retryAfterMs: number | undefined;
-  constructor(reason: LoadShedReason, message: string, retryAfterMs?: number) {
-    super('ERR_LOAD_SHED', message);
-    this.reason = reason;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
-/** `ERR_IDEMPOTENCY_IN_PROGRESS`: another call with the same idempotency key is still running. */
-export class IdempotencyInProgressError extends BulwarkError {
-  static override readonly kind = 'IdempotencyInProgressError';
-  constructor(message = 'a call with this idempotency key is still in progress') {
-    super('ERR_IDEMPOTENCY_IN_PROGRESS', message);
-  }
-}
-
-/**
- * `ERR_IDEMPOTENCY_KEY_REUSED`: the idempotency key was used before with a different request
- * fingerprint.
- */
-export class IdempotencyKeyReuseError extends BulwarkError {
-  static override readonly kind = 'IdempotencyKeyReuseError';
-  constructor(message = 'idempotency key was reused with a different request fingerprint') {
-    super('ERR_IDEMPOTENCY_KEY_REUSED', message);
-  }
-}
-
-/**
- * `ERR_IDEMPOTENCY_STORE`: the idempotency store failed or did not answer in time; `cause` holds
- * the store's own error, if any.
- */
-export class IdempotencyStoreError extends BulwarkError {
-  static override readonly kind = 'IdempotencyStoreError';
-  /** The failing store's name, e.g. `MemoryStore` or `RedisStore(bulwark:idem)`. */
-  readonly store: string;
-  constructor(store: string, message: string, options?: { cause?: unknown }) {
-    super('ERR_IDEMPOTENCY_STORE', `${store}: ${message}`, options);
-    this.store = store;
-  }
-}
-
 /** One bad option: where it is, what it should be, and what was given. */
 export interface ConfigProblem {
-  /** Dotted path of the bad option, e.g. `payments.retry.maxAttempts`. */
+  /** Dotted path of the bad option, e.g. `payments.timeout.ms`. */
   path: string;
   /** What the option must be, e.g. `integer ≥ 1`. */
   expected: string;
@@ -241,17 +143,7 @@ export class ConfigError extends BulwarkError {
  * Brand and name live on each class's prototype, not on every instance: a per-instance
  * defineProperty made each fail-fast rejection measurably slower.
  */
-for (const cls of [
-  BulwarkError,
-  TimeoutError,
-  CircuitOpenError,
-  BulkheadRejectedError,
-  LoadShedError,
-  IdempotencyInProgressError,
-  IdempotencyKeyReuseError,
-  IdempotencyStoreError,
-  ConfigError,
-]) {
+for (const cls of [BulwarkError, TimeoutError, ConfigError]) {
   brandClass(cls);
 }
 
@@ -272,10 +164,10 @@ export function brandClass(cls: { kind: string; prototype: object }): void {
  *
  * @example
  * ```ts
- * import { isBulwarkError, retry } from 'bulwark';
+ * import { isBulwarkError, timeout } from 'bulwark';
  *
  * try {
- *   await retry().execute(() => fetch('https://inventory.internal/stock/42'));
+ *   await timeout('1s').execute(() => fetch('https://inventory.internal/stock/42'));
  * } catch (error) {
  *   // Local refusals and timeouts carry a stable code; anything else is the dependency's.
  *   console.log(isBulwarkError(error) ? error.code : 'dependency failed', error);

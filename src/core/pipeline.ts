@@ -18,14 +18,14 @@ export interface ExecuteOptions {
   budget?: number;
   /** Absolute deadline, in ms on the policy clock (epoch ms on the system clock). */
   deadline?: number;
-  /** How much this call matters under overload (default `'normal'`); read by the load shedder. */
+  /** How much this call matters under overload (default `'normal'`); read by admission policies. */
   priority?: Priority;
   /**
-   * The logical request's key, shared by every retry and hedge of the call (default: a
+   * The logical request's key, shared by every attempt of the call (default: a
    * UUID generated on first read of `ctx.idempotencyKey`).
    */
   idempotencyKey?: string;
-  /** Stands for the request payload; compared on idempotent replay. */
+  /** Stands for the request payload; compared when a stored outcome is replayed. */
   fingerprint?: string;
   /** The context of an enclosing call: the nested call inherits its deadline and abort. */
   parent?: Context;
@@ -36,9 +36,13 @@ export interface ExecuteOptions {
  * function, and that `pipeline()` can compose with others.
  */
 export interface Policy {
-  /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
+  /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   readonly kind: string;
-  /** The clock this policy runs on; `pipeline()` hands its clock to parts that have none. */
+  /**
+   * The clock this policy was given, if any. A policy without one runs each call on the
+   * call's clock (`ctx.clock`: the clock of the pipeline or policy `execute` started on);
+   * `pipeline()` never writes into its parts.
+   */
   clock: Clock | undefined;
   /**
    * Runs `fn` through this policy (for a pipeline, through every part, outer to inner)
@@ -147,37 +151,16 @@ export function startCall<T>(
       return startUnder(ambient, clock, first, fn, options, deadline, limit);
   }
 
-  let ctx: CallContext;
-  if (parentCtx !== undefined) {
-    // A nested call: shares nothing per-attempt with the outer one, but inherits the
-    // tighter deadline and ends when the outer call ends.
-    ctx = parentCtx.child(deadline, 'budget', limit);
-    const shared = ctx.shared;
-    if (
-      priority !== undefined ||
-      options.idempotencyKey !== undefined ||
-      options.fingerprint !== undefined
-    ) {
-      ctx = new CallContext(
-        {
-          clock: shared.clock,
-          timers: shared.timers,
-          priority: priority ?? shared.priority,
-          key: options.idempotencyKey,
-          fingerprint: options.fingerprint,
-        },
-        parentCtx,
-        ctx.deadline,
-        1,
-        'budget',
-      );
-      ctx.setLimit(deadline < parentCtx.deadline ? limit : Infinity);
-    }
-    ctx.attempt = 1;
-  } else {
-    ctx = CallContext.root(clock, deadline, priority, options.idempotencyKey, options.fingerprint);
-    ctx.setLimit(limit);
-  }
+  const ctx = CallContext.forCall(
+    clock,
+    deadline,
+    limit,
+    priority,
+    options.idempotencyKey,
+    options.fingerprint,
+    parentCtx,
+    true,
+  );
   if (deadline === Infinity && signal === undefined && parentCtx === undefined) {
     return first.invoke(ctx, fn);
   }
@@ -200,25 +183,18 @@ function startUnder<T>(
   deadline: number,
   limit: number,
 ): Promise<T> {
-  const { priority, signal } = options;
+  const { signal } = options;
   if (ambient instanceof CallContext && ambient.clock === clock) {
     // Same copy of bulwark, same clock: a child linked by subscription (no signal read).
-    const tighter = deadline < ambient.deadline;
-    const ctx = new CallContext(
-      {
-        clock,
-        timers: ambient.shared.timers,
-        priority: priority ?? ambient.priority,
-        key: options.idempotencyKey,
-        fingerprint: options.fingerprint,
-      },
+    return CallContext.forCall(
+      clock,
+      deadline,
+      limit,
+      options.priority,
+      options.idempotencyKey,
+      options.fingerprint,
       ambient,
-      tighter ? deadline : ambient.deadline,
-      1,
-      'budget',
-    );
-    ctx.setLimit(tighter ? limit : Infinity);
-    return ctx.guard(fn, first, signal);
+    ).guard(fn, first, signal);
   }
   // Another clock, or a context from the other (ESM/CJS) copy: carry over what is left of
   // its budget, measured on this call's clock, and its abort through its signal.
@@ -227,22 +203,21 @@ function startUnder<T>(
     deadline = clock.now() + left;
     limit = left;
   }
-  const ctx = CallContext.root(
+  return CallContext.forCall(
     clock,
     deadline,
-    priority ?? ambient.priority,
+    limit,
+    options.priority ?? ambient.priority,
     options.idempotencyKey,
     options.fingerprint,
-  );
-  ctx.setLimit(limit);
-  return ctx.guard(fn, first, signal ?? ambient.signal);
+  ).guard(fn, first, signal ?? ambient.signal);
 }
 
 /** Base of every policy: `execute()` runs the policy alone, as a one-step pipeline. */
 export abstract class BasePolicy implements Policy {
-  /** Short name of the policy kind (`retry`, `timeout`, …), used in metrics and messages. */
+  /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   abstract readonly kind: string;
-  /** The clock this policy runs on; `pipeline()` hands its clock to parts that have none. */
+  /** The clock this policy was given; without one, each call runs on the call's clock. */
   clock: Clock | undefined;
   private step: Step | undefined;
 
@@ -285,8 +260,9 @@ class PipelinePolicy implements Pipeline {
 
   constructor(policies: readonly Policy[]) {
     this.policies = policies;
+    // Resolved here, once, and carried to every part by the call's context: the parts
+    // are not written to, so a policy shared by two pipelines serves each on its clock.
     this.clock = policies.find((p) => p.clock !== undefined)?.clock;
-    if (this.clock !== undefined) for (const p of policies) p.clock ??= this.clock;
     let step: Step = terminalStep;
     for (let i = policies.length - 1; i >= 0; i--) step = new PolicyStep(policies[i]!, step);
     this.first = step;
@@ -319,7 +295,8 @@ function runChain<T>(
 /**
  * Composes policies outer to inner: `pipeline(budget(2000), retry(), timeout(300))`.
  * The chain is resolved here, once; a call walks it with no per-call closures. The first
- * explicit `clock` among the parts becomes the clock of every part that has none.
+ * explicit `clock` among the parts is the clock of every call, which parts without a clock
+ * of their own read from the context.
  *
  * Order matters: a budget outside `retry()` bounds every attempt and backoff sleep
  * together, a timeout inside it bounds each attempt.

@@ -3,12 +3,12 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CallContext } from '../core/context.js';
+import { TimeoutError } from '../core/errors.js';
 import {
   IdempotencyInProgressError,
   IdempotencyKeyReuseError,
   IdempotencyStoreError,
-  TimeoutError,
-} from '../core/errors.js';
+} from '../policies/idempotency/errors.js';
 import type { InboundGuard } from './inbound-guard.js';
 import { problem, type Responder } from './problem-response.js';
 import { runInRequestContext, setRequestScope } from './request-context.js';

@@ -4,7 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../core/clock.js';
 import { CallContext, PRIORITIES, type Priority } from '../core/context.js';
-import { LoadShedError, TimeoutError, withoutStack } from '../core/errors.js';
+import { TimeoutError, withoutStack } from '../core/errors.js';
+import { LoadShedError } from '../policies/load-shedder/errors.js';
 import { terminalStep } from '../core/pipeline.js';
 import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
 import { readDeadline } from './deadline-header.js';

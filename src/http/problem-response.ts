@@ -1,12 +1,10 @@
 // Responses the inbound wrapper writes itself: RFC 9457 problem+json bodies, and the
 // status a handler's failure maps to.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  BulkheadRejectedError,
-  CircuitOpenError,
-  LoadShedError,
-  TimeoutError,
-} from '../core/errors.js';
+import { TimeoutError } from '../core/errors.js';
+import { BulkheadRejectedError } from '../policies/bulkhead-error.js';
+import { CircuitOpenError } from '../policies/circuit-breaker/errors.js';
+import { LoadShedError } from '../policies/load-shedder/errors.js';
 import { formatRetryAfter } from './retry-after.js';
 
 /** Writes a response: the raw `ServerResponse` by default; adapters may route it through their framework. */

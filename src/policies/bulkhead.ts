@@ -1,11 +1,8 @@
-import { systemClock, type Clock, type TimerHandle, setTimerRef } from '../core/clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { AbortSubscriber, CallContext, Operation, Step } from '../core/context.js';
-import {
-  BulkheadRejectedError,
-  formatMs,
-  withoutStack,
-  type BulkheadRejectReason,
-} from '../core/errors.js';
+import { BulkheadRejectedError, type BulkheadRejectReason } from './bulkhead-error.js';
+import { formatMs, withoutStack } from '../core/errors.js';
+import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
 import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
@@ -37,17 +34,18 @@ export interface BulkheadEvents {
 }
 
 const RESOLVED = Promise.resolve();
-const FIRING: TimerHandle = Symbol('firing');
-
 const KNOWN = ['maxConcurrent', 'maxQueue', 'queueTimeout', 'name', 'clock'];
 
 /**
  * A call waiting for a slot: a node of the bulkhead's intrusive queue (so leaving it is
  * O(1)) and the subscriber its context calls if the call ends while it waits.
  */
-class Waiter implements AbortSubscriber {
+class Waiter implements AbortSubscriber, TimedWaiter {
   prev: Waiter | undefined = undefined;
   next: Waiter | undefined = undefined;
+  timerPrev: TimedWaiter | undefined = undefined;
+  timerNext: TimedWaiter | undefined = undefined;
+  expiresAt = Infinity;
   resolve!: (value: unknown) => void;
   reject!: (reason: unknown) => void;
 
@@ -86,8 +84,8 @@ export class BulkheadPolicy extends BasePolicy {
   private length = 0;
   private head: Waiter | undefined;
   private tail: Waiter | undefined;
-  private timer: TimerHandle | undefined;
-  private timerClock: Clock | undefined;
+  // One clock timer for every waiter's queue timeout (none when it is Infinity).
+  private readonly timers: TimerQueue<Waiter> | undefined;
   private readonly events = new EventHub<BulkheadEvents>();
   private readonly fullMessage: string;
   private readonly timeoutMessage: string;
@@ -111,6 +109,8 @@ export class BulkheadPolicy extends BasePolicy {
     this.maxConcurrent = maxConcurrent;
     this.maxQueue = maxQueue;
     this.queueTimeout = queueTimeout;
+    this.timers =
+      queueTimeout === Infinity ? undefined : new TimerQueue(queueTimeout, (w) => this.expire(w));
     this.name = o.name as string | undefined;
     const who = this.name === undefined ? 'bulkhead' : `${this.name}: bulkhead`;
     this.fullMessage =
@@ -203,7 +203,7 @@ export class BulkheadPolicy extends BasePolicy {
     }
     // An ended call would never hear of its own abort again: do not queue it.
     if (ctx.isAborted) return Promise.reject(ctx.abortReason);
-    const clock = this.currentClock();
+    const clock = (this.callClock = this.clock ?? ctx.clock);
     const w = new Waiter(this, ctx, fn, next, clock.now());
     const promise = new Promise<T>((resolve, reject) => {
       w.resolve = resolve as (value: unknown) => void;
@@ -217,11 +217,7 @@ export class BulkheadPolicy extends BasePolicy {
     }
     this.tail = w;
     ctx.subscribe(w);
-    if (this.queueTimeout !== Infinity) {
-      if (this.timer === undefined) this.arm(clock, w.enqueuedAt);
-      // A waiter will settle at its queue timeout and somebody awaits it: keep the process alive.
-      else if (this.length === 0 && this.timer !== FIRING) setTimerRef(this.timer, true);
-    }
+    if (this.timers !== undefined) this.timers.push(w, clock);
     this.length++;
     if (this.events.has('queued')) this.events.emit('queued', { queued: this.length });
     return promise;
@@ -244,22 +240,8 @@ export class BulkheadPolicy extends BasePolicy {
     if (next === undefined) this.tail = prev;
     else next.prev = prev;
     w.prev = w.next = undefined;
-    if (--this.length === 0) this.idle();
-  }
-
-  /**
-   * The queue emptied. On the system clock the armed timer stays (re-arming per waiter
-   * would cost the setTimeout we avoid) but no longer keeps the process alive; on other
-   * clocks (a VirtualClock) it is cleared, so runAll() never jumps to a stale expiry.
-   */
-  private idle(): void {
-    const timer = this.timer;
-    if (timer === undefined || timer === FIRING) return;
-    if (this.timerClock === systemClock) setTimerRef(timer, false);
-    else {
-      this.timerClock!.clearTimeout(timer);
-      this.timer = undefined;
-    }
+    this.length--;
+    if (this.timers !== undefined) this.timers.remove(w);
   }
 
   private emitRejected(reason: BulkheadRejectReason): void {
@@ -268,38 +250,20 @@ export class BulkheadPolicy extends BasePolicy {
     }
   }
 
+  /** The clock of the latest queued call, for a bulkhead given no clock of its own. */
+  private callClock: Clock | undefined;
+
   private currentClock(): Clock {
-    return this.clock ?? systemClock;
+    return this.clock ?? this.callClock ?? systemClock;
   }
 
-  /**
-   * One timer for the whole queue, armed for the head's expiry. A head that leaves early
-   * leaves the timer in place while others wait; when it fires it expires what is due and
-   * re-arms for the new head.
-   */
-  private arm(clock: Clock, enqueuedAt: number): void {
-    this.timerClock = clock;
-    const delay = Math.max(0, Math.ceil(enqueuedAt + this.queueTimeout - clock.now()));
-    this.timer = clock.setTimeout(this.onTimer, delay);
-    setTimerRef(this.timer, true);
+  /** A waiter's queue timeout ran out (the timer queue has already let it go). */
+  private expire(w: Waiter): void {
+    this.unlink(w);
+    w.ctx.unsubscribe(w);
+    this.emitRejected('queue-timeout');
+    w.reject(withoutStack(this.makeTimeout));
   }
-
-  private readonly onTimer = (): void => {
-    const clock = this.timerClock!;
-    // A rejected-event listener may queue a new call: it must not arm a second timer.
-    this.timer = FIRING;
-    const now = clock.now();
-    let w = this.head;
-    while (w !== undefined && w.enqueuedAt + this.queueTimeout <= now) {
-      this.unlink(w);
-      w.ctx.unsubscribe(w);
-      this.emitRejected('queue-timeout');
-      w.reject(withoutStack(this.makeTimeout));
-      w = this.head;
-    }
-    this.timer = undefined;
-    if (w !== undefined) this.arm(clock, w.enqueuedAt);
-  };
 }
 
 /**

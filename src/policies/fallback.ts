@@ -1,9 +1,18 @@
 import type { Clock } from '../core/clock.js';
-import type { CallContext, Context, Operation, Step } from '../core/context.js';
+import {
+  propertyKey,
+  type CallContext,
+  type Context,
+  type Operation,
+  type Step,
+} from '../core/context.js';
 import { isAbortError } from '../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
+
+/** Set on the call's context when the fallback replaced the outcome (read by metrics). */
+export const FELL_BACK = propertyKey<boolean>('fellBack');
 
 /** What a fallback replaced: a thrown error, or a returned value its `on` option rejected. */
 export type FallbackKind = 'error' | 'result';
@@ -99,7 +108,7 @@ export class FallbackPolicy<F = unknown> extends BasePolicy {
   }
 
   private substitute(kind: FallbackKind, outcome: unknown, ctx: CallContext): F | PromiseLike<F> {
-    ctx.fellBack = true;
+    ctx.set(FELL_BACK, true);
     if (this.events.has('fallback')) this.events.emit('fallback', { kind, outcome });
     return this.make === undefined ? this.value! : this.make(outcome, ctx);
   }

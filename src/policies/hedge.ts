@@ -1,6 +1,7 @@
-import { systemClock, type Clock, type TimerHandle, setTimerRef } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { CallContext, Operation, Step } from '../core/context.js';
 import { withoutStack } from '../core/errors.js';
+import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
 import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
@@ -27,7 +28,6 @@ export interface HedgeEvents {
 }
 
 const KNOWN = ['delay', 'maxHedges', 'clock'];
-const FIRING: TimerHandle = Symbol('firing');
 
 /** The signal reason of an attempt abandoned because another one answered first. */
 function hedgeLost(): DOMException {
@@ -43,14 +43,14 @@ interface Attempt {
 }
 
 /** One hedged call: its attempts, its place in the policy's hedge timer list, and the first success. */
-class HedgeRace {
+class HedgeRace implements TimedWaiter {
   private readonly attempts: Attempt[] = [];
   private running = 0;
   private done = false;
-  /** Links in the policy's list of races waiting for their next hedge, in due order. */
-  prev: HedgeRace | undefined = undefined;
-  next: HedgeRace | undefined = undefined;
-  dueAt = Infinity;
+  /** Links in the policy's timer queue of races waiting for their next hedge. */
+  timerPrev: TimedWaiter | undefined = undefined;
+  timerNext: TimedWaiter | undefined = undefined;
+  expiresAt = Infinity;
   resolve!: (value: unknown) => void;
   reject!: (reason: unknown) => void;
 
@@ -67,7 +67,8 @@ class HedgeRace {
     const index = this.attempts.push(attempt);
     this.running++;
     if (reason !== undefined) this.policy.emitHedge(index, reason);
-    if (index <= this.policy.maxHedges) this.policy.schedule(this);
+    if (index <= this.policy.maxHedges)
+      this.policy.schedule(this, this.policy.clock ?? this.ctx.clock);
     attempt.ctx.guard(this.fn, this.step).then(
       (value) => this.succeed(attempt, index, value),
       (error: unknown) => this.fail(attempt, error),
@@ -137,11 +138,8 @@ export class HedgePolicy extends BasePolicy {
   readonly maxHedges: number;
   private readonly events = new EventHub<HedgeEvents>();
   // Races waiting for their next hedge. With one fixed delay they fall due in the order
-  // they were scheduled, so one list and one timer armed for its head serve every call.
-  private head: HedgeRace | undefined;
-  private tail: HedgeRace | undefined;
-  private timer: TimerHandle | undefined;
-  private timerClock: Clock = systemClock;
+  // they were scheduled, so one timer queue (one clock timer) serves every call.
+  private readonly races: TimerQueue<HedgeRace> | undefined;
 
   constructor(options: HedgeOptions, path = 'hedge') {
     const v = new Validator(path);
@@ -158,6 +156,7 @@ export class HedgePolicy extends BasePolicy {
     v.done();
     super(o.clock as Clock | undefined);
     this.delay = delay;
+    this.races = delay === Infinity ? undefined : new TimerQueue(delay, (race) => race.onDue());
     this.maxHedges = maxHedges;
   }
 
@@ -178,74 +177,14 @@ export class HedgePolicy extends BasePolicy {
   }
 
   /** @internal Schedules the race's next hedge `delay` from now. */
-  schedule(race: HedgeRace): void {
-    if (this.delay === Infinity) return;
-    const clock = this.clock ?? systemClock;
-    race.dueAt = clock.now() + this.delay;
-    const tail = this.tail;
-    if (tail === undefined) this.head = race;
-    else {
-      tail.next = race;
-      race.prev = tail;
-    }
-    const wasEmpty = tail === undefined;
-    this.tail = race;
-    if (this.timer === undefined) this.arm(clock, race.dueAt);
-    // A race waiting for its hedge is a call somebody awaits: keep the process alive.
-    else if (wasEmpty && this.timer !== FIRING) setTimerRef(this.timer, true);
+  schedule(race: HedgeRace, clock: Clock): void {
+    if (this.races !== undefined) this.races.push(race, clock);
   }
 
   /** @internal O(1); a no-op for a race not scheduled. */
   unschedule(race: HedgeRace): void {
-    if (race.prev === undefined && this.head !== race) return;
-    const { prev, next } = race;
-    if (prev === undefined) this.head = next;
-    else prev.next = next;
-    if (next === undefined) this.tail = prev;
-    else next.prev = prev;
-    race.prev = race.next = undefined;
-    if (this.head === undefined) this.idle();
+    if (this.races !== undefined) this.races.remove(race);
   }
-
-  /**
-   * No race waits. On the system clock the armed timer stays (re-arming per call would
-   * cost the setTimeout this list avoids) but no longer keeps the process alive; on other
-   * clocks (a VirtualClock) it is cleared, so runAll() never jumps to a stale due time.
-   */
-  private idle(): void {
-    const timer = this.timer;
-    if (timer === undefined || timer === FIRING) return;
-    if (this.timerClock === systemClock) setTimerRef(timer, false);
-    else {
-      this.timerClock.clearTimeout(timer);
-      this.timer = undefined;
-    }
-  }
-
-  /**
-   * A race that settles early leaves the timer in place while others wait; it fires,
-   * finds nothing due, and re-arms for the new head.
-   */
-  private arm(clock: Clock, at: number): void {
-    this.timerClock = clock;
-    this.timer = clock.setTimeout(this.onTimer, Math.max(0, Math.ceil(at - clock.now())));
-    setTimerRef(this.timer, true);
-  }
-
-  private readonly onTimer = (): void => {
-    const clock = this.timerClock;
-    // While the list is walked, a race scheduled again (its next hedge) must not arm a second timer.
-    this.timer = FIRING;
-    const now = clock.now();
-    let race = this.head;
-    while (race !== undefined && race.dueAt <= now) {
-      this.unschedule(race);
-      race.onDue();
-      race = this.head;
-    }
-    this.timer = undefined;
-    if (race !== undefined) this.arm(clock, race.dueAt);
-  };
 
   /** @internal */
   emitHedge(attempt: number, reason: HedgeReason): void {

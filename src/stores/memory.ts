@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../core/clock.js';
-import { IdempotencyStoreError, withoutStack } from '../core/errors.js';
+import { IdempotencyStoreError } from '../policies/idempotency/errors.js';
+import { withoutStack } from '../core/errors.js';
 import type { Disposable } from '../core/events.js';
 import { Validator } from '../core/validate.js';
 import {

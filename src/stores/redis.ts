@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { systemClock, type TimerHandle } from '../core/clock.js';
-import { IdempotencyStoreError, formatMs } from '../core/errors.js';
+import { IdempotencyStoreError } from '../policies/idempotency/errors.js';
+import { formatMs } from '../core/errors.js';
 import { Validator } from '../core/validate.js';
 import { CLAIM } from './lua/claim.js';
 import { COMPLETE } from './lua/complete.js';

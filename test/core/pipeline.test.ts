@@ -8,6 +8,10 @@ import {
   TimeoutError,
   ConfigError,
   type Context,
+  bulkhead,
+  BulkheadRejectedError,
+  circuitBreaker,
+  CircuitOpenError,
 } from '../../src/index.js';
 import { deadlineTimersOf } from '../../src/core/deadline-timers.js';
 import { VirtualClock } from '../../src/testing/index.js';
@@ -228,14 +232,17 @@ describe('execute and the call context', () => {
     );
   });
 
-  it('hands the first explicit clock to every part of a pipeline', () => {
+  it('runs every part on the first explicit clock, without writing it into the parts', async () => {
     const clock = new VirtualClock();
     const t = timeout(100);
-    const r = retry();
-    const p = pipeline(r, t, budget(10, { clock }));
-    expect(t.clock).toBe(clock);
-    expect(r.clock).toBe(clock);
+    const r = retry({ maxAttempts: 1 });
+    const p = pipeline(r, t, budget(10_000, { clock }));
     expect(p.clock).toBe(clock);
+    expect(t.clock).toBeUndefined();
+    expect(r.clock).toBeUndefined();
+    const call = p.execute(never).catch((e: unknown) => e);
+    await clock.advance(100);
+    expect(await call).toBeInstanceOf(TimeoutError);
   });
 
   it('flattens nested pipelines', async () => {
@@ -254,5 +261,45 @@ describe('execute and the call context', () => {
     await clock.advance(50);
     expect(await call).toBeInstanceOf(TimeoutError);
     expect(calls).toBe(2);
+  });
+});
+
+describe('pipeline() and the clock of its parts', () => {
+  it('never writes its clock into a part: a shared policy serves each pipeline on its clock', async () => {
+    const a = new VirtualClock();
+    const b = new VirtualClock();
+    const shared = bulkhead({ maxConcurrent: 1, maxQueue: 10, queueTimeout: 100 });
+    const onA = pipeline(timeout(10_000, { clock: a }), shared);
+    const onB = pipeline(timeout(10_000, { clock: b }), shared);
+    expect(shared.clock).toBeUndefined();
+    // Hold the one slot through A, then queue a call through B.
+    let release!: () => void;
+    const holder = onA.execute(() => new Promise<void>((r) => (release = r)));
+    const queued = onB.execute(() => 'ran').catch((e: unknown) => e);
+    // A's time does not expire B's waiter…
+    await a.advance(150);
+    // …B's time does.
+    await b.advance(100);
+    const rejected = await queued;
+    expect(rejected).toBeInstanceOf(BulkheadRejectedError);
+    expect((rejected as BulkheadRejectedError).reason).toBe('queue-timeout');
+    release();
+    await holder;
+    expect(shared.clock).toBeUndefined();
+  });
+
+  it('does not keep the first pipeline clock in a shared breaker', async () => {
+    const a = new VirtualClock({ start: 1_000 });
+    const b = new VirtualClock({ start: 5_000_000 });
+    const shared = circuitBreaker({ consecutiveFailures: 1, halfOpenAfter: 1_000 });
+    const onA = pipeline(timeout(10_000, { clock: a }), shared);
+    const onB = pipeline(timeout(10_000, { clock: b }), shared);
+    await onA.execute(() => 'ok');
+    await expect(onB.execute(() => Promise.reject(new Error('down')))).rejects.toThrow('down');
+    // Opened at B's time: 1 s of B's time reopens it for a trial.
+    await expect(onB.execute(() => 'x')).rejects.toBeInstanceOf(CircuitOpenError);
+    await b.advance(1_000);
+    expect(await onB.execute(() => 'trial')).toBe('trial');
+    expect(shared.clock).toBeUndefined();
   });
 });

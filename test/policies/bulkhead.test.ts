@@ -228,7 +228,8 @@ describe('bulkhead', () => {
 
   it('on the system clock, keeps the process alive only while a call waits with a queue timeout', async () => {
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeout: 60_000 });
-    const timer = () => (b as unknown as { timer: NodeJS.Timeout | undefined }).timer;
+    const timer = () =>
+      (b as unknown as { timers: { timer: NodeJS.Timeout | undefined } }).timers.timer;
     const g = gate();
     void b.execute(g.op);
     const queued = b.execute(g.op);

@@ -10,7 +10,7 @@ import {
 import { bulkhead } from '../../src/policies/bulkhead.js';
 import { CallContext } from '../../src/core/context.js';
 import { terminalStep } from '../../src/core/pipeline.js';
-import { fallback, FallbackPolicy } from '../../src/policies/fallback.js';
+import { FELL_BACK, fallback, FallbackPolicy } from '../../src/policies/fallback.js';
 import { VirtualClock } from '../../src/testing/index.js';
 
 const never = () => new Promise<never>(() => {});
@@ -160,10 +160,10 @@ describe('fallback', () => {
     const p = fallback('x');
     const ok = CallContext.root(new VirtualClock(), Infinity);
     await p.run(ok, () => 'fine', terminalStep);
-    expect(ok.fellBack).toBe(false);
+    expect(ok.get(FELL_BACK)).toBeUndefined();
     const failed = CallContext.root(new VirtualClock(), Infinity);
     expect(await p.run(failed, () => Promise.reject(new Error('down')), terminalStep)).toBe('x');
-    expect(failed.fellBack).toBe(true);
+    expect(failed.get(FELL_BACK)).toBe(true);
   });
 
   it('rejects bad options with a ConfigError naming the path', () => {

@@ -122,7 +122,8 @@ describe('hedge', () => {
 
   it('on the system clock, keeps the process alive only while a call waits for its hedge', async () => {
     const policy = hedge({ delay: 60_000 });
-    const timer = () => (policy as unknown as { timer: NodeJS.Timeout | undefined }).timer;
+    const timer = () =>
+      (policy as unknown as { races: { timer: NodeJS.Timeout | undefined } }).races.timer;
     let answer!: (v: string) => void;
     const call = policy.execute(() => new Promise<string>((r) => (answer = r)));
     expect(timer()!.hasRef()).toBe(true);

@@ -1,6 +1,7 @@
 import { systemClock } from '../../core/clock.js';
 import type { CallContext, Operation, Step } from '../../core/context.js';
-import { CircuitOpenError, isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
+import { CircuitOpenError } from './errors.js';
+import { isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
 import { startCall, terminalStep, type ExecuteOptions } from '../../core/pipeline.js';
 import { ConsecutiveFailures } from './consecutive-failures.js';
 import {
@@ -12,9 +13,8 @@ import {
   type Verdict,
 } from './controller.js';
 import { CountWindow } from './count-window.js';
-import { FailureRate } from './failure-rate.js';
+import { OutcomeRate } from './rate.js';
 import { readBreakerOptions, type BreakerConfig, type CircuitBreakerOptions } from './options.js';
-import { SlowCallRate } from './slow-call-rate.js';
 import { SlowCallTimeWindow, TimeWindow } from './time-window.js';
 import { AnyOfRules, type TripRule } from './trip-rule.js';
 import type { OutcomeWindow } from './window.js';
@@ -49,9 +49,9 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     if (config.consecutiveFailures !== undefined)
       rules.push(new ConsecutiveFailures(config.consecutiveFailures));
     if (config.failureRate !== undefined)
-      rules.push(new FailureRate(config.failureRate, config.minimumCalls));
+      rules.push(new OutcomeRate('failures', config.failureRate, config.minimumCalls));
     if (config.slowCallRate !== undefined)
-      rules.push(new SlowCallRate(config.slowCallRate, config.minimumCalls));
+      rules.push(new OutcomeRate('slow', config.slowCallRate, config.minimumCalls));
     super(config, rules.length === 1 ? rules[0]! : new AnyOfRules(rules), window);
     this.isFailure = config.isFailure;
     this.slowMs = config.slowCallMs;
@@ -81,6 +81,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    if (this.clock === undefined) this.callClock = ctx.clock;
     if (this.current !== 'closed') return this.runGated(ctx, fn, next);
     if (this.slowMs !== undefined) return this.runTimed(ctx, fn, next);
     const promise = next.invoke(ctx, fn);

@@ -1,5 +1,6 @@
-import { systemClock } from '../../core/clock.js';
-import { CircuitOpenError, withoutStack } from '../../core/errors.js';
+import { systemClock, type Clock } from '../../core/clock.js';
+import { CircuitOpenError } from './errors.js';
+import { withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { openDuration } from './open-duration.js';
@@ -240,9 +241,12 @@ export abstract class BreakerController extends BasePolicy {
     };
   }
 
-  /** Time on the breaker's clock (which `pipeline()` may hand in after construction). */
+  /** The clock of the latest call, for a breaker given no clock of its own. */
+  protected callClock: Clock | undefined;
+
+  /** Time on the breaker's own clock, else on the clock its calls run on. */
   protected now(): number {
-    return (this.clock ?? systemClock).now();
+    return (this.clock ?? this.callClock ?? systemClock).now();
   }
 
   /**

@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { CallContext, Operation, Priority, Step } from '../../core/context.js';
-import { LoadShedError, TimeoutError, withoutStack } from '../../core/errors.js';
+import { LoadShedError } from './errors.js';
+import { TimeoutError, withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { Validator } from '../../core/validate.js';

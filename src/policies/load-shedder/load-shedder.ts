@@ -1,5 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import {
   PRIORITIES,
   type AbortSubscriber,
@@ -8,86 +7,17 @@ import {
   type Priority,
   type Step,
 } from '../../core/context.js';
-import {
-  BulkheadRejectedError,
-  LoadShedError,
-  TimeoutError,
-  formatMs,
-  withoutStack,
-  type LoadShedReason,
-} from '../../core/errors.js';
+import { BulkheadRejectedError } from '../bulkhead-error.js';
+import { LoadShedError, type LoadShedReason } from './errors.js';
+import { TimeoutError, formatMs, withoutStack } from '../../core/errors.js';
+import { TimerQueue, type TimedWaiter } from '../../core/timer-queue.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { Validator } from '../../core/validate.js';
 import { FixedLimiter } from './limits/fixed.js';
+import type { LoadShedderEvents, LoadShedderOptions } from './options.js';
+import { eventLoopPressure, type PressureProbe } from './pressure.js';
 import type { Limiter } from './limits/limiter.js';
-
-/** A source of process pressure; inject a fake in tests. */
-export interface PressureProbe {
-  /** Recent event-loop delay in ms (how late timers fire beyond their due time). */
-  eventLoopDelay(): number;
-}
-
-/**
- * The `queue` option of `loadShedder()`: a bounded wait for a slot, highest priority served first.
- */
-export interface LoadShedderQueueOptions {
-  /** Calls that may wait for a slot, all priorities together (integer ≥ 0; 0 = no queue). */
-  maxSize: number;
-  /** Longest wait while the queue drains normally (default 1 s; Infinity allowed). */
-  timeout?: number | string;
-  /**
-   * Longest wait once the queue has stayed non-empty for `interval` — a standing queue
-   * only adds latency, so waiters are let go quickly (default 5 ms). Critical waiters
-   * keep `timeout`: they are served first and wait only behind each other.
-   */
-  overloadTimeout?: number | string;
-  /** How long the queue must stay non-empty to count as standing (default 100 ms). */
-  interval?: number | string;
-  /** Serve the newest waiter first while the queue is standing (default false). */
-  lifo?: boolean;
-}
-
-/** Options of `loadShedder()`; all optional (with none, nothing is ever shed). */
-export interface LoadShedderOptions {
-  /** Concurrency limit: an integer ≥ 1, Infinity (default), or a limiter such as `adaptive()`. */
-  limit?: number | Limiter;
-  /**
-   * Share of the limit each priority may fill (each in (0, 1]; defaults low 0.5, normal
-   * 0.8, high 0.95, critical 1). A call is admitted only if, with it, its priority's
-   * share is not exceeded — except that any call may run when nothing is in flight.
-   */
-  priorityShares?: Partial<Record<Priority, number>>;
-  /** Refuse calls with less than this many ms left before their deadline (default 0: off). */
-  minRemainingBudget?: number | string;
-  /** Refuse non-critical calls while the event-loop delay is above this (ms; default Infinity: off). */
-  maxEventLoopDelay?: number | string;
-  /** Where the event-loop delay is read (default: a shared perf_hooks monitor, started on first use). */
-  pressure?: PressureProbe;
-  /** An optional queue in front of the limit; see LoadShedderQueueOptions. */
-  queue?: LoadShedderQueueOptions;
-  /**
-   * Whether a failed call was dropped for overload — the signal adaptive limits shrink on.
-   * Default: TimeoutError, LoadShedError, BulkheadRejectedError. Other errors teach the
-   * limiter nothing; a call that finishes after its deadline always counts as dropped.
-   */
-  isDrop?: (error: unknown) => boolean;
-  /** `retryAfterMs` hint on capacity, priority and event-loop rejections (default 1 s). */
-  retryAfter?: number | string;
-  /**
-   * The clock queue timeouts and samples run on (default: the pipeline's clock, else the system
-   * clock).
-   */
-  clock?: Clock;
-}
-
-/** Events of a load shedder, by name: subscribe with `shedder.on(name, listener)`. */
-export interface LoadShedderEvents {
-  /** A call was refused (or let go from the queue) without running. */
-  shed: { priority: Priority; reason: LoadShedReason };
-  /** The concurrency limit moved. */
-  limitChange: { limit: number };
-}
 
 const KNOWN = [
   'limit',
@@ -117,90 +47,15 @@ function isOverloadDrop(error: unknown): boolean {
   );
 }
 
-/**
- * The default pressure probe: a perf_hooks event-loop delay monitor, created on first
- * read. It reports the 99th percentile of recent delays and restarts its histogram every
- * `window` ms on a read (no timer of its own; the monitor's sampling timer does not keep
- * the process alive). It measures the real event loop, so it reads real time, not a Clock.
- * It starts measuring at its first read: a stall before that goes unseen, and a stall
- * keeps counting for up to one window after it ends.
- *
- * @example
- * ```ts
- * import { EventLoopDelayProbe, loadShedder } from 'bulwark';
- *
- * // Forget a stall after 250 ms instead of the shared probe's 1 s.
- * const shedder = loadShedder({
- *   limit: 200,
- *   maxEventLoopDelay: '100ms',
- *   pressure: new EventLoopDelayProbe(10, 250),
- * });
- * ```
- */
-export class EventLoopDelayProbe implements PressureProbe {
-  private histogram: IntervalHistogram | undefined;
-  private windowStart = 0;
-  private lastRead = -Infinity;
-  private value = 0;
-
-  /**
-   * @param resolution - Sampling interval of the delay monitor, in ms.
-   * @param window - How long recent delays count, in ms: the histogram restarts this often.
-   * @param refresh - Reads within this many ms of the last one return the cached value.
-   */
-  constructor(
-    readonly resolution = 10,
-    readonly window = 1000,
-    readonly refresh = 25,
-  ) {}
-
-  /** The 99th percentile of recent event-loop delays, in ms (0 until the monitor has samples). */
-  eventLoopDelay(): number {
-    const now = performance.now();
-    if (now - this.lastRead < this.refresh) return this.value;
-    this.lastRead = now;
-    const h = this.histogram;
-    if (h === undefined) {
-      this.histogram = monitorEventLoopDelay({ resolution: this.resolution });
-      this.histogram.enable();
-      this.windowStart = now;
-      return this.value;
-    }
-    if (h.count > 0) {
-      // The histogram records whole sampling intervals: the delay is what exceeds the resolution.
-      const delay = h.percentile(99) / 1e6 - this.resolution;
-      this.value = delay > 0 ? delay : 0;
-    }
-    if (now - this.windowStart >= this.window) {
-      h.reset();
-      this.windowStart = now;
-    }
-    return this.value;
-  }
-}
-
-let sharedProbe: EventLoopDelayProbe | undefined;
-
-/**
- * The process-wide default probe (one per copy of the library), created on first use.
- *
- * @example
- * ```ts
- * import { eventLoopPressure } from 'bulwark';
- *
- * // What load shedders with `maxEventLoopDelay` see, e.g. for a health endpoint.
- * const lagMs = eventLoopPressure().eventLoopDelay();
- * ```
- */
-export function eventLoopPressure(): PressureProbe {
-  return (sharedProbe ??= new EventLoopDelayProbe());
-}
-
 /** A call waiting in the queue: a node of its priority's doubly linked list. */
-class Waiter implements AbortSubscriber {
+class Waiter implements AbortSubscriber, TimedWaiter {
   prev: Waiter | undefined;
   next: Waiter | undefined;
-  timer: TimerHandle | undefined;
+  timerPrev: TimedWaiter | undefined;
+  timerNext: TimedWaiter | undefined;
+  expiresAt = Infinity;
+  /** The timer queue of the timeout it waits under, if finite. */
+  timers: TimerQueue<Waiter> | undefined;
   queued = true;
 
   constructor(
@@ -251,6 +106,9 @@ export class LoadShedderPolicy extends BasePolicy {
   private readonly queueMax: number;
   private readonly queueTimeout: number;
   private readonly overloadTimeout: number;
+  // One timer per timeout, not one per waiter.
+  private readonly queueTimers: TimerQueue<Waiter>;
+  private readonly overloadTimers: TimerQueue<Waiter>;
   private readonly interval: number;
   private readonly lifo: boolean;
   private readonly heads: (Waiter | undefined)[] = [undefined, undefined, undefined, undefined];
@@ -341,6 +199,8 @@ export class LoadShedderPolicy extends BasePolicy {
     this.queueMax = queueMax;
     this.queueTimeout = queueTimeout;
     this.overloadTimeout = overloadTimeout;
+    this.queueTimers = new TimerQueue(queueTimeout, (w) => this.expire(w));
+    this.overloadTimers = new TimerQueue(overloadTimeout, (w) => this.expire(w));
     this.interval = interval;
     this.lifo = lifo;
     this.rawLimit = NaN;
@@ -378,6 +238,7 @@ export class LoadShedderPolicy extends BasePolicy {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    if (this.clock === undefined) this.callClock = ctx.clock;
     const priority = ctx.priority;
     if (this.minRemainingBudget > 0) {
       const left = ctx.remaining();
@@ -471,8 +332,11 @@ export class LoadShedderPolicy extends BasePolicy {
     if (this.limiter.limit !== this.rawLimit) this.refresh(true);
   }
 
+  /** The clock of the latest call, for a shedder given no clock of its own. */
+  private callClock: Clock | undefined;
+
   private now(): number {
-    return (this.clock ?? systemClock).now();
+    return (this.clock ?? this.callClock ?? systemClock).now();
   }
 
   /** True once the queue has not been empty for a whole `interval`. */
@@ -508,7 +372,7 @@ export class LoadShedderPolicy extends BasePolicy {
     if (this.queued === 0) this.lastEmpty = now;
     // Critical waiters are served first, so they stand only behind other critical work:
     // the short CoDel timeout would shed exactly the work the queue exists to protect.
-    const timeout = w.rank > 0 && this.standing(now) ? this.overloadTimeout : this.queueTimeout;
+    const timers = w.rank > 0 && this.standing(now) ? this.overloadTimers : this.queueTimers;
     const tail = this.tails[w.rank];
     w.prev = tail;
     if (tail === undefined) this.heads[w.rank] = w;
@@ -516,8 +380,9 @@ export class LoadShedderPolicy extends BasePolicy {
     this.tails[w.rank] = w;
     this.queued++;
     w.ctx.subscribe(w);
-    if (timeout !== Infinity) {
-      w.timer = (this.clock ?? systemClock).setTimeout(() => this.expire(w, timeout), timeout);
+    if (timers.timeoutMs !== Infinity) {
+      w.timers = timers;
+      timers.push(w, this.clock ?? w.ctx.clock);
     }
   }
 
@@ -530,7 +395,7 @@ export class LoadShedderPolicy extends BasePolicy {
     if (w.next === undefined) this.tails[w.rank] = w.prev;
     else w.next.prev = w.prev;
     w.prev = w.next = undefined;
-    if (w.timer !== undefined) (this.clock ?? systemClock).clearTimeout(w.timer);
+    if (w.timers !== undefined) w.timers.remove(w);
     w.ctx.unsubscribe(w);
     this.queued--;
   }
@@ -546,9 +411,9 @@ export class LoadShedderPolicy extends BasePolicy {
     );
   }
 
-  private expire(w: Waiter, timeout: number): void {
+  private expire(w: Waiter): void {
     if (!w.queued) return;
-    w.timer = undefined;
+    const timeout = w.timers!.timeoutMs;
     this.unlink(w);
     this.shedWaiter(
       w,
@@ -627,3 +492,6 @@ export class LoadShedderPolicy extends BasePolicy {
 export function loadShedder(options?: LoadShedderOptions): LoadShedderPolicy {
   return new LoadShedderPolicy(options);
 }
+
+export type { LoadShedderEvents, LoadShedderOptions, LoadShedderQueueOptions } from './options.js';
+export { EventLoopDelayProbe, eventLoopPressure, type PressureProbe } from './pressure.js';

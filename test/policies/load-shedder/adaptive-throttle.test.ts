@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, LoadShedError, TimeoutError } from '../../../src/core/errors.js';
+import { ConfigError, TimeoutError } from '../../../src/core/errors.js';
+import { LoadShedError } from '../../../src/policies/load-shedder/errors.js';
 import {
   adaptiveThrottle,
   isOverloadRejection,

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Priority } from '../../../src/core/context.js';
-import { LoadShedError } from '../../../src/core/errors.js';
+import { LoadShedError } from '../../../src/policies/load-shedder/errors.js';
 import { adaptive } from '../../../src/policies/load-shedder/limits/adaptive.js';
 import {
   loadShedder,

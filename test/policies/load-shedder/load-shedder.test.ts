@@ -1,11 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Priority } from '../../../src/core/context.js';
-import {
-  ConfigError,
-  LoadShedError,
-  TimeoutError,
-  isBulwarkError,
-} from '../../../src/core/errors.js';
+import { ConfigError, TimeoutError, isBulwarkError } from '../../../src/core/errors.js';
+import { LoadShedError } from '../../../src/policies/load-shedder/errors.js';
 import { CallContext } from '../../../src/core/context.js';
 import { pipeline, terminalStep } from '../../../src/core/pipeline.js';
 import { adaptive } from '../../../src/policies/load-shedder/limits/adaptive.js';
@@ -584,11 +580,11 @@ describe('loadShedder: events and validation', () => {
     ]);
   });
 
-  it('takes its clock from a pipeline', async () => {
+  it('runs on the clock of the pipeline it is in', async () => {
     const clock = new VirtualClock();
     const shedder = loadShedder({ limit: 1, queue: { maxSize: 1, timeout: 50 } });
     const p = pipeline(timeout(Infinity, { clock }), shedder);
-    expect(shedder.clock).toBe(clock);
+    expect(shedder.clock).toBeUndefined();
     const g = gate();
     void p.execute(() => g.promise);
     const waiting = p.execute(() => 1).catch((e: unknown) => e);
@@ -638,5 +634,31 @@ describe('loadShedder: events and validation', () => {
     expect(shedder.limiter).toBe(limiter);
     expect(shedder.limit).toBe(7);
     expect(shedder.kind).toBe('loadShedder');
+  });
+});
+
+describe('loadShedder: one timer for its queue', () => {
+  it('keeps 1,000 queued waiters on one clock timer, and expires them all on time', async () => {
+    const clock = new VirtualClock();
+    const shedder = loadShedder({
+      limit: 1,
+      queue: { maxSize: 2_000, timeout: 100 },
+      clock,
+    });
+    const g = gate();
+    const holder = shedder.execute(() => g.promise);
+    const waiting: Promise<unknown>[] = [];
+    for (let i = 0; i < 1_000; i++) {
+      waiting.push(shedder.execute(() => i).catch((e: unknown) => e));
+      if (i % 100 === 0) await clock.advance(1);
+    }
+    await flush();
+    expect(clock.pending).toBeLessThanOrEqual(2);
+    await clock.advance(100);
+    const outcomes = await Promise.all(waiting);
+    expect(outcomes.every((o) => o instanceof LoadShedError)).toBe(true);
+    expect(clock.pending).toBe(0);
+    g.open();
+    await holder;
   });
 });

@@ -1,0 +1,137 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CallContext, propertyKey } from '../../src/core/context.js';
+import { TimeoutError } from '../../src/core/errors.js';
+import { terminalStep } from '../../src/core/pipeline.js';
+import { VirtualClock } from '../../src/testing/index.js';
+
+const never = () => new Promise<never>(() => {});
+
+describe('CallContext', () => {
+  it('creates its AbortController only when signal is read, already aborted if the call was', () => {
+    const ctx = CallContext.root(new VirtualClock(), Infinity);
+    expect((ctx as unknown as { controller: unknown }).controller).toBeUndefined();
+    ctx.abort(new Error('gone'));
+    expect((ctx as unknown as { controller: unknown }).controller).toBeUndefined();
+    expect(ctx.signal.aborted).toBe(true);
+    expect((ctx.signal.reason as Error).message).toBe('gone');
+  });
+
+  it('a child keeps the tighter deadline, and the parent scope and limit when those come first', async () => {
+    const clock = new VirtualClock();
+    const parent = CallContext.forCall(clock, 100, 100, undefined, undefined, undefined);
+    const looser = parent.child(500, 'attempt', 500);
+    const tighter = parent.child(50, 'attempt', 50);
+    expect(looser.deadline).toBe(100);
+    expect(tighter.deadline).toBe(50);
+    const call = parent.guard(() => looser.guard(never, terminalStep), terminalStep);
+    const outcome = call.catch((e: unknown) => e);
+    await clock.advance(100);
+    const error = (await outcome) as TimeoutError;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.scope).toBe('budget');
+    expect(error.timeoutMs).toBe(100);
+  });
+
+  it('keeps typed per-call properties, with no Map until the first set', () => {
+    const FLAG = propertyKey<boolean>('flag');
+    const COUNT = propertyKey<number>('count');
+    const SAME_NAME = propertyKey<boolean>('flag');
+    const ctx = CallContext.root(new VirtualClock(), Infinity);
+    expect((ctx as unknown as { properties: unknown }).properties).toBeUndefined();
+    expect(ctx.get(FLAG)).toBeUndefined();
+    ctx.set(FLAG, true);
+    ctx.set(COUNT, 3);
+    expect(ctx.get(FLAG)).toBe(true);
+    expect(ctx.get(COUNT)).toBe(3);
+    // Keys compare by identity: the same name is another key.
+    expect(ctx.get(SAME_NAME)).toBeUndefined();
+  });
+
+  describe('forCall', () => {
+    it('without a parent makes a root with the given deadline, limit and per-call data', () => {
+      const clock = new VirtualClock();
+      const ctx = CallContext.forCall(clock, 200, 200, 'high', 'k-1', 'fp');
+      expect(ctx.parent).toBeUndefined();
+      expect([
+        ctx.deadline,
+        ctx.attempt,
+        ctx.priority,
+        ctx.idempotencyKey,
+        ctx.fingerprint,
+      ]).toEqual([200, 1, 'high', 'k-1', 'fp']);
+    });
+
+    it('under an explicit parent shares its key unless the call overrides per-call data', () => {
+      const clock = new VirtualClock();
+      const parent = CallContext.forCall(clock, 100, 100, 'low', undefined, undefined);
+      const nested = CallContext.forCall(
+        clock,
+        50,
+        50,
+        undefined,
+        undefined,
+        undefined,
+        parent,
+        true,
+      );
+      expect(nested.idempotencyKey).toBe(parent.idempotencyKey);
+      expect(nested.priority).toBe('low');
+      expect(nested.deadline).toBe(50);
+      const own = CallContext.forCall(clock, 500, 500, 'high', undefined, undefined, parent, true);
+      expect(own.idempotencyKey).not.toBe(parent.idempotencyKey);
+      expect(own.priority).toBe('high');
+      expect(own.deadline).toBe(100);
+    });
+
+    it('under an ambient parent never shares the key, but keeps its priority', () => {
+      const clock = new VirtualClock();
+      const parent = CallContext.forCall(clock, Infinity, Infinity, 'critical', 'req', undefined);
+      const inner = CallContext.forCall(
+        clock,
+        Infinity,
+        Infinity,
+        undefined,
+        undefined,
+        undefined,
+        parent,
+      );
+      expect(inner.priority).toBe('critical');
+      expect(inner.idempotencyKey).not.toBe('req');
+    });
+
+    it('a nested deadline is always the tighter of the two (property)', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: 10_000 }),
+          fc.integer({ min: 0, max: 10_000 }),
+          fc.boolean(),
+          (outer, inner, inheritKey) => {
+            const clock = new VirtualClock();
+            const parent = CallContext.forCall(
+              clock,
+              outer,
+              outer,
+              undefined,
+              undefined,
+              undefined,
+            );
+            const c = CallContext.forCall(
+              clock,
+              inner,
+              inner,
+              undefined,
+              undefined,
+              undefined,
+              parent,
+              inheritKey,
+            );
+            expect(c.deadline).toBe(Math.min(outer, inner));
+            expect(c.attempt).toBe(1);
+            expect(c.clock).toBe(clock);
+          },
+        ),
+      );
+    });
+  });
+});
