@@ -145,18 +145,24 @@ class MetricsStep extends BasePolicy {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    const recorder = this.recorder;
+    // An idle backend (OpenTelemetry with no SDK) costs this one read.
+    if (recorder.enabled === false) return next.invoke(ctx, fn);
     const clock = ctx.clock;
     const start = clock.now();
-    return next.invoke(ctx, fn).then(
+    const traced = recorder.tracing?.startCall(ctx);
+    const running = traced === undefined ? next.invoke(ctx, fn) : traced.run(ctx, fn, next);
+    return running.then(
       (value) => {
-        this.recorder.recordCall(
-          ctx.fellBack ? 'fallback' : 'success',
-          (clock.now() - start) / 1000,
-        );
+        const outcome = ctx.fellBack ? 'fallback' : 'success';
+        recorder.recordCall(outcome, (clock.now() - start) / 1000);
+        traced?.end(outcome, undefined);
         return value;
       },
       (error: unknown) => {
-        this.recorder.recordCall(outcomeOf(error), (clock.now() - start) / 1000);
+        const outcome = outcomeOf(error);
+        recorder.recordCall(outcome, (clock.now() - start) / 1000);
+        traced?.end(outcome, error);
         throw error;
       },
     );
@@ -360,11 +366,23 @@ export function dependency(
   if (timeoutMs !== Infinity && timeoutMs < budgetMs)
     parts.push(new TimeoutPolicy(timeoutMs, { clock }, 'timeout'));
   if (hedge) parts.push(hedge);
+  // Innermost, so a tracing backend sees each run of fn: every retry and every hedge.
+  if (recorder?.tracing) parts.push(recorder.tracing.attempt);
   const composed = pipeline(...parts);
   if (clock !== undefined) composed.clock = clock;
   composed.clock ??= systemClock;
 
   if (recorder) wireMetrics(recorder, { retry, breaker, bulkhead, loadShedder, idempotency });
+  recorder?.tracing?.watch({
+    retry,
+    breaker,
+    bulkhead,
+    loadShedder,
+    hedge,
+    fallback,
+    idempotency,
+    budget: budgetMs,
+  });
   return new DependencyPolicy(
     name,
     budgetMs,

@@ -82,6 +82,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   callerAborted = false;
   /** Set by the fallback policy when it replaced the outcome (read by metrics). */
   fellBack = false;
+  /** @internal A tracing backend's state for the call it follows (see CallTracing in metrics). */
+  traced: unknown = undefined;
 
   constructor(
     shared: CallShared,
