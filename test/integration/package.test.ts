@@ -38,6 +38,13 @@ beforeAll(() => {
   for (const name of ['tslib', 'fast-check']) {
     symlinkSync(join(root, 'node_modules', name), join(dir, 'node_modules', name));
   }
+  // bulwark/otel is built on the OpenTelemetry API and loads it at import: a user of that
+  // entry has it. Only the API: the SDK stays absent, as it is the user's choice.
+  mkdirSync(join(dir, 'node_modules', '@opentelemetry'), { recursive: true });
+  symlinkSync(
+    join(root, 'node_modules', '@opentelemetry', 'api'),
+    join(dir, 'node_modules', '@opentelemetry', 'api'),
+  );
   writeFileSync(join(dir, 'package.json'), '{"name":"scratch","private":true}');
 }, 180_000);
 
