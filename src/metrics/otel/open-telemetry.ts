@@ -8,10 +8,12 @@ import {
   type Tracer,
   type TracerProvider,
 } from '@opentelemetry/api';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Validator } from '../../core/validate.js';
 import type { MetricsProvider } from '../recorder.js';
 import { DependencyTracing } from './dependency-tracing.js';
 import { OtelDependencyMetrics, type Liveness } from './dependency-metrics.js';
+import { runInServerSpan } from './http-server-span.js';
 import { Instruments } from './instruments.js';
 
 /** Options of `openTelemetry()`; all optional. */
@@ -36,6 +38,12 @@ export interface OpenTelemetry extends MetricsProvider {
   /** The meter instruments are created on (scope `bulwark`). */
   readonly meter: Meter;
   forDependency(name: string): OtelDependencyMetrics;
+  /**
+   * Runs `handle` for one inbound request in a SERVER span continued from its
+   * `traceparent`; bulwark's HTTP server helpers call it when given this object. Without
+   * traces (`traces: false`) it just runs `handle`.
+   */
+  traceRequest<T>(req: IncomingMessage, res: ServerResponse, handle: () => T): T;
 }
 
 const SCOPE = 'bulwark';
@@ -125,6 +133,9 @@ export function openTelemetry(options: OpenTelemetryOptions = {}): OpenTelemetry
         byName.set(name, recorder);
       }
       return recorder;
+    },
+    traceRequest<T>(req: IncomingMessage, res: ServerResponse, handle: () => T): T {
+      return traces ? runInServerSpan(tracer, req, res, handle) : handle();
     },
   };
 }
