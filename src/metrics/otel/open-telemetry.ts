@@ -13,6 +13,7 @@ import { Validator } from '../../core/validate.js';
 import type { MetricsProvider } from '../recorder.js';
 import { DependencyTracing } from './dependency-tracing.js';
 import { OtelDependencyMetrics, type Liveness } from './dependency-metrics.js';
+import { injectTraceContext } from './client-propagation.js';
 import { runInServerSpan } from './http-server-span.js';
 import { Instruments } from './instruments.js';
 
@@ -44,6 +45,12 @@ export interface OpenTelemetry extends MetricsProvider {
    * traces (`traces: false`) it just runs `handle`.
    */
   traceRequest<T>(req: IncomingMessage, res: ServerResponse, handle: () => T): T;
+  /**
+   * Adds the current attempt's trace context to an outgoing request's headers, unless they
+   * carry one or a fetch instrumentation will add its own; `resilientFetch` calls it per
+   * attempt when given this object.
+   */
+  injectTraceContext(headers: Headers): void;
 }
 
 const SCOPE = 'bulwark';
@@ -136,6 +143,9 @@ export function openTelemetry(options: OpenTelemetryOptions = {}): OpenTelemetry
     },
     traceRequest<T>(req: IncomingMessage, res: ServerResponse, handle: () => T): T {
       return traces ? runInServerSpan(tracer, req, res, handle) : handle();
+    },
+    injectTraceContext(headers: Headers): void {
+      if (traces) injectTraceContext(headers);
     },
   };
 }
