@@ -41,6 +41,9 @@ export class OtelDependencyMetrics implements DependencyMetrics {
   private readonly transitions = new Map<string, Attributes>();
   private readonly idempotencyAttrs = new Map<string, Attributes>();
   private readonly base: Attributes;
+  /** Calls per outcome (CALL_OUTCOMES order), read at collection. */
+  private readonly callCounts = new Float64Array(CALL_OUTCOMES.length);
+  private readonly outcomeIndex = new Map<CallOutcome, number>(CALL_OUTCOMES.map((o, i) => [o, i]));
 
   constructor(
     readonly dependency: string,
@@ -54,6 +57,12 @@ export class OtelDependencyMetrics implements DependencyMetrics {
       [A.DEPENDENCY]: dependency,
       [A.RETRY_REASON]: r,
     }));
+    instruments.calls.addCallback((result) => {
+      for (let i = 0; i < CALL_OUTCOMES.length; i++) {
+        const count = this.callCounts[i]!;
+        if (count > 0) result.observe(count, this.outcome[CALL_OUTCOMES[i]!]);
+      }
+    });
     for (const p of SHED_PRIORITIES) {
       for (const r of SHED_REASONS) {
         this.shed.set(
@@ -77,9 +86,8 @@ export class OtelDependencyMetrics implements DependencyMetrics {
   }
 
   recordCall(outcome: CallOutcome, seconds: number): void {
-    const attributes = this.outcome[outcome];
-    this.instruments.calls.add(1, attributes);
-    this.instruments.duration.record(seconds, attributes);
+    this.callCounts[this.outcomeIndex.get(outcome)!]! += 1;
+    this.instruments.duration.record(seconds, this.outcome[outcome]);
   }
 
   recordRetry(reason: RetryMetricReason): void {
