@@ -89,7 +89,8 @@ export class CallSpan implements TracedCall {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
-    return otelContext.with(this.scope, () => next.invoke(ctx, fn));
+    // No closure: `with` passes `this` and the arguments on.
+    return otelContext.with(this.scope, next.invoke<T>, next, ctx, fn);
   }
 
   end(outcome: CallOutcome, error: unknown): void {
@@ -193,7 +194,13 @@ export class CallSpan implements TracedCall {
     // Ends the span when the attempt is abandoned (timeout, caller abort, a hedge won) even
     // if fn never settles.
     ctx.subscribe(attempt);
-    const running = otelContext.with(trace.setSpan(this.scope, span), () => next.invoke(ctx, fn));
+    const running = otelContext.with(
+      trace.setSpan(this.scope, span),
+      next.invoke<T>,
+      next,
+      ctx,
+      fn,
+    );
     return running.then(attempt.succeed, attempt.fail);
   }
 
