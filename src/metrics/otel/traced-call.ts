@@ -67,12 +67,13 @@ export class CallSpan implements TracedCall {
   static start(source: SpanSource, ctx: CallContext, budgetMs: number): CallSpan | undefined {
     const clock = ctx.clock;
     const now = clock.now();
+    // Literal keys (the values of A.DEPENDENCY, …): V8 builds such an object in one step.
     const attributes: Attributes = {
-      [A.DEPENDENCY]: source.dependency,
-      [A.PRIORITY]: ctx.priority,
+      'bulwark.dependency': source.dependency,
+      'bulwark.priority': ctx.priority,
     };
-    const left = Math.min(ctx.remaining(), budgetMs);
-    if (left !== Infinity) attributes[A.BUDGET_REMAINING_MS] = left;
+    const left = Math.min(Math.max(0, ctx.deadline - now), budgetMs);
+    if (left !== Infinity) attributes['bulwark.budget.remaining_ms'] = left;
     const parent = otelContext.active();
     const span = source.tracer.startSpan(
       source.callName,
@@ -181,10 +182,13 @@ export class CallSpan implements TracedCall {
       this.won = false;
       this.attempts++;
     }
-    const attributes: Attributes = { [A.DEPENDENCY]: this.source.dependency, [A.ATTEMPT]: n };
-    if (hedge > 0) attributes[A.HEDGE] = hedge;
-    const left = ctx.remaining();
-    if (left !== Infinity) attributes[A.ATTEMPT_TIMEOUT_MS] = left;
+    const attributes: Attributes = {
+      'bulwark.dependency': this.source.dependency,
+      'bulwark.attempt': n,
+    };
+    if (hedge > 0) attributes['bulwark.hedge'] = hedge;
+    const left = Math.max(0, ctx.deadline - now);
+    if (left !== Infinity) attributes['bulwark.attempt.timeout_ms'] = left;
     const span = this.source.tracer.startSpan(
       this.source.attemptName,
       { attributes, startTime: now },
