@@ -103,6 +103,25 @@ describe('openTelemetry traces', () => {
     expect(trace.getActiveSpan()).toBeUndefined();
   });
 
+  it('records the retry budget refusing a retry, and why retrying stopped', async () => {
+    const { tracerProvider, exporter } = sdk();
+    const clock = virtualClock();
+    const quotes = dependency('quotes', {
+      clock,
+      retry: { maxAttempts: 3, backoff: 0, retryBudget: { ratio: 0, minPerSecond: 0 } },
+      metrics: openTelemetry({ tracerProvider }),
+    });
+    await expect(quotes.execute(() => Promise.reject(http(503)))).rejects.toMatchObject({
+      status: 503,
+    });
+    const call = one(exporter.getFinishedSpans(), 'quotes call');
+    expect(decisions(call)).toEqual([
+      ['bulwark.retry.budget_exhausted', { 'bulwark.attempt': 1 }],
+      ['bulwark.retry.give_up', { 'bulwark.attempt': 1, 'bulwark.retry.give_up_reason': 'budget' }],
+    ]);
+    expect(call.attributes['bulwark.outcome']).toBe('failure');
+  });
+
   it('parents the call span on the active context', async () => {
     const { tracerProvider, exporter } = sdk();
     const orders = dependency('orders', { metrics: openTelemetry({ tracerProvider }) });
