@@ -1,3 +1,4 @@
+import { SpanStatusCode, type Exception, type Span } from '@opentelemetry/api';
 import { isBulwarkError } from '../../core/errors.js';
 import type { CallOutcome } from '../recorder.js';
 
@@ -28,4 +29,12 @@ export function stampTraceId(error: unknown, traceId: string): void {
   if (!isBulwarkError(error)) return;
   const e = error as { traceId?: string };
   if (e.traceId === undefined) e.traceId = traceId;
+}
+
+/** A failure on a span: the exception as an event (message and stack belong on spans) and status ERROR. */
+export function recordError(span: Span, error: unknown, time: number): void {
+  if (error instanceof Error) {
+    span.recordException(error as Exception, time);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+  } else span.setStatus({ code: SpanStatusCode.ERROR });
 }

@@ -2,19 +2,18 @@ import {
   context as otelContext,
   createContextKey,
   SpanKind,
-  SpanStatusCode,
   trace,
   type Attributes,
   type Context as OtelContext,
-  type Exception,
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
 import type { Clock } from '../../core/clock.js';
-import type { AbortSubscriber, CallContext, Operation, Step } from '../../core/context.js';
+import type { CallContext, Operation, Step } from '../../core/context.js';
 import type { CallOutcome, TracedCall } from '../recorder.js';
 import * as A from './attributes.js';
-import { outcomeOfError, stampTraceId } from './outcome.js';
+import { AttemptSpan, type AttemptOutcome } from './attempt-span.js';
+import { recordError, stampTraceId } from './outcome.js';
 
 /** Where a traced call sits in the OpenTelemetry context, for its policies' event listeners. */
 export const CALL_KEY = createContextKey('bulwark.call');
@@ -29,9 +28,6 @@ export interface SpanSource {
   readonly callName: string;
   readonly attemptName: string;
 }
-
-/** How an attempt ended besides the call outcomes: the caller aborted, or another hedge won. */
-export type AttemptOutcome = CallOutcome | 'aborted' | 'abandoned';
 
 /**
  * One traced logical call: its span (kind CLIENT), made the active span for the rest of the
@@ -218,54 +214,4 @@ export class CallSpan implements TracedCall {
       }
     } else if (outcome !== 'abandoned') this.failedRuns++;
   }
-}
-
-/** One attempt's span; ends exactly once, when fn settles or when the attempt is abandoned. */
-class AttemptSpan implements AbortSubscriber {
-  private ended = false;
-
-  constructor(
-    private readonly call: CallSpan,
-    private readonly span: Span,
-    private readonly ctx: CallContext,
-    private readonly n: number,
-    private readonly hedge: number,
-  ) {}
-
-  readonly succeed = <T>(value: T): T => {
-    this.finish('success', undefined);
-    return value;
-  };
-
-  readonly fail = (error: unknown): never => {
-    this.finish(outcomeOfError(error), error);
-    throw error;
-  };
-
-  abort(reason: unknown): void {
-    let outcome: AttemptOutcome = 'abandoned';
-    if (outcomeOfError(reason) === 'timeout') outcome = 'timeout';
-    else if (this.ctx.abortedByCaller) outcome = 'aborted';
-    this.finish(outcome, reason);
-  }
-
-  private finish(outcome: AttemptOutcome, error: unknown): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.ctx.unsubscribe(this);
-    const now = this.call.clock.now();
-    const span = this.span;
-    span.setAttribute(A.OUTCOME, outcome);
-    // A hedge that lost the race did nothing wrong: its span keeps an unset status.
-    if (outcome !== 'success' && outcome !== 'abandoned') recordError(span, error, now);
-    this.call.attemptEnded(this.n, this.hedge, outcome, now);
-    span.end(now);
-  }
-}
-
-function recordError(span: Span, error: unknown, time: number): void {
-  if (error instanceof Error) {
-    span.recordException(error as Exception, time);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
-  } else span.setStatus({ code: SpanStatusCode.ERROR });
 }
