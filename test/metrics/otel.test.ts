@@ -218,7 +218,13 @@ describe('openTelemetry traces', () => {
     expect(call.attributes['bulwark.priority']).toBe('low');
     expect(call.status.code).toBe(SpanStatusCode.ERROR);
     expect(decisions(call)).toEqual([
-      ['bulwark.shed', { 'bulwark.shed.reason': (shed as { reason: string }).reason }],
+      [
+        'bulwark.shed',
+        {
+          'bulwark.shed.reason': (shed as { reason: string }).reason,
+          'bulwark.priority': 'low',
+        },
+      ],
     ]);
     expect(named(exporter.getFinishedSpans(), 'reports attempt')).toHaveLength(1);
   });

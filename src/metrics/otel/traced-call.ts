@@ -55,6 +55,7 @@ export class CallSpan implements TracedCall {
     readonly span: Span,
     parent: OtelContext,
     readonly clock: Clock,
+    readonly priority: string,
   ) {
     this.scope = trace.setSpan(parent, span).setValue(CALL_KEY, this);
   }
@@ -80,7 +81,7 @@ export class CallSpan implements TracedCall {
       ctx.traced = NOT_TRACED;
       return undefined;
     }
-    const call = new CallSpan(source, span, parent, clock);
+    const call = new CallSpan(source, span, parent, clock, ctx.priority);
     ctx.traced = call;
     return call;
   }
@@ -146,6 +147,7 @@ export class CallSpan implements TracedCall {
     } else if (e.code === 'ERR_LOAD_SHED') {
       name = A.EVENTS.shed;
       attributes[A.SHED_REASON] = e.reason;
+      attributes[A.PRIORITY] = this.priority;
     } else return;
     this.noted = error;
     this.event(name, now, attributes);
