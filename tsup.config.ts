@@ -8,6 +8,7 @@ export default defineConfig({
     prometheus: 'src/prometheus.ts',
     redis: 'src/redis.ts',
     http: 'src/http.ts',
+    otel: 'src/otel.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

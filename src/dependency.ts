@@ -131,18 +131,24 @@ class MetricsStep extends BasePolicy {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    const recorder = this.recorder;
+    // An idle backend (OpenTelemetry with no SDK) costs this one read.
+    if (recorder.enabled === false) return next.invoke(ctx, fn);
     const clock = ctx.clock;
     const start = clock.now();
-    return next.invoke(ctx, fn).then(
+    const traced = recorder.tracing?.startCall(ctx);
+    const running = traced === undefined ? next.invoke(ctx, fn) : traced.run(ctx, fn, next);
+    return running.then(
       (value) => {
-        this.recorder.recordCall(
-          ctx.get(FELL_BACK) === true ? 'fallback' : 'success',
-          (clock.now() - start) / 1000,
-        );
+        const outcome = ctx.get(FELL_BACK) === true ? 'fallback' : 'success';
+        recorder.recordCall(outcome, (clock.now() - start) / 1000);
+        traced?.end(outcome, undefined);
         return value;
       },
       (error: unknown) => {
-        this.recorder.recordCall(outcomeOf(error), (clock.now() - start) / 1000);
+        const outcome = outcomeOf(error);
+        recorder.recordCall(outcome, (clock.now() - start) / 1000);
+        traced?.end(outcome, error);
         throw error;
       },
     );
@@ -261,6 +267,8 @@ export function dependency(
     const policy = built[part.key];
     if (policy !== undefined) steps.push(policy);
   }
+  // Innermost, so a tracing backend sees each run of fn: every retry and every hedge.
+  if (recorder?.tracing) steps.push(recorder.tracing.attempt);
   const composed = pipeline(...steps);
   if (clock !== undefined) composed.clock = clock;
   composed.clock ??= systemClock;
@@ -271,6 +279,17 @@ export function dependency(
       if (policy !== undefined && part.wire !== undefined)
         (part.wire as (policy: Policy, recorder: DependencyMetrics) => void)(policy, recorder);
     }
+    const b = env.built;
+    recorder.tracing?.watch({
+      retry: b.retry,
+      breaker: b.circuitBreaker,
+      bulkhead: b.bulkhead,
+      loadShedder: b.loadShedder,
+      hedge: b.hedge,
+      fallback: b.fallback,
+      idempotency: b.idempotency,
+      budget: env.budgetMs,
+    });
   }
   return new DependencyPolicy(name, env.budgetMs, env.timeoutMs, env.built, composed);
 }

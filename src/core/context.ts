@@ -103,6 +103,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   callerAborted = false;
   // Typed per-call properties; no Map until the first set().
   private properties: Map<PropertyKey<unknown>, unknown> | undefined;
+  /** @internal A tracing backend's state for the call it follows (see CallTracing in metrics). */
+  traced: unknown = undefined;
 
   constructor(
     shared: CallShared,

@@ -47,6 +47,8 @@ export class BulwarkError extends Error {
   readonly code: BulwarkErrorCode;
   /** The dependency (policy set) the error came from, when known. */
   declare dependency?: string;
+  /** The trace the call belonged to, set by a tracing backend (`bulwark/otel`) when one is used. */
+  declare traceId?: string;
 
   constructor(code: BulwarkErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

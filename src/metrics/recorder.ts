@@ -3,7 +3,21 @@
  * only; `bulwark/prometheus` implements it. Implementations aggregate plain numbers on
  * the hot path and turn them into series at scrape time.
  */
-import { PRIORITIES, type Priority } from '../core/context.js';
+import {
+  PRIORITIES,
+  type CallContext,
+  type Operation,
+  type Priority,
+  type Step,
+} from '../core/context.js';
+import type { Policy } from '../core/pipeline.js';
+import type { BulkheadPolicy } from '../policies/bulkhead.js';
+import type { CircuitBreakerPolicy } from '../policies/circuit-breaker/circuit-breaker.js';
+import type { FallbackPolicy } from '../policies/fallback.js';
+import type { HedgePolicy } from '../policies/hedge.js';
+import type { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
+import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
+import type { RetryPolicy } from '../policies/retry/retry.js';
 
 /** How a call through a dependency ended, as the `outcome` label of `calls_total`. */
 export const CALL_OUTCOMES = [
@@ -56,6 +70,53 @@ export interface DependencyMetrics {
   observeConcurrencyLimit(read: () => number): void;
   /** The idempotency policy executed, replayed or refused a keyed call. */
   recordIdempotency(store: string, result: IdempotencyResult): void;
+  /**
+   * Optional. `false` while the backend records nothing at all (OpenTelemetry with no SDK
+   * registered): `dependency()` then skips timing the call, so an idle backend costs one
+   * property read per call. Absent means always on.
+   */
+  readonly enabled?: boolean;
+  /**
+   * Optional per-call hooks, for backends that follow each call (tracing). Absent: no
+   * per-call cost beyond the aggregate methods above.
+   */
+  readonly tracing?: CallTracing;
+}
+
+/** One dependency's policies and budget, as `CallTracing.watch` receives them (unconfigured: absent). */
+export interface TracedPolicies {
+  retry?: RetryPolicy | undefined;
+  breaker?: CircuitBreakerPolicy | undefined;
+  bulkhead?: BulkheadPolicy | undefined;
+  loadShedder?: LoadShedderPolicy | undefined;
+  hedge?: HedgePolicy | undefined;
+  fallback?: FallbackPolicy | undefined;
+  idempotency?: IdempotencyPolicy | undefined;
+  /** The whole-call budget in ms (Infinity: none). */
+  budget?: number;
+}
+
+/**
+ * How a tracing backend follows each logical call of a dependency. `dependency()` starts
+ * every call with `startCall` (outermost), places `attempt` innermost (so it sees each run
+ * of `fn`: every retry and every hedge), and hands the policies to `watch` once. Per-call
+ * state lives on the call's context, never in the backend.
+ */
+export interface CallTracing {
+  /** One logical call starts; `undefined` when this call is not traced (e.g. not sampled). */
+  startCall(ctx: CallContext): TracedCall | undefined;
+  /** The innermost step: runs one attempt of a traced call in the attempt's own scope. */
+  readonly attempt: Policy;
+  /** Subscribes to the policies' events, to record each decision on the call it belongs to. */
+  watch(policies: TracedPolicies): void;
+}
+
+/** One traced call, from `CallTracing.startCall`. */
+export interface TracedCall {
+  /** Runs the rest of the call in this call's scope; settles exactly as `next.invoke` does. */
+  run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T>;
+  /** The call ended with `outcome`; `error` is what it rejected with (undefined on success). */
+  end(outcome: CallOutcome, error: unknown): void;
 }
 
 /**

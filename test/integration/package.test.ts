@@ -19,7 +19,10 @@ const entries = Object.keys(pkg.exports)
   .map((k) => (k === '.' ? 'bulwark' : `bulwark/${k.slice(2)}`));
 
 /** The entries that load an optional peer when imported, and that peer. */
-const PEER_OF: Record<string, string> = { 'bulwark/testing/arbitraries': 'fast-check' };
+const PEER_OF: Record<string, string> = {
+  'bulwark/testing/arbitraries': 'fast-check',
+  'bulwark/otel': '@opentelemetry/api',
+};
 const peerFree = entries.filter((e) => !(e in PEER_OF));
 
 let tarball = '';
@@ -55,7 +58,9 @@ beforeAll(() => {
   tarball = join(packDir, name);
   // @types/node only for the type check below; it has no runtime part.
   bare = scratchProject(['tslib', '@types/node']);
-  withFastCheck = scratchProject(['tslib', 'fast-check']);
+  // The peers an entry may load, for the entries that need one: fast-check for the
+  // arbitraries, the OpenTelemetry API (not the SDK: that stays the user's choice) for otel.
+  withFastCheck = scratchProject(['tslib', 'fast-check', '@opentelemetry/api']);
 }, 180_000);
 
 afterAll(() => {
@@ -143,6 +148,15 @@ describe('the packed package', () => {
       }),
     ).toBe('');
   }, 120_000);
+
+  it('loads every entry that needs a peer once the peer is installed (ESM and CJS)', () => {
+    for (const entry of Object.keys(PEER_OF)) {
+      const esm = `const m = await import('${entry}'); console.log(Object.keys(m).length > 0);`;
+      expect(run(withFastCheck, 'peer-ok.mjs', esm).trim()).toBe('true');
+      const cjs = `console.log(Object.keys(require('${entry}')).length > 0);`;
+      expect(run(withFastCheck, 'peer-ok.cjs', cjs).trim()).toBe('true');
+    }
+  });
 
   it('names the missing peer when an entry that needs one is imported without it', () => {
     for (const [entry, peer] of Object.entries(PEER_OF)) {
