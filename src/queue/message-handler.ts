@@ -193,8 +193,9 @@ class Handler<M, R> implements MessageHandler<M, R> {
       };
     }
     if (claim.state === 'in-progress') {
-      // Another holder runs it now (or crashed holding it): look again when its lock ends.
-      const delay = claim.lockRemaining ?? this.deferDelay;
+      // Another holder runs it now (or crashed holding it): look again soon, or when its
+      // lock ends if that is sooner.
+      const delay = Math.min(claim.lockRemaining ?? Infinity, this.deferDelay);
       return this.defer(undefined, Math.max(1, delay), deliveries);
     }
     if (claim.state === 'mismatch') {
