@@ -13,7 +13,12 @@ interface StoredJobLike {
 /** The dead-letter queue as `redrive()` uses it. */
 export interface DeadLetterQueueLike {
   readonly name: string;
-  getJobs(types: string[], start?: number, end?: number, asc?: boolean): Promise<StoredJobLike[]>;
+  getJobs(
+    types: Array<'waiting' | 'delayed' | 'prioritized'>,
+    start?: number,
+    end?: number,
+    asc?: boolean,
+  ): Promise<StoredJobLike[]>;
 }
 
 /** The target queue as `redrive()` uses it. */
@@ -86,7 +91,7 @@ export async function redrive<M = unknown>(
   for (;;) {
     if (moved >= limit) break;
     const jobs = await deadLetterQueue.getJobs(
-      ['waiting', 'delayed', 'paused'],
+      ['waiting', 'delayed', 'prioritized'],
       kept,
       kept + PAGE - 1,
       true,

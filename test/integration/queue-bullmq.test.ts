@@ -1,7 +1,13 @@
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { afterEach, expect, it } from 'vitest';
 import { dependency } from '../../src/index.js';
-import { bullmqProcessor, messageHandler, redrive, type DeadLetter } from '../../src/queue.js';
+import {
+  bullmqProcessor,
+  messageHandler,
+  redrive,
+  type BullmqJobLike,
+  type DeadLetter,
+} from '../../src/queue.js';
 import { describeRedis, redisPort } from '../setup/redis.js';
 
 /** Real BullMQ workers on the suite's redis-server; each test on queues of its own. */
@@ -83,7 +89,9 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     expect(letter!.firstFailureAt).toBe(letter!.lastFailureAt);
     const source = await queue.getJob('order-1');
     expect(await source!.getState()).toBe('completed');
-    expect(source!.returnvalue).toEqual({ deadLetter: { queue: dead.name, id: `${name}-order-1` } });
+    expect(source!.returnvalue).toEqual({
+      deadLetter: { queue: dead.name, id: `${name}-order-1` },
+    });
   });
 
   it('dead-letters a retryable failure after exactly maxDeliveries deliveries', async () => {
@@ -116,7 +124,9 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     await queue.add('charge', {}, { jobId: 'order-3' });
     await until(async () => (await queue.getFailedCount()) === 1, 5000, 'one failed job');
     const job = await queue.getJob('order-3');
-    expect(job!.failedReason).toMatch(/orders: dead-lettered after 1 deliveries \(not-retryable\): HTTP 422/);
+    expect(job!.failedReason).toMatch(
+      /orders: dead-lettered after 1 deliveries \(not-retryable\): HTTP 422/,
+    );
     expect(job!.attemptsMade).toBe(1);
   });
 
@@ -166,7 +176,7 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     let fetches = 0;
     let fetchesWhileOpen = 0;
     const counted = Object.assign(
-      async (job: Job, token?: string) => {
+      async (job: BullmqJobLike<{ n: number }>, token?: string) => {
         fetches++;
         if (payments.breaker!.stats().state === 'open') fetchesWhileOpen++;
         return processor(job, token);
