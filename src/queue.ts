@@ -34,3 +34,10 @@ export {
   type RedriveResult,
   type RedriveTargetLike,
 } from './queue/redrive.js';
+export {
+  streamConsumer,
+  type StreamConsumer,
+  type StreamConsumerOptions,
+  type StreamMessage,
+  type StreamsClientLike,
+} from './queue/stream-consumer.js';
