@@ -7,6 +7,7 @@ export default defineConfig({
     prometheus: 'src/prometheus.ts',
     redis: 'src/redis.ts',
     http: 'src/http.ts',
+    queue: 'src/queue.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
