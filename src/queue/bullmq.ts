@@ -18,6 +18,8 @@ export interface BullmqJobLike<M = unknown> {
   readonly queueName: string;
   /** Retries already made (BullMQ counts one per failure it retried; never a delay). */
   readonly attemptsMade: number;
+  /** Times the job was recovered from a worker that stopped renewing its lock. */
+  readonly stalledCounter?: number;
   /** Read by BullMQ when the processor throws: how many attempts and which backoff. */
   opts: { attempts?: number; backoff?: unknown };
   moveToDelayed(timestamp: number, token?: string): Promise<void>;
@@ -34,6 +36,7 @@ export interface BullmqWorkerLike {
 export interface BullmqQueueLike {
   readonly name: string;
   add(name: string, data: unknown, opts?: { jobId?: string }): Promise<unknown>;
+  getJob?(id: string): Promise<unknown>;
 }
 
 /** Options of `bullmqProcessor()`. */
@@ -124,6 +127,12 @@ export function bullmqProcessor<M, R>(
     token?: string,
   ): Promise<R | DeadLettered | undefined> => {
     const id = job.id ?? '';
+    const dlqId = `${job.queueName}-${id}`;
+    // A worker that died after moving this job to the dead-letter queue and before
+    // completing it: the job is already there, and must not run (and maybe succeed) again.
+    if (dlq !== undefined && (job.stalledCounter ?? 0) > 0 && typeof dlq.getJob === 'function') {
+      if (await dlq.getJob(dlqId)) return { deadLetter: { queue: dlq.name, id: dlqId } };
+    }
     const decision: Decision<R> = await handler.handle(job.data, {
       id,
       deliveries: job.attemptsMade + 1,
@@ -159,7 +168,6 @@ export function bullmqProcessor<M, R>(
           firstFailureAt: firstFailures.take(id, decision.at),
           lastFailureAt: decision.at,
         };
-        const dlqId = `${job.queueName}-${id}`;
         // A fixed job id: a worker that crashes after this add and redoes it adds nothing.
         await dlq.add(job.name, letter, { jobId: dlqId });
         return { deadLetter: { queue: dlq.name, id: dlqId } };

@@ -1,4 +1,5 @@
 import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterEach, expect, it } from 'vitest';
 import { dependency } from '../../src/index.js';
 import {
@@ -226,6 +227,28 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     await until(async () => (await queue.getCompletedCount()) === 1, 5000, 'completed');
     // BullMQ counts the completion itself as an attempt: no failure was counted before it.
     expect((await queue.getJob('only'))!.attemptsMade).toBe(1);
+  });
+
+  it('does not run a recovered stalled job again once it is in the dead-letter queue', async () => {
+    const { queue, dead, name } = queues('stalled-after-dlq');
+    let calls = 0;
+    const handler = messageHandler(dependency('orders'), async () => {
+      calls++;
+      return 'ran';
+    });
+    await queue.add('o', { sku: 'x' }, { jobId: 'x' });
+    // As if a worker had moved it to the dead-letter queue and died before completing it,
+    // and BullMQ had then recovered it as stalled.
+    await dead.add('o', { message: { sku: 'x' } }, { jobId: `${name}-x` });
+    const io = new Redis({ host: '127.0.0.1', port: redisPort() });
+    await io.hset(`bull:${name}:x`, 'stc', '1');
+    io.disconnect();
+    startWorker(name, bullmqProcessor(handler, { deadLetterQueue: dead }));
+    await until(async () => (await queue.getCompletedCount()) === 1, 5000, 'completed');
+    expect(calls).toBe(0);
+    expect((await queue.getJob('x'))!.returnvalue).toEqual({
+      deadLetter: { queue: dead.name, id: `${name}-x` },
+    });
   });
 
   it('redrive moves dead letters back under their ids, filtered, and they run again', async () => {
