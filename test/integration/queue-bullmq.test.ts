@@ -152,18 +152,24 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     expect((await queue.getJob('m2'))!.returnvalue).toEqual({ sent: 'a@example.org' });
   });
 
-  it('defers while the dependency is down: nothing dead-lettered, no deliveries used', async () => {
+  it('defers while the dependency is down: nothing dead-lettered, no deliveries used, one call per trial', async () => {
     const { queue, dead, name } = queues('outage');
     let down = true;
     let calls = 0;
     let callsWhileDown = 0;
+    let callsWhileNotClosed = 0;
+    let trials = 0;
     const payments = dependency('payments', {
       circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: 150 },
+    });
+    payments.breaker!.on('stateChange', (e) => {
+      if (e.to === 'half-open') trials++;
     });
     const handler = messageHandler(
       payments,
       async (msg: { n: number }) => {
         calls++;
+        if (payments.breaker!.state !== 'closed') callsWhileNotClosed++;
         if (down) {
           callsWhileDown++;
           throw Object.assign(new Error('HTTP 503'), { status: 503 });
@@ -174,11 +180,9 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
       { maxDeliveries: 3, backoff: 20 },
     );
     const processor = bullmqProcessor(handler, { deadLetterQueue: dead });
-    let fetches = 0;
     let fetchesWhileOpen = 0;
     const counted = Object.assign(
       async (job: BullmqJobLike<{ n: number }>, token?: string) => {
-        fetches++;
         if (payments.breaker!.stats().state === 'open') fetchesWhileOpen++;
         return processor(job, token);
       },
@@ -188,9 +192,12 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     await queue.addBulk(Array.from({ length: 40 }, (_, n) => ({ name: 'pay', data: { n } })));
     await sleep(1500);
     expect(await dead.count()).toBe(0);
-    // The first failures trip the breaker; after that one trial per open period gets through.
-    expect(callsWhileDown).toBeLessThanOrEqual(8 + 3 + Math.ceil(1500 / 150));
-    // A fetch while open is a job the worker was already taking when the breaker opened.
+    // While not closed, the dependency sees exactly one call per half-open period: the trial.
+    expect(trials).toBeGreaterThanOrEqual(3);
+    expect(callsWhileNotClosed).toBe(trials);
+    // Before it opened, at most one call per worker slot had started.
+    expect(callsWhileDown - trials).toBeLessThanOrEqual(8);
+    // A fetch while open is one BullMQ had in flight when the breaker opened.
     expect(fetchesWhileOpen).toBeLessThanOrEqual(8);
     expect(worker.concurrency).toBe(1);
     down = false;
@@ -199,7 +206,6 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     expect(calls - callsWhileDown).toBe(40);
     expect(payments.breaker!.state).toBe('closed');
     expect(worker.concurrency).toBe(8);
-    expect(fetches).toBeGreaterThanOrEqual(40);
   });
 
   it('a failed half-open trial is a deferral, not a counted delivery', async () => {
