@@ -39,7 +39,7 @@ export interface MessageHandlerOptions<M> {
    * outcome is stored under its key is acknowledged without running the work again; the
    * key is also the work's `ctx.idempotencyKey`, so the downstream can deduplicate.
    */
-  key?: (message: M, id: string) => string;
+  key?: (message: M, id: string | undefined) => string;
   /** Counted deliveries before a retryable failure is dead-lettered (default 5). */
   maxDeliveries?: number;
   /**
@@ -69,8 +69,8 @@ export interface MessageHandlerOptions<M> {
 
 /** What an adapter knows about one delivery. */
 export interface Delivery {
-  /** The queue's own id for the message (BullMQ job id, stream entry id). */
-  readonly id: string;
+  /** The queue's own id for the message (BullMQ job id, stream entry id): the default key. */
+  readonly id?: string;
   /** This delivery's number among the counted ones: 1 for the first; deferrals do not count. */
   readonly deliveries: number;
 }
@@ -86,7 +86,7 @@ export interface MessageHandler<M = unknown, R = unknown> {
   /** The dependency's recorder, when `metrics` was given: adapters report pauses to it. */
   readonly recorder: DependencyMetrics | undefined;
   /** The idempotency key of a message. */
-  keyOf(message: M, id: string): string;
+  keyOf(message: M, id: string | undefined): string;
   /** Runs one delivery and returns what to do with the message. Never rejects. */
   handle(message: M, delivery: Delivery): Promise<Decision<R>>;
 }
@@ -107,13 +107,13 @@ const KNOWN = [
   'clock',
 ] as const;
 
-const defaultKey = (_message: unknown, id: string): string => id;
+const defaultKey = (_message: unknown, id: string | undefined): string => id ?? '';
 
 class Handler<M, R> implements MessageHandler<M, R> {
   readonly clock: Clock;
   readonly recorder: DependencyMetrics | undefined;
   readonly maxDeliveries: number;
-  readonly keyOf: (message: M, id: string) => string;
+  readonly keyOf: (message: M, id: string | undefined) => string;
   private readonly backoff: Backoff;
   private readonly deferDelay: number;
   private readonly store: IdempotencyStore;
@@ -172,7 +172,16 @@ class Handler<M, R> implements MessageHandler<M, R> {
     try {
       key = this.keyOf(message, delivery.id);
     } catch (error) {
-      return this.deadLetter(error, deliveries);
+      return this.deadLetter(error, deliveries, 'not-retryable');
+    }
+    if (typeof key !== 'string' || key === '') {
+      return this.deadLetter(
+        new TypeError(
+          `${this.dependency.name}: a message needs a key (an id from the queue, or the key option)`,
+        ),
+        deliveries,
+        'not-retryable',
+      );
     }
     let claim;
     try {
@@ -199,7 +208,11 @@ class Handler<M, R> implements MessageHandler<M, R> {
       return this.defer(undefined, Math.max(1, delay), deliveries);
     }
     if (claim.state === 'mismatch') {
-      return this.deadLetter(new Error(`key ${key} is held with another fingerprint`), deliveries);
+      return this.deadLetter(
+        new Error(`key ${key} is held with another fingerprint`),
+        deliveries,
+        'not-retryable',
+      );
     }
     const token = claim.token;
     let result: R;
@@ -243,7 +256,8 @@ class Handler<M, R> implements MessageHandler<M, R> {
       return this.defer(error, delay ?? this.deferDelay, deliveries);
     }
     if (kind === 'dead-letter') return this.deadLetter(error, deliveries, 'not-retryable');
-    if (deliveries >= this.maxDeliveries) return this.deadLetter(error, deliveries);
+    if (deliveries >= this.maxDeliveries)
+      return this.deadLetter(error, deliveries, 'max-deliveries');
     this.record('retried');
     return {
       action: 'retry',
@@ -263,7 +277,7 @@ class Handler<M, R> implements MessageHandler<M, R> {
   private deadLetter(
     error: unknown,
     deliveries: number,
-    reason: 'not-retryable' | 'max-deliveries' = 'max-deliveries',
+    reason: 'not-retryable' | 'max-deliveries',
   ): Decision<R> {
     this.record('dead_lettered');
     return { action: 'dead-letter', error, reason, deliveries, at: this.clock.now() };

@@ -183,7 +183,19 @@ describe('messageHandler', () => {
         throw new TypeError('no id on message');
       },
     });
-    expect((await handler.handle({}, { id: '1', deliveries: 1 })).action).toBe('dead-letter');
+    expect(await handler.handle({}, { id: '1', deliveries: 1 })).toMatchObject({
+      action: 'dead-letter',
+      reason: 'not-retryable',
+    });
+  });
+
+  it('dead-letters a message with no key: no id from the queue and no key option', async () => {
+    let runs = 0;
+    const handler = messageHandler(dependency('d'), async () => runs++);
+    const d = await handler.handle({}, { deliveries: 1 });
+    expect(d).toMatchObject({ action: 'dead-letter', reason: 'not-retryable' });
+    expect(String(d.error)).toMatch(/d: a message needs a key/);
+    expect(runs).toBe(0);
   });
 
   it('rejects bad options with every path named', () => {
