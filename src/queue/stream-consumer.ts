@@ -109,6 +109,8 @@ class Consumer implements StreamConsumer {
   private readonly startId: string;
   private running: Promise<void> | undefined;
   private stopping: AbortController | undefined;
+  /** Reading nothing because the breaker is open (the paused gauge). */
+  private paused = false;
 
   constructor(
     private readonly handler: MessageHandler<StreamMessage>,
@@ -139,6 +141,7 @@ class Consumer implements StreamConsumer {
     this.block = v.duration('block', o.block, 500, { min: 1 });
     this.claimIdle = v.duration('claimIdle', o.claimIdle, 30_000, { min: 1 });
     v.done();
+    handler.recorder?.observeQueuePaused?.(() => (this.paused ? 1 : 0));
   }
 
   start(): Promise<void> {
@@ -158,6 +161,7 @@ class Consumer implements StreamConsumer {
     await this.createGroup();
     while (!signal.aborted) {
       const wait = this.unavailableFor();
+      this.paused = wait > 0;
       if (wait > 0) {
         // The breaker is open: fetch nothing until it may admit its trial.
         await this.handler.clock.sleep(wait, signal).catch(() => {});
@@ -171,6 +175,7 @@ class Consumer implements StreamConsumer {
         await this.handler.clock.sleep(this.block, signal).catch(() => {});
       }
     }
+    this.paused = false;
   }
 
   /** ms until the dependency's breaker may admit a call (0: fetch now). */
