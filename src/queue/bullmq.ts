@@ -76,6 +76,20 @@ class UnrecoverableError extends Error {
   override name = 'UnrecoverableError';
 }
 
+/** Redelivery delay when carrying out a decision failed (Redis did not answer), in ms. */
+const ADAPTER_RETRY_MS = 1000;
+
+/**
+ * Carrying out a decision failed (moveToDelayed, the dead-letter add): have BullMQ retry the
+ * job rather than fail it for good with its own `attempts` (1 by default), which would
+ * leave it in neither place. It counts as a delivery.
+ */
+function retryLater(job: BullmqJobLike, error: unknown): Error {
+  job.opts.attempts = job.attemptsMade + 2;
+  job.opts.backoff = { type: 'fixed', delay: ADAPTER_RETRY_MS };
+  return asError(error);
+}
+
 /** The failure BullMQ records on a retried job: the handler's own error when it is one. */
 function asError(error: unknown): Error {
   if (error instanceof Error) return error;
@@ -131,7 +145,10 @@ export function bullmqProcessor<M, R>(
     // A worker that died after moving this job to the dead-letter queue and before
     // completing it: the job is already there, and must not run (and maybe succeed) again.
     if (dlq !== undefined && (job.stalledCounter ?? 0) > 0 && typeof dlq.getJob === 'function') {
-      if (await dlq.getJob(dlqId)) return { deadLetter: { queue: dlq.name, id: dlqId } };
+      const moved = await dlq.getJob(dlqId).catch((error: unknown) => {
+        throw retryLater(job, error);
+      });
+      if (moved) return { deadLetter: { queue: dlq.name, id: dlqId } };
     }
     const decision: Decision<R> = await handler.handle(job.data, {
       id,
@@ -142,7 +159,9 @@ export function bullmqProcessor<M, R>(
         firstFailures.forget(id);
         return decision.result;
       case 'defer':
-        await job.moveToDelayed(Date.now() + (decision.delayMs ?? 0), token);
+        await job.moveToDelayed(Date.now() + (decision.delayMs ?? 0), token).catch((error) => {
+          throw retryLater(job, error);
+        });
         throw new DelayedError();
       case 'retry':
         firstFailures.note(id, decision.at);
@@ -169,7 +188,9 @@ export function bullmqProcessor<M, R>(
           lastFailureAt: decision.at,
         };
         // A fixed job id: a worker that crashes after this add and redoes it adds nothing.
-        await dlq.add(job.name, letter, { jobId: dlqId });
+        await dlq.add(job.name, letter, { jobId: dlqId }).catch((error: unknown) => {
+          throw retryLater(job, error);
+        });
         return { deadLetter: { queue: dlq.name, id: dlqId } };
       }
     }

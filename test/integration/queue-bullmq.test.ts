@@ -257,6 +257,30 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     });
   });
 
+  it('retries a job whose move to the dead-letter queue failed, instead of failing it for good', async () => {
+    const { queue, dead, name } = queues('dlq-down');
+    let refuse = true;
+    // The real dead-letter queue, whose first add fails as if Redis had not answered.
+    const flaky = {
+      name: dead.name,
+      add: (jobName: string, data: unknown, opts?: { jobId?: string }) => {
+        if (refuse) {
+          refuse = false;
+          return Promise.reject(new Error('Connection is closed.'));
+        }
+        return dead.add(jobName, data, opts);
+      },
+    };
+    const handler = messageHandler(dependency('orders'), async () => {
+      throw Object.assign(new Error('HTTP 400'), { status: 400 });
+    });
+    startWorker(name, bullmqProcessor(handler, { deadLetterQueue: flaky }));
+    await queue.add('o', {}, { jobId: 'p' });
+    await until(async () => (await dead.count()) === 1, 5000, 'dead-lettered on the second try');
+    expect(await queue.getFailedCount()).toBe(0);
+    await until(async () => (await queue.getCompletedCount()) === 1, 5000, 'completed');
+  });
+
   it('redrive moves dead letters back under their ids, filtered, and they run again', async () => {
     const { queue, dead, name } = queues('redrive');
     let fixed = false;
