@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, expect, it } from 'vitest';
 import { dependency } from '../../src/index.js';
+import { RedisStore } from '../../src/redis.js';
 import {
   messageHandler,
   streamConsumer,
@@ -171,4 +172,72 @@ describeRedis('streamConsumer on a real redis-server', () => {
     await until(() => seen.length === 1, 3000, 'taken over');
     expect(seen).toEqual([id]);
   });
+
+  it('every entry ends in exactly one place when a consumer dies mid-batch and another takes over', async () => {
+    const io = client();
+    const { stream, group, deadLetterStream } = names('takeover');
+    const prefix = `${stream}:idem`;
+    const store = new RedisStore({ client: io, prefix });
+    const work = async (msg: StreamMessage) => {
+      const n = Number(msg.fields.n);
+      await sleep(n % 4);
+      if (n % 13 === 0) throw Object.assign(new Error('HTTP 400'), { status: 400 });
+      if (Math.random() < 0.3) throw Object.assign(new Error('HTTP 503'), { status: 503 });
+      return n;
+    };
+    const options = { store, maxDeliveries: 3, backoff: 5, lockTtl: 300, deferDelay: 50 };
+    const clientA = new Redis({ host: '127.0.0.1', port: redisPort() });
+    const a = streamConsumer(messageHandler(dependency('takeover'), work, options), {
+      client: clientA,
+      stream,
+      group,
+      consumer: 'a',
+      deadLetterStream,
+      count: 20,
+      block: 50,
+    });
+    const b = streamConsumer(messageHandler(dependency('takeover'), work, options), {
+      client: client(),
+      stream,
+      group,
+      consumer: 'b',
+      deadLetterStream,
+      count: 5,
+      block: 50,
+      claimIdle: 400,
+    });
+    const ids: string[] = [];
+    for (let n = 0; n < 150; n++) ids.push((await io.xadd(stream, '*', 'n', String(n)))!);
+    void a.start();
+    // Wait until a holds entries it has read and not acknowledged.
+    await until(
+      async () => ((await io.xpending(stream, group, '-', '+', 10, 'a')) as unknown[]).length > 0,
+      3000,
+      'a holds pending entries',
+    );
+    // Consumer a dies: its connection drops with entries read and not acknowledged.
+    clientA.disconnect();
+    void a.stop();
+    run(b);
+    const deadIds = async () =>
+      new Set((await deadLetters(io, deadLetterStream)).map((l) => l.source.id));
+    const settled = async () => {
+      const gone = await deadIds();
+      let open = 0;
+      for (const id of ids) {
+        const entry = await store.get(id, 'bulwark-queue');
+        if (entry?.state !== 'completed' && !gone.has(id)) open++;
+      }
+      return open === 0;
+    };
+    await until(settled, 10_000, 'every entry processed or dead-lettered');
+    const gone = await deadIds();
+    let both = 0;
+    for (const id of ids) {
+      const entry = await store.get(id, 'bulwark-queue');
+      if (entry?.state === 'completed' && gone.has(id)) both++;
+    }
+    expect(both).toBe(0);
+    expect((await deadLetters(io, deadLetterStream)).length).toBe(gone.size);
+  }, 20_000);
 });
