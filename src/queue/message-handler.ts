@@ -270,7 +270,10 @@ class Handler<M, R> implements MessageHandler<M, R> {
 
   private defer(error: unknown, delayMs: number, deliveries: number): Decision<R> {
     this.record('deferred');
-    const delay = Number.isFinite(delayMs) && delayMs >= 0 ? delayMs : this.deferDelay;
+    // A refusal that says "now" (retryAfterMs 0) would bring the message straight back
+    // into the same refusal: wait at least a little, so a deferral never spins.
+    const floor = Math.min(this.deferDelay, 100);
+    const delay = Number.isFinite(delayMs) ? Math.max(floor, delayMs) : this.deferDelay;
     return { action: 'defer', delayMs: delay, error, deliveries, at: this.clock.now() };
   }
 

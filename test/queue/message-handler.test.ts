@@ -139,6 +139,20 @@ describe('messageHandler', () => {
     expect(counts).toEqual({ deferred: 3 });
   });
 
+  it('never defers for less than min(deferDelay, 100 ms), whatever the refusal says', async () => {
+    const handler = messageHandler(
+      dependency('d'),
+      async () => {
+        throw new LoadShedError('capacity', 'full', 0);
+      },
+      { deferDelay: 500 },
+    );
+    expect(await handler.handle({}, { id: '1', deliveries: 1 })).toMatchObject({
+      action: 'defer',
+      delayMs: 100,
+    });
+  });
+
   it('defers a message whose key another delivery holds, for at most deferDelay', async () => {
     const store = new MemoryStore();
     let release!: () => void;
