@@ -159,6 +159,7 @@ export function bullmqProcessor<M, R>(
         firstFailures.forget(id);
         return decision.result;
       case 'defer':
+        // BullMQ's delayed set is ordered by wall-clock time, shared by every worker.
         await job.moveToDelayed(Date.now() + (decision.delayMs ?? 0), token).catch((error) => {
           throw retryLater(job, error);
         });

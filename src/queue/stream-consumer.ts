@@ -200,6 +200,7 @@ class Consumer implements StreamConsumer {
   async poll(): Promise<number> {
     // Half-open: one entry at a time, whose call is the trial.
     const count = this.handler.dependency.breaker?.state === 'half-open' ? 1 : this.count;
+    // Due times are wall-clock epoch ms: every consumer process shares them.
     await this.client.call('EVAL', PROMOTE, 2, this.stream, this.delayedKey, Date.now(), count);
     const claimed = (await this.client.call(
       'XAUTOCLAIM',
