@@ -4,7 +4,7 @@
  * bulwark's message handler (breaker, pause-while-open, deferral, Redis idempotency store,
  * dead-letter queue). Writes bench/results/queue.md, queue.json and queue.svg.
  *
- *   npm run bench:queue              # the full run (about a minute)
+ *   npm run bench:queue              # the full run (about two minutes)
  *   npm run bench:queue -- --quick   # 2,000 jobs, shorter timeline; writes nothing
  *
  * Everything runs on 127.0.0.1: a redis-server of its own on a free port, and the
@@ -27,9 +27,9 @@ import { chart } from './scenarios/svg.js';
 const quick = process.argv.includes('--quick');
 const JOBS = quick ? 2_000 : 10_000;
 /** The timeline, in ms from the start of a run. */
-const PRODUCE_MS = quick ? 6_000 : 30_000;
-const OUTAGE = quick ? { from: 2_000, to: 5_000 } : { from: 12_000, to: 18_000 };
-const CONCURRENCY = 50;
+const PRODUCE_MS = quick ? 6_000 : 45_000;
+const OUTAGE = quick ? { from: 2_000, to: 5_000 } : { from: 20_000, to: 26_000 };
+const CONCURRENCY = 20;
 const SERVICE_MS = 2;
 const BUCKET_MS = 250;
 const DRAIN_LIMIT_MS = 120_000;
@@ -179,7 +179,7 @@ function withBulwark(redisPort: number, io: Redis): Variant {
     async start(name, call) {
       const payments = dependency('payments', {
         timeout: '1s',
-        circuitBreaker: { consecutiveFailures: 5, halfOpenAfter: '500ms' },
+        circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: '1s' },
       });
       const handler = messageHandler(payments, (_job: unknown, ctx) => call(ctx.idempotencyKey), {
         maxDeliveries: 5,
@@ -323,7 +323,7 @@ function report(runs: Run[], meta: { startedAt: string; load: number[]; loadEnd:
     `${JOBS.toLocaleString('en')} jobs are added at an even rate over ${PRODUCE_MS / 1000} s to a BullMQ queue on a local redis-server; one worker (concurrency ${CONCURRENCY}) runs each as \`POST /charge?key=<job id>\` to a node:http server on 127.0.0.1 (${SERVICE_MS} ms of work, counted per key). From ${OUTAGE.from / 1000} s to ${OUTAGE.to / 1000} s the server is down (socket closed, connections destroyed: ECONNREFUSED), then it listens again on the same port.`,
     '',
     '- **plain BullMQ**: `attempts: 5, backoff: { type: "exponential", delay: 200 }`; the processor throws on a failed call.',
-    "- **bulwark**: `dependency('payments', { timeout: '1s', circuitBreaker: { consecutiveFailures: 5, halfOpenAfter: '500ms' } })`, `messageHandler(payments, work, { maxDeliveries: 5, backoff: 200 ms doubling, store: RedisStore })`, `bullmqProcessor(handler, { deadLetterQueue })` and `processor.attach(worker)`.",
+    "- **bulwark**: `dependency('payments', { timeout: '1s', circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: '1s' } })`, `messageHandler(payments, work, { maxDeliveries: 5, backoff: 200 ms doubling, store: RedisStore })`, `bullmqProcessor(handler, { deadLetterQueue })` and `processor.attach(worker)`.",
     '',
     `Run ${meta.startedAt}, Node ${process.version} ${process.platform}/${process.arch}; load average (1/5/15 min) ${meta.load.map((l) => l.toFixed(2)).join(' / ')} at start, ${meta.loadEnd.map((l) => l.toFixed(2)).join(' / ')} at end.`,
     '',
