@@ -3,6 +3,7 @@
 export {
   messageHandler,
   type Delivery,
+  type MessageBreaker,
   type MessageDependency,
   type MessageHandler,
   type MessageHandlerOptions,

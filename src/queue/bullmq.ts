@@ -1,8 +1,8 @@
 import type { TimerHandle } from '../core/clock.js';
-import type { BreakerState } from '../policies/circuit-breaker/controller.js';
+import type { BreakerState } from '../index.js';
 import { type DeadLetter, FirstFailures } from './dead-letter.js';
 import { failureRecord, type Decision } from './decision.js';
-import type { MessageHandler } from './message-handler.js';
+import type { MessageBreaker, MessageHandler } from './message-handler.js';
 
 /*
  * bullmq itself is never imported: its workers recognise DelayedError and
@@ -201,15 +201,13 @@ export function bullmqProcessor<M, R>(
     if (typeof worker?.pause !== 'function' || typeof worker.resume !== 'function') {
       throw new TypeError('processor.attach(worker): expected a BullMQ Worker');
     }
-    const breaker = handler.dependency.breaker;
+    const breaker = handler.breaker;
     if (breaker === undefined) return { dispose() {} };
     return new PauseWhileOpen(worker, breaker, handler);
   };
 
   return Object.assign(processor, { attach });
 }
-
-type Breaker = NonNullable<MessageHandler['dependency']['breaker']>;
 
 /**
  * Pauses a worker while a breaker is open, and lets one job through when a trial may run.
@@ -226,7 +224,7 @@ class PauseWhileOpen {
 
   constructor(
     private readonly worker: BullmqWorkerLike,
-    private readonly breaker: Breaker,
+    private readonly breaker: MessageBreaker,
     private readonly handler: MessageHandler,
   ) {
     this.concurrency = worker.concurrency;

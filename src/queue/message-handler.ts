@@ -3,7 +3,7 @@ import type { Context } from '../core/context.js';
 import type { Policy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 import type { DependencyMetrics, MessageOutcome, MetricsProvider } from '../metrics/recorder.js';
-import type { BreakerState } from '../policies/circuit-breaker/controller.js';
+import type { BreakerState } from '../index.js';
 import { compileBackoff, type Backoff, type BackoffOption } from '../policies/retry/backoff.js';
 import { retryAfterOf } from '../policies/retry/classification.js';
 import { MemoryStore } from '../stores/memory.js';
@@ -17,16 +17,20 @@ import { classifyFailure, type Decision, type FailureKind } from './decision.js'
  */
 export interface MessageDependency extends Policy {
   readonly name: string;
-  readonly breaker?:
-    | {
-        readonly state: BreakerState;
-        stats(): { retryAfterMs: number };
-        on(
-          event: 'stateChange',
-          listener: (e: { from: BreakerState; to: BreakerState }) => void,
-        ): { dispose(): void };
-      }
-    | undefined;
+  /** The dependency's circuit breaker, when it has one. */
+  readonly breaker?: MessageBreaker | undefined;
+  /** The same, under the name some dependency objects give it. */
+  readonly circuitBreaker?: MessageBreaker | undefined;
+}
+
+/** What the queue adapters read of a circuit breaker: its state, next trial, transitions. */
+export interface MessageBreaker {
+  readonly state: BreakerState;
+  stats(): { retryAfterMs: number };
+  on(
+    event: 'stateChange',
+    listener: (e: { from: BreakerState; to: BreakerState }) => void,
+  ): { dispose(): void };
 }
 
 /** The work done for one message: runs inside the dependency's policies. */
@@ -85,6 +89,8 @@ export interface MessageHandler<M = unknown, R = unknown> {
   readonly clock: Clock;
   /** The dependency's recorder, when `metrics` was given: adapters report pauses to it. */
   readonly recorder: DependencyMetrics | undefined;
+  /** The dependency's circuit breaker, if any: adapters stop fetching while it is open. */
+  readonly breaker: MessageBreaker | undefined;
   /** The idempotency key of a message. */
   keyOf(message: M, id: string | undefined): string;
   /** Runs one delivery and returns what to do with the message. Never rejects. */
@@ -112,6 +118,7 @@ const defaultKey = (_message: unknown, id: string | undefined): string => id ?? 
 class Handler<M, R> implements MessageHandler<M, R> {
   readonly clock: Clock;
   readonly recorder: DependencyMetrics | undefined;
+  readonly breaker: MessageBreaker | undefined;
   readonly maxDeliveries: number;
   readonly keyOf: (message: M, id: string | undefined) => string;
   private readonly backoff: Backoff;
@@ -164,6 +171,7 @@ class Handler<M, R> implements MessageHandler<M, R> {
     this.clock = clock ?? dependency.clock ?? systemClock;
     this.store = store ?? new MemoryStore({ clock: this.clock });
     this.recorder = metrics?.forDependency(dependency.name);
+    this.breaker = dependency.breaker ?? dependency.circuitBreaker;
   }
 
   async handle(message: M, delivery: Delivery): Promise<Decision<R>> {
@@ -244,7 +252,7 @@ class Handler<M, R> implements MessageHandler<M, R> {
 
   private failed(error: unknown, deliveries: number): Decision<R> {
     let kind = this.classify(error);
-    const breaker = this.dependency.breaker;
+    const breaker = this.breaker;
     // A failure that opened the breaker (or a failed half-open trial that reopened it)
     // proves the dependency down, not the message bad: it must not use up a delivery.
     if (kind === 'retry' && breaker !== undefined && breaker.state === 'open') kind = 'defer';

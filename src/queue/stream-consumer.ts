@@ -180,7 +180,7 @@ class Consumer implements StreamConsumer {
 
   /** ms until the dependency's breaker may admit a call (0: fetch now). */
   private unavailableFor(): number {
-    const breaker = this.handler.dependency.breaker;
+    const breaker = this.handler.breaker;
     if (breaker === undefined) return 0;
     const state = breaker.state;
     if (state !== 'open' && state !== 'isolated') return 0;
@@ -199,7 +199,7 @@ class Consumer implements StreamConsumer {
 
   async poll(): Promise<number> {
     // Half-open: one entry at a time, whose call is the trial.
-    const count = this.handler.dependency.breaker?.state === 'half-open' ? 1 : this.count;
+    const count = this.handler.breaker?.state === 'half-open' ? 1 : this.count;
     // Due times are wall-clock epoch ms: every consumer process shares them.
     await this.client.call('EVAL', PROMOTE, 2, this.stream, this.delayedKey, Date.now(), count);
     const claimed = (await this.client.call(

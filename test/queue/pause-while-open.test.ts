@@ -102,6 +102,26 @@ describe('processor.attach(worker): pause while the breaker is open', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('finds the breaker under circuitBreaker too', async () => {
+    const clock = new VirtualClock();
+    const dep = dependency('alt', { clock, circuitBreaker: { consecutiveFailures: 1 } });
+    const alt = {
+      name: dep.name,
+      kind: dep.kind,
+      clock: dep.clock,
+      execute: dep.execute.bind(dep),
+      run: dep.run.bind(dep),
+      circuitBreaker: dep.breaker,
+    };
+    const handler = messageHandler(alt, async () => {
+      throw down();
+    });
+    const worker = new RecordingWorker();
+    bullmqProcessor(handler).attach(worker);
+    expect(await handler.handle({}, { id: '1', deliveries: 1 })).toMatchObject({ action: 'defer' });
+    expect(worker.log).toEqual(['pause']);
+  });
+
   it('a dependency without a breaker is never paused', async () => {
     const worker = new RecordingWorker();
     const handle = bullmqProcessor(messageHandler(dependency('plain'), async () => 1)).attach(
