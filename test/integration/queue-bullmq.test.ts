@@ -194,7 +194,9 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     expect(await dead.count()).toBe(0);
     // While not closed, the dependency sees exactly one call per half-open period: the trial.
     expect(trials).toBeGreaterThanOrEqual(3);
-    expect(callsWhileNotClosed).toBe(trials);
+    // (The latest trial may have begun and not yet reached the dependency.)
+    expect(callsWhileNotClosed).toBeLessThanOrEqual(trials);
+    expect(callsWhileNotClosed).toBeGreaterThanOrEqual(trials - 1);
     // Before it opened, at most one call per worker slot had started.
     expect(callsWhileDown - trials).toBeLessThanOrEqual(8);
     // A fetch while open is one BullMQ had in flight when the breaker opened.
