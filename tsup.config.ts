@@ -9,6 +9,7 @@ export default defineConfig({
     redis: 'src/redis.ts',
     http: 'src/http.ts',
     otel: 'src/otel.ts',
+    queue: 'src/queue.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -2,6 +2,7 @@ import {
   CALL_OUTCOMES,
   CIRCUIT_STATES,
   IDEMPOTENCY_RESULTS,
+  MESSAGE_OUTCOMES,
   RETRY_REASONS,
   SHED_PRIORITIES,
   SHED_REASONS,
@@ -9,6 +10,7 @@ import {
   type CircuitStateName,
   type DependencyMetrics,
   type IdempotencyResult,
+  type MessageOutcome,
   type MetricsProvider,
   type RetryMetricReason,
   type ShedPriority,
@@ -68,6 +70,9 @@ class Recorder implements DependencyMetrics {
   circuitState: (() => CircuitStateName) | undefined;
   bulkhead: (() => { inFlight: number; queued: number }) | undefined;
   concurrencyLimit: (() => number) | undefined;
+  readonly messages = new Float64Array(MESSAGE_OUTCOMES.length);
+  /** One reader per paused-able consumer of this dependency; the gauge is their sum. */
+  readonly paused: Array<() => number> = [];
 
   constructor(
     readonly dependency: string,
@@ -124,6 +129,14 @@ class Recorder implements DependencyMetrics {
     if (counts === undefined)
       this.idempotency.set(store, (counts = new Float64Array(IDEMPOTENCY_RESULTS.length)));
     counts[IDEMPOTENCY_RESULTS.indexOf(result)]! += 1;
+  }
+
+  recordMessage(outcome: MessageOutcome): void {
+    this.messages[MESSAGE_OUTCOMES.indexOf(outcome)]! += 1;
+  }
+
+  observeQueuePaused(read: () => number): void {
+    this.paused.push(read);
   }
 }
 
@@ -289,6 +302,36 @@ function definitions(
         each(hub, (r) =>
           r.concurrencyLimit
             ? [{ labels: { dependency: r.dependency }, value: r.concurrencyLimit() }]
+            : [],
+        ),
+    ],
+    [
+      `${p}messages_total`,
+      'Queued messages handled through a dependency, by outcome.',
+      'counter',
+      (hub) =>
+        each(hub, (r) =>
+          r.messages.some((c) => c > 0) || r.paused.length > 0
+            ? MESSAGE_OUTCOMES.map((outcome, i) => ({
+                labels: { dependency: r.dependency, outcome },
+                value: r.messages[i]!,
+              }))
+            : [],
+        ),
+    ],
+    [
+      `${p}queue_paused`,
+      'Queue consumers paused because the dependency is unavailable (open circuit).',
+      'gauge',
+      (hub) =>
+        each(hub, (r) =>
+          r.paused.length > 0
+            ? [
+                {
+                  labels: { dependency: r.dependency },
+                  value: r.paused.reduce((sum, read) => sum + read(), 0),
+                },
+              ]
             : [],
         ),
     ],

@@ -45,6 +45,16 @@ export type ShedReason = (typeof SHED_REASONS)[number];
 export const IDEMPOTENCY_RESULTS = ['executed', 'replayed', 'in_progress', 'key_reused'] as const;
 export type IdempotencyResult = (typeof IDEMPOTENCY_RESULTS)[number];
 
+/** Where a queued message went, as the `outcome` label of `messages_total`. */
+export const MESSAGE_OUTCOMES = [
+  'processed',
+  'retried',
+  'deferred',
+  'dead_lettered',
+  'replayed',
+] as const;
+export type MessageOutcome = (typeof MESSAGE_OUTCOMES)[number];
+
 /**
  * One dependency's recorder. Every method is O(1) and allocation-free. `dependency()`
  * calls it; implement it only to send bulwark's metrics to another backend.
@@ -70,6 +80,10 @@ export interface DependencyMetrics {
   observeConcurrencyLimit(read: () => number): void;
   /** The idempotency policy executed, replayed or refused a keyed call. */
   recordIdempotency(store: string, result: IdempotencyResult): void;
+  /** A queued message handled through the dependency ended with `outcome` (bulwark/queue). */
+  recordMessage?(outcome: MessageOutcome): void;
+  /** Read at scrape time: 1 while a queue consumer is paused for the dependency, else 0. */
+  observeQueuePaused?(read: () => number): void;
   /**
    * Optional. `false` while the backend records nothing at all (OpenTelemetry with no SDK
    * registered): `dependency()` then skips timing the call, so an idle backend costs one
