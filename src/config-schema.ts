@@ -1,3 +1,5 @@
+import { rateLimitSchema } from './policies/rate-limit/config.js';
+
 /**
  * JSON Schema (draft 2020-12) for a `dependencies()` config file, so that editors can
  * complete and check it. It covers the JSON-expressible options; functions (retryOn,
@@ -182,6 +184,7 @@ export const dependencyConfigSchema = {
         retry: { oneOf: [retry, { const: false }] },
         circuitBreaker,
         bulkhead,
+        rateLimit: rateLimitSchema(duration, durationOrInfinity),
         loadShedder,
         hedge: {
           type: 'object',

@@ -29,6 +29,13 @@ import {
 } from './policies/load-shedder/load-shedder.js';
 import { adaptive, type AdaptiveOptions } from './policies/load-shedder/limits/adaptive.js';
 import { RetryPolicy, type RetryOptions } from './policies/retry/retry.js';
+import {
+  rateLimitFromConfig,
+  wireRateLimitMetrics,
+  type RateLimitConfig,
+} from './policies/rate-limit/config.js';
+import { RateLimitError } from './policies/rate-limit/errors.js';
+import type { RateLimitPolicy } from './policies/rate-limit/rate-limit.js';
 import { TimeoutPolicy } from './policies/timeout.js';
 
 /** One downstream dependency's policies, as plain (JSON/YAML-friendly) data. */
@@ -46,6 +53,11 @@ export interface DependencyConfig {
    * given.
    */
   circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'>;
+  /**
+   * A rate limit (see RateLimitOptions), inside the breaker and outside the bulkhead: every
+   * attempt takes a slot, and a paced call holds no bulkhead slot while it waits.
+   */
+  rateLimit?: RateLimitConfig;
   /** A bulkhead (see BulkheadOptions), named after the dependency unless `name` is given. */
   bulkhead?: Omit<BulkheadOptions, 'clock'>;
   /** `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`). */
@@ -83,6 +95,7 @@ const CONFIG_KEYS = [
   'retry',
   'circuitBreaker',
   'bulkhead',
+  'rateLimit',
   'loadShedder',
   'hedge',
   'fallback',
@@ -109,6 +122,8 @@ export interface Dependency extends Policy {
   readonly breaker: CircuitBreakerPolicy | undefined;
   /** The bulkhead, when configured: read `inFlight` and `queued`. */
   readonly bulkhead: BulkheadPolicy | undefined;
+  /** The rate limit, when configured: read `waiting`, subscribe to its events. */
+  readonly rateLimit: RateLimitPolicy | undefined;
   /** The load shedder, when configured: read `limit` and `inFlight`. */
   readonly loadShedder: LoadShedderPolicy | undefined;
   /** The hedge policy, when configured. */
@@ -168,6 +183,7 @@ function outcomeOf(error: unknown): CallOutcome {
   if (error instanceof CircuitOpenError) return 'short_circuited';
   if (error instanceof BulkheadRejectedError) return 'rejected';
   if (error instanceof LoadShedError) return 'shed';
+  if (error instanceof RateLimitError) return 'rejected';
   return 'failure';
 }
 
@@ -185,6 +201,7 @@ class DependencyPolicy implements Dependency {
     readonly fallback: FallbackPolicy | undefined,
     readonly idempotency: IdempotencyPolicy | undefined,
     readonly pipeline: Pipeline,
+    readonly rateLimit: RateLimitPolicy | undefined,
   ) {}
 
   get clock(): Clock | undefined {
@@ -206,7 +223,7 @@ class DependencyPolicy implements Dependency {
 
 /**
  * The standard policy set for one downstream, outer to inner:
- * fallback → load shedder → budget → idempotency → retry → circuit breaker → bulkhead →
+ * fallback → load shedder → budget → idempotency → retry → circuit breaker → rate limit → bulkhead →
  * attempt timeout → hedge → fn. Only the configured parts are built, plus a default
  * budget (10 s) and attempt timeout, so no call is unbounded by accident. Every field is
  * validated here, once; all problems are reported together with their paths.
@@ -290,6 +307,10 @@ export function dependency(
           new BulkheadPolicy({ name, ...bulkheadConfig, clock } as BulkheadOptions, at('bulkhead')),
       )
     : undefined;
+  const rateLimitConfig = section('rateLimit');
+  const rateLimit = rateLimitConfig
+    ? collect(problems, () => rateLimitFromConfig(rateLimitConfig, name, clock, at('rateLimit')))
+    : undefined;
   const shedderConfig = section('loadShedder');
   let loadShedder: LoadShedderPolicy | undefined;
   if (shedderConfig) {
@@ -356,6 +377,7 @@ export function dependency(
   if (idempotency) parts.push(idempotency);
   if (retry) parts.push(retry);
   if (breaker) parts.push(breaker);
+  if (rateLimit) parts.push(rateLimit);
   if (bulkhead) parts.push(bulkhead);
   if (timeoutMs !== Infinity && timeoutMs < budgetMs)
     parts.push(new TimeoutPolicy(timeoutMs, { clock }, 'timeout'));
@@ -365,6 +387,7 @@ export function dependency(
   composed.clock ??= systemClock;
 
   if (recorder) wireMetrics(recorder, { retry, breaker, bulkhead, loadShedder, idempotency });
+  if (recorder && rateLimit) wireRateLimitMetrics(recorder, rateLimit);
   return new DependencyPolicy(
     name,
     budgetMs,
@@ -377,6 +400,7 @@ export function dependency(
     fallback,
     idempotency,
     composed,
+    rateLimit,
   );
 }
 

@@ -56,6 +56,12 @@ export interface DependencyMetrics {
   observeConcurrencyLimit(read: () => number): void;
   /** The idempotency policy executed, replayed or refused a keyed call. */
   recordIdempotency(store: string, result: IdempotencyResult): void;
+  /** The dependency has a rate limit: its series exist (at 0) from now on. */
+  observeRateLimit?(): void;
+  /** The rate limit refused a call (optional: recorders written before rate limits lack it). */
+  recordRateLimited?(): void;
+  /** The rate limit held a call `seconds` for its slot (only paced calls are recorded). */
+  recordRateLimitWait?(seconds: number): void;
 }
 
 /**

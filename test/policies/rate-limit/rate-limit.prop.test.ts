@@ -37,7 +37,7 @@ interface Record {
 
 /** Launches every arrival on the virtual clock and runs until nothing is left. */
 async function simulate(
-  limit: fc.RecordValue<typeof limitArb> | { rate: number; per: number; burst: number; wait: number; shared: boolean },
+  limit: { rate: number; per: number; burst: number; wait: number; shared: boolean },
   arrivals: Arrival[],
 ): Promise<{ records: Record[]; clock: VirtualClock; waiting: () => number }> {
   const clock = new VirtualClock();
@@ -86,33 +86,37 @@ async function simulate(
 describe('rateLimit properties', () => {
   it('admits at most rate × window + burst in any window, and no wait passes wait or the deadline', async () => {
     await fc.assert(
-      fc.asyncProperty(limitArb, fc.array(arrivalArb, { maxLength: 40 }), async (limit, arrivals) => {
-        const { records, clock, waiting } = await simulate(limit, arrivals);
-        const interval = limit.per / limit.rate;
-        for (const r of records) {
-          expect(r.outcome).toBeDefined();
-          if (r.startedAt === undefined) continue;
-          const waited = r.startedAt - r.launchedAt;
-          expect(waited).toBeGreaterThanOrEqual(0);
-          expect(waited).toBeLessThanOrEqual(limit.wait + 1e-6);
-          if (r.arrival.budget !== undefined) expect(waited).toBeLessThan(r.arrival.budget);
-        }
-        const starts = records
-          .map((r) => r.startedAt)
-          .filter((t): t is number => t !== undefined)
-          .sort((a, b) => a - b);
-        for (const window of [interval, limit.per, 2 * limit.per, 3.5 * interval]) {
-          const bound = Math.ceil(window / interval + limit.burst - 1e-9);
-          for (let i = 0; i < starts.length; i++) {
-            let count = 0;
-            for (let j = i; j < starts.length && starts[j]! < starts[i]! + window - 1e-6; j++)
-              count++;
-            expect(count).toBeLessThanOrEqual(bound);
+      fc.asyncProperty(
+        limitArb,
+        fc.array(arrivalArb, { maxLength: 40 }),
+        async (limit, arrivals) => {
+          const { records, clock, waiting } = await simulate(limit, arrivals);
+          const interval = limit.per / limit.rate;
+          for (const r of records) {
+            expect(r.outcome).toBeDefined();
+            if (r.startedAt === undefined) continue;
+            const waited = r.startedAt - r.launchedAt;
+            expect(waited).toBeGreaterThanOrEqual(0);
+            expect(waited).toBeLessThanOrEqual(limit.wait + 1e-6);
+            if (r.arrival.budget !== undefined) expect(waited).toBeLessThan(r.arrival.budget);
           }
-        }
-        expect(waiting()).toBe(0);
-        expect(clock.pending).toBe(0);
-      }),
+          const starts = records
+            .map((r) => r.startedAt)
+            .filter((t): t is number => t !== undefined)
+            .sort((a, b) => a - b);
+          for (const window of [interval, limit.per, 2 * limit.per, 3.5 * interval]) {
+            const bound = Math.ceil(window / interval + limit.burst - 1e-9);
+            for (let i = 0; i < starts.length; i++) {
+              let count = 0;
+              for (let j = i; j < starts.length && starts[j]! < starts[i]! + window - 1e-6; j++)
+                count++;
+              expect(count).toBeLessThanOrEqual(bound);
+            }
+          }
+          expect(waiting()).toBe(0);
+          expect(clock.pending).toBe(0);
+        },
+      ),
       { numRuns: 150 },
     );
     expect(unhandled()).toEqual([]);
