@@ -27,6 +27,8 @@ export interface RateLimitGrant {
   readonly retryAfterMs: number;
   /** Identifies the reservation, for `cancel` (store-specific). */
   readonly token?: string | number;
+  /** When the slot is, on the store's own clock (Redis: µs of server time); for diagnostics. */
+  readonly slotTime?: number;
 }
 
 /** Where a rate limit keeps its state: one process (memory) or a whole fleet (Redis). */
