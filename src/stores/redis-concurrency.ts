@@ -51,7 +51,7 @@ const UNLEASED: ConcurrencyGrant = Object.freeze({ ok: true, holders: 0 });
 /**
  * A fleet-wide concurrency limit on Redis: pass it as a bulkhead's `store`, and the
  * bulkhead's `maxConcurrent` holds across every process sharing the same Redis and
- * `prefix`. A slot is a lease in one sorted set per limit (`{prefix:name}`, hash-tagged for
+ * `prefix`. A slot is a lease in one sorted set per limit (`{prefix:name}:leases`, hash-tagged for
  * Cluster), taken in one round trip with Redis server time; leases expire after `leaseTtl`
  * unless renewed (one renewal round trip per limit per third of the TTL, for all the leases
  * this process holds), so a killed process frees its slots within the TTL. Lease ids are
@@ -129,7 +129,7 @@ export class RedisConcurrencyStore implements ConcurrencyStore {
 
   /** The Redis key of a limit's leases; public so that tests and tools can inspect it. */
   redisKey(key: string): string {
-    return `{${this.prefix}:${key}}`;
+    return `{${this.prefix}:${key}}:leases`;
   }
 
   /** Leases this process holds in Redis now (all limits). */

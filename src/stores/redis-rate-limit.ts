@@ -39,7 +39,7 @@ const UNBOUNDED_US = 1e15;
  * One GCRA rate limit shared by every process that uses the same Redis and `prefix`: one
  * Lua script per acquire (one round trip, EVALSHA with a NOSCRIPT fallback), timed by Redis
  * server time (`TIME`), not by each host's clock. Each limit is one string key,
- * `{prefix:name}`, hash-tagged so the store works on Redis Cluster.
+ * `{prefix:name}:rate`, hash-tagged so the store works on Redis Cluster.
  *
  * @example
  * ```ts
@@ -94,7 +94,7 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   /** The Redis key of a limit; public so that tests and tools can inspect it. */
   redisKey(key: string): string {
-    return `{${this.prefix}:${key}}`;
+    return `{${this.prefix}:${key}}:rate`;
   }
 
   acquire(key: string, limit: GcraLimit, maxWaitMs: number, now: number): Promise<RateLimitGrant> {

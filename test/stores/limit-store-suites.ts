@@ -91,7 +91,10 @@ export function rateLimitStoreSuite(c: SuiteClients): void {
   it('keeps each limit under one hash-tagged key that expires when idle', async () => {
     const prefix = prefixOf('rate');
     const store = new RedisRateLimitStore({ client: c.client(), prefix });
-    expect(store.redisKey('payments')).toBe(`{${prefix}:payments}`);
+    expect(store.redisKey('payments')).toBe(`{${prefix}:payments}:rate`);
+    expect(new RedisConcurrencyStore({ client: c.client(), prefix }).redisKey('payments')).toBe(
+      `{${prefix}:payments}:leases`,
+    );
     await store.acquire('payments', gcraLimit(1, 2000, 0), 0, 0);
     const ttl = await c.pttl(store.redisKey('payments'));
     expect(ttl).toBeGreaterThan(1500);
