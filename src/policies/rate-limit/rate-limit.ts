@@ -43,6 +43,7 @@ export interface RateLimitEvents {
   abandoned: { waitedMs: number; reason: unknown };
 }
 
+const RESOLVED = Promise.resolve();
 const KNOWN = ['rate', 'per', 'burst', 'wait', 'store', 'name', 'clock'];
 
 /** A call held for its slot: a queue node and the subscriber its context calls on abort. */
@@ -178,9 +179,15 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
 
   private refuse(retryAfterMs: number): Promise<never> {
     if (this.events.has('rejected')) this.events.emit('rejected', { retryAfterMs });
-    return Promise.reject(
-      rateLimitError(rateLimitMessage(this.who, this.description, retryAfterMs), retryAfterMs),
+    const error = rateLimitError(
+      rateLimitMessage(this.who, this.description, retryAfterMs),
+      retryAfterMs,
     );
+    // Rejecting inside a reaction, after the caller attached its handler, skips Node's
+    // unhandled-rejection bookkeeping that Promise.reject() triggers.
+    return RESOLVED.then(() => {
+      throw error;
+    });
   }
 
   /** @internal When the head of the queue may start. */
