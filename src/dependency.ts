@@ -35,6 +35,7 @@ import {
   type RateLimitConfig,
 } from './policies/rate-limit/config.js';
 import { RateLimitError } from './policies/rate-limit/errors.js';
+import { LimitStoreError } from './stores/limit-store.js';
 import type { RateLimitPolicy } from './policies/rate-limit/rate-limit.js';
 import { TimeoutPolicy } from './policies/timeout.js';
 
@@ -183,7 +184,7 @@ function outcomeOf(error: unknown): CallOutcome {
   if (error instanceof CircuitOpenError) return 'short_circuited';
   if (error instanceof BulkheadRejectedError) return 'rejected';
   if (error instanceof LoadShedError) return 'shed';
-  if (error instanceof RateLimitError) return 'rejected';
+  if (error instanceof RateLimitError || error instanceof LimitStoreError) return 'rejected';
   return 'failure';
 }
 
