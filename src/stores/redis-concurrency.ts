@@ -46,6 +46,12 @@ interface Lease {
   lost: boolean;
 }
 
+interface AcquireContext {
+  readonly key: string;
+  readonly id: string;
+  readonly max: number;
+}
+
 const UNLEASED: ConcurrencyGrant = Object.freeze({ ok: true, holders: 0 });
 
 /**
@@ -141,22 +147,37 @@ export class RedisConcurrencyStore implements ConcurrencyStore {
 
   acquire(key: string, max: number): Promise<ConcurrencyGrant> {
     const id = `${this.idPrefix}.${++this.seq}`;
-    return this.runner
-      .run(ACQUIRE, [this.redisKey(key)], [String(max), String(this.leaseTtl), id], (late) =>
-        // Granted after we gave up on it: nobody runs under it, so hand it straight back.
-        Number((late as unknown[])[0]) === 1 ? this.releaseId(key, id) : undefined,
-      )
-      .then(
-        (reply) => {
-          const r = reply as [unknown, unknown, unknown?];
-          const holders = Number(r[1]);
-          if (Number(r[0]) !== 1) return { ok: false, holders };
-          const lease: Lease = { key, id, lost: false };
-          this.track(lease);
-          return { ok: true, holders, lease };
-        },
-        (error: ScriptCallError) => this.failed(key, max, error),
-      );
+    const context: AcquireContext = { key, id, max };
+    return this.runner.run(
+      ACQUIRE,
+      [this.redisKey(key)],
+      [String(max), String(this.leaseTtl), id],
+      this,
+      context,
+    ) as Promise<ConcurrencyGrant>;
+  }
+
+  /** @internal The acquire script's reply: {1, holders} or {0, holders, ms to the first expiry}. */
+  decode(reply: unknown, context: unknown): ConcurrencyGrant {
+    const { key, id } = context as AcquireContext;
+    const r = reply as [unknown, unknown, unknown?];
+    const holders = Number(r[1]);
+    if (Number(r[0]) !== 1) return { ok: false, holders };
+    const lease: Lease = { key, id, lost: false };
+    this.track(lease);
+    return { ok: true, holders, lease };
+  }
+
+  /** @internal Redis failed or timed out: `onStoreError` decides. */
+  fail(error: ScriptCallError, context: unknown): ConcurrencyGrant {
+    const { key, max } = context as AcquireContext;
+    return this.failed(key, max, error);
+  }
+
+  /** @internal A lease granted after its acquire timed out: nobody runs under it, so it goes back. */
+  late(reply: unknown, context: unknown): void {
+    const { key, id } = context as AcquireContext;
+    if (Number((reply as unknown[])[0]) === 1) this.releaseId(key, id);
   }
 
   release(key: string, grant: ConcurrencyGrant): void {

@@ -67,6 +67,8 @@ export class RedisRateLimitStore implements RateLimitStore {
   storeErrors = 0;
   private readonly runner: ScriptRunner;
   private readonly fallback = new Map<string, GcraState>();
+  private readonly argsCache = new WeakMap<GcraLimit, string[]>();
+  private readonly keysCache = new Map<string, string[]>();
 
   constructor(options: RedisRateLimitStoreOptions, path = 'RedisRateLimitStore') {
     const v = new Validator(path);
@@ -98,19 +100,40 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   acquire(key: string, limit: GcraLimit, maxWaitMs: number, now: number): Promise<RateLimitGrant> {
-    const interval = Math.max(1, Math.ceil(limit.interval * 1000));
-    const burst = Math.round(limit.tolerance / limit.interval);
+    // A policy asks with the same limit object every time: its script arguments are kept.
+    let limitArgs = this.argsCache.get(limit);
+    if (limitArgs === undefined) {
+      const interval = Math.max(1, Math.ceil(limit.interval * 1000));
+      const burst = Math.round(limit.tolerance / limit.interval);
+      limitArgs = [String(interval), String(burst * interval)];
+      this.argsCache.set(limit, limitArgs);
+    }
+    let keys = this.keysCache.get(key);
+    if (keys === undefined) {
+      keys = [this.redisKey(key)];
+      if (this.keysCache.size < 1024) this.keysCache.set(key, keys);
+    }
     const maxWait = maxWaitMs === Infinity ? UNBOUNDED_US : Math.floor(maxWaitMs * 1000);
-    return this.runner
-      .run(
-        ACQUIRE,
-        [this.redisKey(key)],
-        [String(interval), String(burst * interval), String(maxWait)],
-      )
-      .then(
-        (reply) => grantOf(reply),
-        (error: ScriptCallError) => this.failed(key, limit, maxWaitMs, now, error),
-      );
+    return this.runner.run(ACQUIRE, keys, [limitArgs[0]!, limitArgs[1]!, String(maxWait)], this, {
+      key,
+      limit,
+      maxWaitMs,
+      now,
+    }) as Promise<RateLimitGrant>;
+  }
+
+  /** @internal The script's reply: {1, wait µs, TAT, slot µs} or {0, wait µs}. */
+  decode(reply: unknown): RateLimitGrant {
+    const r = reply as [unknown, unknown, unknown?, unknown?];
+    const waitMs = Number(r[1]) / 1000;
+    if (Number(r[0]) !== 1) return { ok: false, waitMs: 0, retryAfterMs: waitMs };
+    return { ok: true, waitMs, retryAfterMs: 0, token: String(r[2]), slotTime: Number(r[3]) };
+  }
+
+  /** @internal Redis failed or timed out: `onStoreError` decides. */
+  fail(error: ScriptCallError, context: unknown): RateLimitGrant {
+    const c = context as { key: string; limit: GcraLimit; maxWaitMs: number; now: number };
+    return this.failed(c.key, c.limit, c.maxWaitMs, c.now, error);
   }
 
   cancel(key: string, limit: GcraLimit, grant: RateLimitGrant): void {
@@ -147,12 +170,4 @@ export class RedisRateLimitStore implements RateLimitStore {
     state.reserve(now, share);
     return wait <= SLOT_EPSILON ? NOW : { ok: true, waitMs: wait, retryAfterMs: 0 };
   }
-}
-
-/** Reads the script's reply: {1, wait µs, TAT, slot µs} or {0, wait µs}. */
-function grantOf(reply: unknown): RateLimitGrant {
-  const r = reply as [unknown, unknown, unknown?, unknown?];
-  const waitMs = Number(r[1]) / 1000;
-  if (Number(r[0]) !== 1) return { ok: false, waitMs: 0, retryAfterMs: waitMs };
-  return { ok: true, waitMs, retryAfterMs: 0, token: String(r[2]), slotTime: Number(r[3]) };
 }

@@ -61,6 +61,19 @@ export class ScriptCallError extends Error {
   }
 }
 
+/**
+ * Turns a call's outcome into the store's answer, without a promise layer per step: the
+ * store itself is the handler, and `context` carries what the call needs (no closure).
+ */
+export interface ScriptHandler {
+  /** The reply: what the call resolves with (a throw rejects it). */
+  decode(reply: unknown, context: unknown): unknown;
+  /** Redis failed or timed out: a value to resolve with, or a throw to reject with. */
+  fail?(error: ScriptCallError, context: unknown): unknown;
+  /** A reply that came after the call had timed out (e.g. to free what it took). */
+  late?(reply: unknown, context: unknown): void;
+}
+
 /** One script call in flight: settles once, by reply, error or the watchdog. */
 class PendingCall {
   prev: PendingCall | undefined = undefined;
@@ -75,9 +88,9 @@ class PendingCall {
     readonly keys: string[],
     readonly args: string[],
     readonly resolve: (value: unknown) => void,
-    readonly reject: (error: ScriptCallError) => void,
-    /** Told of a reply that came after the call had timed out (e.g. to free what it took). */
-    readonly onLate: ((value: unknown) => void) | undefined,
+    readonly reject: (error: unknown) => void,
+    readonly handler: ScriptHandler | undefined,
+    readonly context: unknown,
   ) {}
 
   send(): void {
@@ -87,7 +100,7 @@ class PendingCall {
       : e.eval(this.script.text, this.keys, this.args);
     sent.then(
       (value) => {
-        if (this.done) this.onLate?.(value);
+        if (this.done) this.handler?.late?.(value, this.context);
         else this.owner.settle(this, value, undefined);
       },
       (error: unknown) => {
@@ -134,10 +147,11 @@ export class ScriptRunner {
     script: LuaScript,
     keys: string[],
     args: string[],
-    onLate?: (value: unknown) => void,
+    handler?: ScriptHandler,
+    context?: unknown,
   ): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      const call = new PendingCall(this, script, keys, args, resolve, reject, onLate);
+      const call = new PendingCall(this, script, keys, args, resolve, reject, handler, context);
       if (this.timeout !== Infinity) {
         call.deadline = systemClock.now() + this.timeout;
         call.prev = this.tail;
@@ -161,8 +175,14 @@ export class ScriptRunner {
       else call.next.prev = call.prev;
       call.prev = call.next = undefined;
     }
-    if (error !== undefined) call.reject(error);
-    else call.resolve(value);
+    const handler = call.handler;
+    try {
+      if (error === undefined) call.resolve(handler ? handler.decode(value, call.context) : value);
+      else if (handler?.fail) call.resolve(handler.fail(error, call.context));
+      else call.reject(error);
+    } catch (thrown) {
+      call.reject(thrown);
+    }
   }
 
   private arm(ms: number): void {

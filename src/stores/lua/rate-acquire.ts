@@ -18,8 +18,8 @@ local wait = tat - tolerance - now
 if wait < 0 then wait = 0 end
 if wait > tonumber(ARGV[3]) then return {0, wait} end
 local next = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1)
-return {1, wait, string.format('%.0f', next), now + wait}
+redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.floor((next - now) / 1000) + 2)
+return {1, wait, next, now + wait}
 `;
 
 /**
