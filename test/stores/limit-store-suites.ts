@@ -19,6 +19,16 @@ import {
  */
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Retries `probe` until it returns true, for at most `ms` (a release is fire-and-forget). */
+async function eventually(probe: () => Promise<boolean>, ms = 2000): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await probe()) return true;
+    if (Date.now() > until) return false;
+    await sleep(10);
+  }
+}
 let unique = 0;
 const prefixOf = (what: string) => `${what}:${process.pid}:${Date.now()}:${++unique}`;
 
@@ -122,22 +132,23 @@ export function rateLimitStoreSuite(c: SuiteClients): void {
 
   it('limits two policies sharing the prefix as one, and paces a call through the store', async () => {
     const prefix = prefixOf('rate');
+    // 2 per second: the second call is refused unless half a second passed (it does not).
     const a = rateLimit({
       name: 'shared',
-      rate: 20,
-      wait: 500,
+      rate: 2,
+      wait: 1000,
       store: new RedisRateLimitStore({ client: c.client(), prefix }),
     });
     const b = rateLimit({
       name: 'shared',
-      rate: 20,
+      rate: 2,
       store: new RedisRateLimitStore({ client: c.client(), prefix }),
     });
     const t0 = performance.now();
     expect(await a.execute(() => 'a')).toBe('a');
     await expect(b.execute(() => 'b')).rejects.toBeInstanceOf(RateLimitError);
     expect(await a.execute(() => 'paced')).toBe('paced');
-    expect(performance.now() - t0).toBeGreaterThan(30);
+    expect(performance.now() - t0).toBeGreaterThan(300);
   });
 }
 
@@ -149,10 +160,11 @@ export function concurrencyStoreSuite(c: SuiteClients): void {
     expect(grants.map((g) => g.ok)).toEqual([true, true, false]);
     expect(grants[2]!.holders).toBe(2);
     store.release('k', grants[0]!);
-    await sleep(20);
-    expect((await store.acquire('k', 2)).ok).toBe(true);
+    let again: Awaited<ReturnType<typeof store.acquire>> | undefined;
+    expect(await eventually(async () => (again = await store.acquire('k', 2)).ok)).toBe(true);
     expect(store.leases).toBe(2);
     store.release('k', grants[1]!);
+    store.release('k', again!);
   });
 
   it('frees a dead holder’s slot when its lease expires, and its late release frees nothing else', async () => {
@@ -170,27 +182,26 @@ export function concurrencyStoreSuite(c: SuiteClients): void {
     expect(fresh.ok).toBe(true);
     // The late release names the expired lease only: the new holder keeps its slot.
     dead.release('k', stale);
-    await sleep(30);
+    await sleep(50);
     expect((await alive.acquire('k', 1)).ok).toBe(false);
     alive.release('k', fresh);
   });
 
   it('renews a lease while its call runs past the lease TTL', async () => {
     const prefix = prefixOf('conc');
-    const store = new RedisConcurrencyStore({ client: c.client(), prefix, leaseTtl: 150 });
-    const other = new RedisConcurrencyStore({ client: c.client(), prefix, leaseTtl: 150 });
+    const store = new RedisConcurrencyStore({ client: c.client(), prefix, leaseTtl: 300 });
+    const other = new RedisConcurrencyStore({ client: c.client(), prefix, leaseTtl: 300 });
     const held = await store.acquire('k', 1);
     expect(held.ok).toBe(true);
-    await sleep(400);
+    await sleep(800);
     expect((await other.acquire('k', 1)).ok).toBe(false);
     expect(store.leasesLost).toBe(0);
     store.release('k', held);
-    await sleep(30);
-    const next = await other.acquire('k', 1);
-    expect(next.ok).toBe(true);
-    other.release('k', next);
+    let next: Awaited<ReturnType<typeof other.acquire>> | undefined;
+    expect(await eventually(async () => (next = await other.acquire('k', 1)).ok)).toBe(true);
+    other.release('k', next!);
     const ttl = await c.pttl(store.redisKey('k'));
-    expect(ttl).toBeLessThanOrEqual(150);
+    expect(ttl).toBeLessThanOrEqual(300);
   });
 
   it('makes a bulkhead’s maxConcurrent fleet-wide: a full fleet is a BulkheadRejectedError', async () => {
@@ -204,8 +215,13 @@ export function concurrencyStoreSuite(c: SuiteClients): void {
     const [p1, p2] = [make(), make()];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const running = [p1.execute(() => gate), p2.execute(() => gate)];
-    await sleep(50);
+    let started = 0;
+    const hold = () => {
+      started++;
+      return gate;
+    };
+    const running = [p1.execute(hold), p2.execute(hold)];
+    expect(await eventually(() => Promise.resolve(started === 2))).toBe(true);
     const refused = await p1.execute(() => 'x').catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(BulkheadRejectedError);
     expect((refused as BulkheadRejectedError).reason).toBe('full');
@@ -213,7 +229,15 @@ export function concurrencyStoreSuite(c: SuiteClients): void {
     expect(p1.inFlight).toBe(1);
     release();
     await Promise.all(running);
-    await sleep(30);
-    expect(await p2.execute(() => 'ok')).toBe('ok');
+    expect(
+      await eventually(() =>
+        p2
+          .execute(() => true)
+          .catch((e: unknown) => {
+            if (e instanceof BulkheadRejectedError) return false;
+            throw e;
+          }),
+      ),
+    ).toBe(true);
   });
 }
