@@ -16,24 +16,24 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeRedis('fleet-wide limits across processes', () => {
   let admin: Redis;
-  const workers: LimitWorker[] = [];
+  // One fleet of processes serves every test: starting 8 tsx processes is the slow part.
+  let workers: LimitWorker[] = [];
 
   beforeAll(async () => {
     admin = new Redis({ port: redisPort(), host: '127.0.0.1', lazyConnect: true });
     await admin.connect();
-  });
+    workers = Array.from({ length: PROCESSES + 1 }, () => spawnLimitWorker(redisPort()));
+    await Promise.all(workers.map((w) => w.waitFor('ready', 30_000)));
+  }, 40_000);
 
   afterAll(() => {
     for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
     admin?.disconnect();
   });
 
-  async function fleet<T>(job: object, count: number, ms: number): Promise<T[]> {
-    const started = Array.from({ length: count }, () => spawnLimitWorker(job));
-    workers.push(...started);
-    await Promise.all(started.map((w) => w.waitFor('ready', 20_000)));
-    for (const w of started) w.go();
-    return Promise.all(started.map((w) => w.results<T>(ms)));
+  /** Runs one job on each of the 8 fleet processes at once. */
+  function fleet<T>(job: object, ms: number): Promise<T[]> {
+    return Promise.all(workers.slice(0, PROCESSES).map((w) => w.run<T>(job, ms)));
   }
 
   it('8 processes hammering one limit of 200/s admit 200/s ± 5 %, never more than rate × 100 ms + burst in any 100 ms', async () => {
@@ -43,14 +43,12 @@ describeRedis('fleet-wide limits across processes', () => {
     const results = await fleet<{ slots: number[] }>(
       {
         mode: 'rate',
-        port: redisPort(),
         prefix: `fleet-rate:${Date.now()}`,
         rate,
         burst,
         runMs,
         loops: 4,
       },
-      PROCESSES,
       runMs + 20_000,
     );
     const slots = results.flatMap((r) => r.slots).sort((a, b) => a - b);
@@ -76,13 +74,11 @@ describeRedis('fleet-wide limits across processes', () => {
     const results = await fleet<{ intervals: Array<[number, number]>; refused: number }>(
       {
         mode: 'concurrency',
-        port: redisPort(),
         prefix: `fleet-conc:${Date.now()}`,
         maxConcurrent,
         runMs: 2000,
         loops: 3,
       },
-      PROCESSES,
       30_000,
     );
     const events: Array<[number, number]> = [];
@@ -105,16 +101,9 @@ describeRedis('fleet-wide limits across processes', () => {
   it('a SIGKILLed holder’s slots come back within the lease TTL', async () => {
     const prefix = `fleet-kill:${Date.now()}`;
     const leaseTtl = 1000;
-    const holder = spawnLimitWorker({
-      mode: 'hold',
-      port: redisPort(),
-      prefix,
-      maxConcurrent: 10,
-      leaseTtl,
-    });
-    workers.push(holder);
-    await holder.waitFor('ready', 20_000);
-    holder.go();
+    // The spare process: it holds every slot until it is killed.
+    const holder = workers[PROCESSES]!;
+    holder.send({ mode: 'hold', prefix, maxConcurrent: 10, leaseTtl });
     await holder.waitFor('holding', 10_000);
     const store = new RedisConcurrencyStore({ client: admin, prefix, leaseTtl });
     expect((await store.acquire('fleet', 10)).ok).toBe(false);
