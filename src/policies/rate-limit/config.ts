@@ -44,6 +44,7 @@ export function rateLimitSchema(duration: object, durationOrInfinity: object): o
       burst: { type: 'integer', minimum: 0 },
       wait: durationOrInfinity,
       name: { type: 'string', minLength: 1 },
+      pauseOn429: { type: 'boolean' },
     },
   };
 }

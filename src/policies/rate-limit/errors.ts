@@ -18,8 +18,13 @@ export class RateLimitError extends BulwarkError {
 brandClass(RateLimitError);
 
 /** The message of a rate-limit refusal: who refused, which limit, and when to come back. */
-export function rateLimitMessage(who: string, limit: string, retryAfterMs: number): string {
-  return `${who}: rate limit of ${limit} reached; next slot in ${formatMs(retryAfterMs)}`;
+export function rateLimitMessage(
+  who: string | undefined,
+  limit: string,
+  retryAfterMs: number,
+): string {
+  const what = `rate limit of ${limit} reached; next slot in ${formatMs(retryAfterMs)}`;
+  return who === undefined ? what : `${who}: ${what}`;
 }
 
 /** Builds a RateLimitError without a stack trace: refusals come in floods exactly when it hurts. */

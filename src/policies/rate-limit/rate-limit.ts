@@ -4,6 +4,7 @@ import { formatMs } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { Validator } from '../../core/validate.js';
+import { retryAfterOf, statusOf } from '../retry/classification.js';
 import type { GcraLimit, RateLimitGrant, RateLimitStore } from '../../stores/limit-store.js';
 import { rateLimitError, rateLimitMessage } from './errors.js';
 import { GcraState, SLOT_EPSILON, gcraLimit } from './gcra.js';
@@ -31,6 +32,12 @@ export interface RateLimitOptions {
   name?: string;
   /** The clock slots are timed on (default: the pipeline's clock, else the system clock). */
   clock?: Clock;
+  /**
+   * When the dependency answers 429 with a Retry-After (an error with `status` 429 and
+   * `retryAfterMs`, as `bulwark/http` raises), pause this process's limit for that long
+   * (default false). See `pause()`.
+   */
+  pauseOn429?: boolean;
 }
 
 /** Events of a rate limit, by name: subscribe with `limiter.on(name, listener)`. */
@@ -44,7 +51,7 @@ export interface RateLimitEvents {
 }
 
 const RESOLVED = Promise.resolve();
-const KNOWN = ['rate', 'per', 'burst', 'wait', 'store', 'name', 'clock'];
+const KNOWN = ['rate', 'per', 'burst', 'wait', 'store', 'name', 'clock', 'pauseOn429'];
 
 /** A call held for its slot: a queue node and the subscriber its context calls on abort. */
 class PacedCall implements Paced, AbortSubscriber {
@@ -94,11 +101,15 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
   /** The limit in GCRA terms (interval and tolerance, ms). */
   readonly limit: GcraLimit;
 
+  /** Whether a 429 with Retry-After from the dependency pauses the limit. */
+  readonly pauseOn429: boolean;
   private readonly key: string;
+  /** No new slot before this time (set by `pause`); -Infinity when not paused. */
+  private pausedUntil = -Infinity;
   private readonly state = new GcraState();
   private readonly queue = new PacingQueue<PacedCall>(this);
   private readonly events = new EventHub<RateLimitEvents>();
-  private readonly who: string;
+  private readonly who: string | undefined;
   private readonly description: string;
 
   constructor(options: RateLimitOptions, path = 'rateLimit') {
@@ -121,6 +132,7 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
       v.problem('store', 'a rate limit store (e.g. new RedisRateLimitStore(...))', store);
     if (o.name !== undefined && (typeof o.name !== 'string' || o.name === ''))
       v.problem('name', 'a non-empty string', o.name);
+    const pauseOn429 = v.bool('pauseOn429', o.pauseOn429, false);
     v.done();
     super(o.clock as Clock | undefined);
     this.rate = rate;
@@ -128,10 +140,11 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
     this.burst = burst;
     this.maxWait = maxWait;
     this.store = store;
+    this.pauseOn429 = pauseOn429;
     this.name = o.name as string | undefined;
     this.key = this.name ?? 'rate-limit';
     this.limit = gcraLimit(rate, per, burst);
-    this.who = this.name === undefined ? 'rate limit' : this.name;
+    this.who = this.name;
     this.description = `${rate} per ${formatMs(per)}${burst > 0 ? ` (+${burst} burst)` : ''}`;
   }
 
@@ -148,14 +161,44 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
     return this.events.on(event, listener);
   }
 
+  /**
+   * No call starts before `ms` from now (in this process): for a dependency that asked to be
+   * left alone, e.g. a 429 with Retry-After. Calls already held keep the slots they were
+   * given; new ones are paced past the pause (within `wait` and their budget) or refused.
+   */
+  pause(ms: number): void {
+    if (!(ms > 0)) return;
+    const until = (this.clock ?? systemClock).now() + ms;
+    if (until > this.pausedUntil) this.pausedUntil = until;
+    this.applyPause();
+  }
+
+  /** Moves the schedule past the pause, once no held call's slot depends on it. */
+  private applyPause(): void {
+    if (this.store !== undefined || this.queue.size > 0) return;
+    const earliest = this.pausedUntil + this.limit.tolerance;
+    if (this.state.tat < earliest) this.state.tat = earliest;
+    this.pausedUntil = -Infinity;
+  }
+
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
-    if (this.store !== undefined) return this.acquireShared(ctx, fn, next);
     const clock = this.clock ?? systemClock;
     const now = clock.now();
+    if (this.pausedUntil !== -Infinity) {
+      if (this.pausedUntil <= now) this.pausedUntil = -Infinity;
+      else {
+        this.applyPause();
+        // Still pending (calls are held, or the store is shared): refuse until it ends.
+        if (this.pausedUntil > now) return this.refuse(this.pausedUntil - now);
+      }
+    }
+    if (this.store !== undefined) return this.acquireShared(ctx, fn, next);
     const wait = this.state.waitAt(now, this.limit);
     if (wait <= SLOT_EPSILON) {
       this.state.reserve(now, this.limit);
-      return next.invoke(ctx, fn);
+      return this.pauseOn429
+        ? next.invoke(ctx, fn).then(undefined, this.on429)
+        : next.invoke(ctx, fn);
     }
     if (!this.mayWait(ctx, wait)) return this.refuse(wait);
     if (ctx.isAborted) return Promise.reject(ctx.abortReason);
@@ -214,8 +257,18 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
     } catch (error) {
       running = Promise.reject(error);
     }
+    if (this.pauseOn429) running = running.then(undefined, this.on429);
     running.then(w.resolve, w.reject);
   }
+
+  /** Created once: a 429 with Retry-After from the dependency pauses the limit. */
+  private readonly on429 = (error: unknown): never => {
+    if (statusOf(error) === 429) {
+      const ms = retryAfterOf(error);
+      if (ms !== undefined) this.pause(ms);
+    }
+    throw error;
+  };
 
   /** @internal A held call's own call ended: it leaves the queue and gives its slot back. */
   abandon(w: PacedCall, reason: unknown): void {

@@ -57,6 +57,7 @@ describe('rateLimit in dependency() config', () => {
     expect(
       validate({ payments: { rateLimit: { rate: 100, per: '1s', burst: 10, wait: '250ms' } } }),
     ).toBe(true);
+    expect(validate({ payments: { rateLimit: { rate: 5, pauseOn429: true } } })).toBe(true);
     expect(validate({ payments: { rateLimit: { rate: 0 } } })).toBe(false);
     expect(validate({ payments: { rateLimit: { per: '1s' } } })).toBe(false);
     expect(validate({ payments: { rateLimit: { rate: 1, typo: 1 } } })).toBe(false);

@@ -47,7 +47,9 @@ describe('rateLimit', () => {
     const clock = new VirtualClock();
     const limiter = rateLimit({ rate: 4, per: 1000, clock });
     await limiter.execute(() => 1);
-    await expect(limiter.execute(() => 2)).rejects.toBeInstanceOf(RateLimitError);
+    await expect(limiter.execute(() => 2)).rejects.toThrow(
+      /^rate limit of 4 per 1 s reached; next slot in 250 ms$/,
+    );
     await clock.advance(249);
     await expect(limiter.execute(() => 3)).rejects.toMatchObject({ retryAfterMs: 1 });
     await clock.advance(1);
@@ -228,5 +230,62 @@ describe('rateLimit', () => {
     await clock.advance(200);
     const r = (await late) as { value?: unknown; error?: unknown };
     expect(r.value ?? r.error).not.toBeInstanceOf(TimeoutError);
+  });
+
+  describe('pause and 429s', () => {
+    const tooMany = (retryAfterMs: number) =>
+      Object.assign(new Error('HTTP 429'), { status: 429, retryAfterMs });
+
+    it('pause(ms) holds new calls past the pause, or refuses them until it ends', async () => {
+      const clock = new VirtualClock();
+      const limiter = rateLimit({ rate: 100, wait: 500, clock });
+      limiter.pause(300);
+      const held = limiter.execute(() => clock.now());
+      await expect(limiter.execute(() => 'x', { budget: 200 })).rejects.toMatchObject({
+        code: 'ERR_RATE_LIMITED',
+        retryAfterMs: 310,
+      });
+      await clock.advance(300);
+      expect(await held).toBe(300);
+    });
+
+    it('keeps the slots of calls already held, and refuses newcomers until the pause ends', async () => {
+      const clock = new VirtualClock();
+      const limiter = rateLimit({ rate: 10, wait: '1s', clock });
+      await limiter.execute(() => 0);
+      const starts: number[] = [];
+      const held = [1, 2].map(() => limiter.execute(() => starts.push(clock.now())));
+      limiter.pause(500);
+      await expect(limiter.execute(() => 'x')).rejects.toMatchObject({ retryAfterMs: 500 });
+      await clock.advance(500);
+      await Promise.all(held);
+      expect(starts).toEqual([100, 200]);
+      expect(await limiter.execute(() => clock.now())).toBe(500);
+    });
+
+    it('with pauseOn429, a 429 with Retry-After from the dependency pauses the limit', async () => {
+      const clock = new VirtualClock();
+      const follows = rateLimit({ rate: 100, pauseOn429: true, clock });
+      const ignores = rateLimit({ rate: 100, clock });
+      for (const limiter of [follows, ignores]) {
+        await expect(
+          limiter.execute(() => {
+            throw tooMany(2000);
+          }),
+        ).rejects.toThrow('HTTP 429');
+        await clock.advance(10);
+      }
+      await expect(follows.execute(() => 'x')).rejects.toMatchObject({ retryAfterMs: 1980 });
+      expect(await ignores.execute(() => 'y')).toBe('y');
+      // A 503, or a 429 without a delay, changes nothing.
+      await clock.advance(2000);
+      await expect(
+        follows.execute(() => {
+          throw Object.assign(new Error('HTTP 429'), { status: 429 });
+        }),
+      ).rejects.toThrow();
+      await clock.advance(10);
+      expect(await follows.execute(() => 'z')).toBe('z');
+    });
   });
 });
