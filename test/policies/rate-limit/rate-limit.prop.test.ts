@@ -39,6 +39,7 @@ interface Record {
 async function simulate(
   limit: { rate: number; per: number; burst: number; wait: number; shared: boolean },
   arrivals: Arrival[],
+  pauses: Array<{ at: number; ms: number }> = [],
 ): Promise<{ records: Record[]; clock: VirtualClock; waiting: () => number }> {
   const clock = new VirtualClock();
   const limiter = rateLimit({
@@ -50,6 +51,7 @@ async function simulate(
     clock,
   });
   const records: Record[] = arrivals.map((arrival) => ({ arrival, launchedAt: NaN }));
+  for (const p of pauses) clock.setTimeout(() => limiter.pause(p.ms), p.at);
   const settled: Promise<unknown>[] = [];
   for (const r of records) {
     clock.setTimeout(() => {
@@ -84,13 +86,20 @@ async function simulate(
 }
 
 describe('rateLimit properties', () => {
-  it('admits at most rate × window + burst in any window, and no wait passes wait or the deadline', async () => {
+  it('admits at most rate × window + burst in any window, and no wait passes wait or the deadline (pauses included)', async () => {
     await fc.assert(
       fc.asyncProperty(
         limitArb,
         fc.array(arrivalArb, { maxLength: 40 }),
-        async (limit, arrivals) => {
-          const { records, clock, waiting } = await simulate(limit, arrivals);
+        fc.array(
+          fc.record({
+            at: fc.integer({ min: 0, max: 1500 }),
+            ms: fc.integer({ min: 1, max: 400 }),
+          }),
+          { maxLength: 2 },
+        ),
+        async (limit, arrivals, pauses) => {
+          const { records, clock, waiting } = await simulate(limit, arrivals, pauses);
           const interval = limit.per / limit.rate;
           for (const r of records) {
             expect(r.outcome).toBeDefined();
