@@ -1,4 +1,5 @@
 import { PRIORITIES } from './core/context.js';
+import { rateLimitSchema } from './policies/rate-limit/config.js';
 
 /**
  * JSON Schema (draft 2020-12) for a `dependencies()` config file, so that editors can
@@ -236,6 +237,7 @@ export const dependencyConfigSchema = {
         retry: orOff(retry),
         circuitBreaker: orOff(circuitBreaker),
         bulkhead: orOff(bulkhead),
+        rateLimit: orOff(rateLimitSchema(duration, durationOrInfinity)),
         loadShedder: orOff(loadShedder),
         hedge: orOff({
           type: 'object',

@@ -16,6 +16,8 @@ import {
 import { adaptive, type AdaptiveOptions } from './policies/load-shedder/limits/adaptive.js';
 import { RetryPolicy } from './policies/retry/retry.js';
 import { TimeoutPolicy } from './policies/timeout.js';
+import { rateLimitFromConfig, wireRateLimitMetrics } from './policies/rate-limit/config.js';
+import type { RateLimitPolicy } from './policies/rate-limit/rate-limit.js';
 
 /**
  * The whole-call budget of a dependency that sets none, in ms (10 s): no call is unbounded by
@@ -44,6 +46,7 @@ export interface BuiltParts {
   idempotency: IdempotencyPolicy;
   retry: RetryPolicy;
   circuitBreaker: CircuitBreakerPolicy;
+  rateLimit: RateLimitPolicy;
   bulkhead: BulkheadPolicy;
   timeout: TimeoutPolicy;
   hedge: HedgePolicy;
@@ -205,6 +208,13 @@ export const PARTS: readonly AnyPartEntry[] = [
       recorder.observeCircuitState(() => breaker.state);
       breaker.on('stateChange', (e) => recorder.recordCircuitTransition(e.from, e.to));
     },
+  },
+  {
+    key: 'rateLimit',
+    build: fromSection('rateLimit', (options, path, env) =>
+      rateLimitFromConfig(options, env.name, env.clock, path),
+    ),
+    wire: (limiter, recorder) => wireRateLimitMetrics(recorder, limiter),
   },
   {
     key: 'bulkhead',

@@ -25,6 +25,10 @@ import type {
 } from './policies/load-shedder/load-shedder.js';
 import type { AdaptiveOptions } from './policies/load-shedder/limits/adaptive.js';
 import type { RetryOptions, RetryPolicy } from './policies/retry/retry.js';
+import type { RateLimitConfig } from './policies/rate-limit/config.js';
+import { RateLimitError } from './policies/rate-limit/errors.js';
+import type { RateLimitPolicy } from './policies/rate-limit/rate-limit.js';
+import { LimitStoreError } from './stores/limit-store.js';
 import {
   collect,
   DEFAULT_BUDGET_MS,
@@ -51,6 +55,11 @@ export interface DependencyConfig {
    * given.
    */
   circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'>;
+  /**
+   * A rate limit (see RateLimitOptions), inside the breaker and outside the bulkhead: every
+   * attempt takes a slot, and a paced call holds no bulkhead slot while it waits.
+   */
+  rateLimit?: RateLimitConfig;
   /** A bulkhead (see BulkheadOptions), named after the dependency unless `name` is given. */
   bulkhead?: Omit<BulkheadOptions, 'clock'>;
   /** `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`). */
@@ -82,6 +91,7 @@ const CONFIG_KEYS = [
   'retry',
   'circuitBreaker',
   'bulkhead',
+  'rateLimit',
   'loadShedder',
   'hedge',
   'fallback',
@@ -108,6 +118,8 @@ export interface Dependency extends Policy {
   readonly breaker: CircuitBreakerPolicy | undefined;
   /** The bulkhead, when configured: read `inFlight` and `queued`. */
   readonly bulkhead: BulkheadPolicy | undefined;
+  /** The rate limit, when configured: read `waiting`, subscribe to its events. */
+  readonly rateLimit: RateLimitPolicy | undefined;
   /** The load shedder, when configured: read `limit` and `inFlight`. */
   readonly loadShedder: LoadShedderPolicy | undefined;
   /** The hedge policy, when configured. */
@@ -160,6 +172,7 @@ function outcomeOf(error: unknown): CallOutcome {
   if (error instanceof CircuitOpenError) return 'short_circuited';
   if (error instanceof BulkheadRejectedError) return 'rejected';
   if (error instanceof LoadShedError) return 'shed';
+  if (error instanceof RateLimitError || error instanceof LimitStoreError) return 'rejected';
   return 'failure';
 }
 
@@ -169,6 +182,7 @@ class DependencyPolicy implements Dependency {
   readonly retry: RetryPolicy | undefined;
   readonly breaker: CircuitBreakerPolicy | undefined;
   readonly bulkhead: BulkheadPolicy | undefined;
+  readonly rateLimit: RateLimitPolicy | undefined;
   readonly loadShedder: LoadShedderPolicy | undefined;
   readonly hedge: HedgePolicy | undefined;
   readonly fallback: FallbackPolicy | undefined;
@@ -184,6 +198,7 @@ class DependencyPolicy implements Dependency {
     this.retry = built.retry;
     this.breaker = built.circuitBreaker;
     this.bulkhead = built.bulkhead;
+    this.rateLimit = built.rateLimit;
     this.loadShedder = built.loadShedder;
     this.hedge = built.hedge;
     this.fallback = built.fallback;
@@ -209,7 +224,7 @@ class DependencyPolicy implements Dependency {
 
 /**
  * The standard policy set for one downstream, outer to inner:
- * fallback → load shedder → budget → idempotency → retry → circuit breaker → bulkhead →
+ * fallback → load shedder → budget → idempotency → retry → circuit breaker → rate limit → bulkhead →
  * attempt timeout → hedge → fn. Only the configured parts are built, plus a default
  * budget (10 s) and attempt timeout, so no call is unbounded by accident. Every field is
  * validated here, once; all problems are reported together with their paths.

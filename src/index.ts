@@ -146,3 +146,20 @@ export {
   type StoreEntry,
 } from './stores/store.js';
 export { setAmbientContextProvider, type AmbientContextProvider } from './core/ambient.js';
+export {
+  rateLimit,
+  RateLimitPolicy,
+  type RateLimitEvents,
+  type RateLimitOptions,
+} from './policies/rate-limit/rate-limit.js';
+export { RateLimitError } from './policies/rate-limit/errors.js';
+export { MemoryRateLimitStore } from './policies/rate-limit/memory-store.js';
+export {
+  LimitStoreError,
+  type ConcurrencyGrant,
+  type ConcurrencyStore,
+  type GcraLimit,
+  type RateLimitGrant,
+  type RateLimitStore,
+  type StoreErrorMode,
+} from './stores/limit-store.js';

@@ -8,3 +8,8 @@ export {
   type RedisClientLike,
   type RedisStoreOptions,
 } from './stores/redis.js';
+export { RedisRateLimitStore, type RedisRateLimitStoreOptions } from './stores/redis-rate-limit.js';
+export {
+  RedisConcurrencyStore,
+  type RedisConcurrencyStoreOptions,
+} from './stores/redis-concurrency.js';

@@ -67,6 +67,10 @@ class Recorder implements DependencyMetrics {
   readonly transitions = new Float64Array(CIRCUIT_STATES.length * CIRCUIT_STATES.length);
   readonly shed = new Float64Array(SHED_PRIORITIES.length * SHED_REASONS.length);
   readonly idempotency = new Map<string, Float64Array>();
+  rateLimited = 0;
+  /** Paced waits: one count per bucket (non-cumulative), then +Inf, sum. */
+  readonly rateLimitWait: Float64Array;
+  rateLimit = false;
   circuitState: (() => CircuitStateName) | undefined;
   bulkhead: (() => { inFlight: number; queued: number }) | undefined;
   concurrencyLimit: (() => number) | undefined;
@@ -79,6 +83,24 @@ class Recorder implements DependencyMetrics {
     readonly buckets: readonly number[],
   ) {
     this.histogram = new Float64Array(CALL_OUTCOMES.length * (buckets.length + 2));
+    this.rateLimitWait = new Float64Array(buckets.length + 2);
+  }
+
+  observeRateLimit(): void {
+    this.rateLimit = true;
+  }
+
+  recordRateLimited(): void {
+    this.rateLimit = true;
+    this.rateLimited++;
+  }
+
+  recordRateLimitWait(seconds: number): void {
+    this.rateLimit = true;
+    let i = 0;
+    while (i < this.buckets.length && seconds > this.buckets[i]!) i++;
+    this.rateLimitWait[i]! += 1;
+    this.rateLimitWait[this.buckets.length + 1]! += seconds;
   }
 
   recordCall(outcome: CallOutcome, seconds: number): void {
@@ -336,6 +358,21 @@ function definitions(
         ),
     ],
     [
+      `${p}rate_limited_total`,
+      'Calls refused by the rate limit.',
+      'counter',
+      (hub) =>
+        each(hub, (r) =>
+          r.rateLimit ? [{ labels: { dependency: r.dependency }, value: r.rateLimited }] : [],
+        ),
+    ],
+    [
+      `${p}rate_limit_wait_seconds`,
+      'Time calls paced by the rate limit waited for their slot.',
+      'histogram',
+      (hub, name) => each(hub, (r) => (r.rateLimit ? rateLimitWaitValues(r, name) : [])),
+    ],
+    [
       `${p}idempotency_total`,
       'Idempotent calls by store and result.',
       'counter',
@@ -388,6 +425,25 @@ function histogramValues(r: Recorder, name: string): MetricValue[] {
       value: cumulative,
     });
   });
+  return out;
+}
+
+function rateLimitWaitValues(r: Recorder, name: string): MetricValue[] {
+  const out: MetricValue[] = [];
+  const labels = { dependency: r.dependency };
+  let cumulative = 0;
+  r.buckets.forEach((le, i) => {
+    cumulative += r.rateLimitWait[i]!;
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative });
+  });
+  cumulative += r.rateLimitWait[r.buckets.length]!;
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: cumulative });
+  out.push({
+    metricName: `${name}_sum`,
+    labels,
+    value: r.rateLimitWait[r.buckets.length + 1]!,
+  });
+  out.push({ metricName: `${name}_count`, labels, value: cumulative });
   return out;
 }
 

@@ -84,6 +84,12 @@ export interface DependencyMetrics {
   recordMessage?(outcome: MessageOutcome): void;
   /** Read at scrape time: 1 while a queue consumer is paused for the dependency, else 0. */
   observeQueuePaused?(read: () => number): void;
+  /** The dependency has a rate limit: its series exist (at 0) from now on. */
+  observeRateLimit?(): void;
+  /** The rate limit refused a call (optional: recorders written before rate limits lack it). */
+  recordRateLimited?(): void;
+  /** The rate limit held a call `seconds` for its slot (only paced calls are recorded). */
+  recordRateLimitWait?(seconds: number): void;
   /**
    * Optional. `false` while the backend records nothing at all (OpenTelemetry with no SDK
    * registered): `dependency()` then skips timing the call, so an idle backend costs one

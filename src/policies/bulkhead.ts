@@ -6,6 +6,8 @@ import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
 import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
+import type { ConcurrencyStore } from '../stores/limit-store.js';
+import { FleetSlots } from './bulkhead-fleet.js';
 
 /** Options of `bulkhead()`; only `maxConcurrent` is required. */
 export interface BulkheadOptions {
@@ -19,6 +21,11 @@ export interface BulkheadOptions {
   name?: string;
   /** The clock queue timeouts run on (default: the pipeline's clock, else the system clock). */
   clock?: Clock;
+  /**
+   * Makes `maxConcurrent` fleet-wide: a `RedisConcurrencyStore` (from `bulwark/redis`) shared
+   * by every process using the same prefix and `name`. The local queue rules stay as they are.
+   */
+  store?: ConcurrencyStore;
 }
 
 /** Events of a bulkhead, by name: subscribe with `bulkhead.on(name, listener)`. */
@@ -34,7 +41,7 @@ export interface BulkheadEvents {
 }
 
 const RESOLVED = Promise.resolve();
-const KNOWN = ['maxConcurrent', 'maxQueue', 'queueTimeout', 'name', 'clock'];
+const KNOWN = ['maxConcurrent', 'maxQueue', 'queueTimeout', 'name', 'clock', 'store'];
 
 /**
  * A call waiting for a slot: a node of the bulkhead's intrusive queue (so leaving it is
@@ -89,6 +96,8 @@ export class BulkheadPolicy extends BasePolicy {
   private readonly events = new EventHub<BulkheadEvents>();
   private readonly fullMessage: string;
   private readonly timeoutMessage: string;
+  /** The fleet-wide slots, when a `store` was given. */
+  private readonly fleet: FleetSlots | undefined;
 
   constructor(options: BulkheadOptions, path = 'bulkhead') {
     const v = new Validator(path);
@@ -104,6 +113,9 @@ export class BulkheadPolicy extends BasePolicy {
       allowInfinity: true,
     });
     if (o.name !== undefined && typeof o.name !== 'string') v.problem('name', 'a string', o.name);
+    const store = o.store as ConcurrencyStore | undefined;
+    if (store !== undefined && (store === null || typeof store.acquire !== 'function'))
+      v.problem('store', 'a concurrency store (e.g. new RedisConcurrencyStore(...))', store);
     v.done();
     super(o.clock as Clock | undefined);
     this.maxConcurrent = maxConcurrent;
@@ -118,6 +130,12 @@ export class BulkheadPolicy extends BasePolicy {
         ? `${who} is full (maxConcurrent ${maxConcurrent} running, no queue)`
         : `${who} is full (maxConcurrent ${maxConcurrent} running, maxQueue ${maxQueue} waiting)`;
     this.timeoutMessage = `${who}: no slot within queueTimeout ${formatMs(queueTimeout)} (maxConcurrent ${maxConcurrent})`;
+    this.fleet =
+      store === undefined
+        ? undefined
+        : new FleetSlots(store, this.name ?? 'bulkhead', maxConcurrent, who, () =>
+            this.emitRejected('full'),
+          );
   }
 
   /** Calls running now (holding a slot). */
@@ -141,7 +159,9 @@ export class BulkheadPolicy extends BasePolicy {
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.running < this.maxConcurrent) {
       this.running++;
-      return next.invoke(ctx, fn).then(this.releaseValue, this.releaseError) as Promise<T>;
+      const running =
+        this.fleet === undefined ? next.invoke(ctx, fn) : this.fleet.run(ctx, fn, next);
+      return running.then(this.releaseValue, this.releaseError) as Promise<T>;
     }
     return this.enqueue(ctx, fn, next);
   }
@@ -186,7 +206,8 @@ export class BulkheadPolicy extends BasePolicy {
   private start(w: Waiter): void {
     let running: Promise<unknown>;
     try {
-      running = w.step.invoke(w.ctx, w.fn);
+      running =
+        this.fleet === undefined ? w.step.invoke(w.ctx, w.fn) : this.fleet.run(w.ctx, w.fn, w.step);
     } catch (error) {
       // A step that broke its contract must not fail the call whose release started this one.
       running = Promise.reject(error);

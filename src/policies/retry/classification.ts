@@ -47,6 +47,19 @@ export function statusOf(value: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * Codes of bulwark's local refusals (open breaker, full bulkhead, shed load, rate limit, an
+ * unavailable limit store): the dependency never saw the call, and another attempt would only
+ * add to the local overload that refused it.
+ */
+export const LOCAL_REJECTION_CODES: ReadonlySet<string> = new Set([
+  'ERR_CIRCUIT_OPEN',
+  'ERR_BULKHEAD_FULL',
+  'ERR_LOAD_SHED',
+  'ERR_RATE_LIMITED',
+  'ERR_LIMIT_STORE',
+]);
+
 function codeOf(value: unknown): string | undefined {
   const code = (value as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -71,7 +84,10 @@ function codeOf(value: unknown): string | undefined {
  */
 export function isRetryableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
-  if (isBulwarkError(error)) return error instanceof TimeoutError && error.scope === 'attempt';
+  if (isBulwarkError(error)) {
+    if (LOCAL_REJECTION_CODES.has(error.code)) return false;
+    return error instanceof TimeoutError && error.scope === 'attempt';
+  }
   if (isAbortError(error)) return false;
   // An error that says so itself (e.g. bulwark/http's failure for a configured retryable status).
   if ((error as { retryable?: unknown }).retryable === true) return true;
