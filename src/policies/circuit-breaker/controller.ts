@@ -301,14 +301,14 @@ export abstract class BreakerController extends BasePolicy {
     if (this.current === 'open' && now >= this.openUntil) this.transition('half-open');
   }
 
-  private halfOpenRetryAfter(now: number): number {
+  protected halfOpenRetryAfter(now: number): number {
     // An upper bound: by then the oldest trial has finished or been failed for hanging.
     const trials = this.round!.trials;
     if (trials.length < this.halfOpenMaxCalls) return 0;
     return Math.max(0, trials[0]!.start + this.halfOpenTimeout - now);
   }
 
-  private rejection(
+  protected rejection(
     state: 'open' | 'half-open' | 'isolated',
     retryAfterMs: number,
   ): CircuitOpenError {
@@ -344,5 +344,11 @@ export abstract class BreakerController extends BasePolicy {
     const events = this.events;
     if (from !== to && events !== undefined && events.has('stateChange'))
       events.emit('stateChange', { from, to });
+    this.transitioned(from, to);
+  }
+
+  /** Called after every transition; the policy serves its waiters and slow start here. */
+  protected transitioned(_from: BreakerState, _to: BreakerState): void {
+    // Nothing to do for a breaker without waiters.
   }
 }
