@@ -266,8 +266,7 @@ export function readBreakerOptions(options: unknown, path: string): BreakerConfi
     }
   }
 
-  const defaultRule =
-    !consecutiveGiven && failureRate === undefined && slowCallRate === undefined;
+  const defaultRule = !consecutiveGiven && failureRate === undefined && slowCallRate === undefined;
   const usesWindow = failureRate !== undefined || slowCallRate !== undefined;
   let window = readWindow(v, o.window);
   if (window !== undefined && !usesWindow) {
