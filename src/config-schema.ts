@@ -88,6 +88,17 @@ const circuitBreaker = {
     halfOpenMaxCalls: int(1),
     halfOpenSuccesses: int(1),
     halfOpenTimeout: durationOrInfinity,
+    whileOpen: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { wait: { type: 'boolean' }, maxWait: durationOrInfinity, maxQueue: int(0) },
+    },
+    slowStart: {
+      oneOf: [
+        { type: 'object', additionalProperties: false, properties: { window: duration } },
+        { const: false },
+      ],
+    },
     name: { type: 'string' },
   },
 } as const;
@@ -180,9 +191,9 @@ export const dependencyConfigSchema = {
         budget: durationOrInfinity,
         timeout: durationOrInfinity,
         retry: { oneOf: [retry, { const: false }] },
-        circuitBreaker,
+        circuitBreaker: { oneOf: [circuitBreaker, { const: false }] },
         bulkhead,
-        loadShedder,
+        loadShedder: { oneOf: [loadShedder, { const: false }] },
         hedge: {
           type: 'object',
           additionalProperties: false,

@@ -17,6 +17,7 @@ import {
   type Policy,
 } from './core/pipeline.js';
 import { isPlainObject, Validator } from './core/validate.js';
+import { withDependencyDefaults } from './dependency-defaults.js';
 import { BulkheadPolicy, type BulkheadOptions } from './policies/bulkhead.js';
 import { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerOptions } from './policies/circuit-breaker/options.js';
@@ -38,20 +39,27 @@ export interface DependencyConfig {
   /** Per-attempt timeout (default: the budget shared equally by `retry.maxAttempts`). */
   timeout?: number | string;
   /**
-   * Retries (see RetryOptions); none unless given. `false` turns off one inherited from `defaults`.
+   * Retries (see RetryOptions). Left out: 3 attempts with a retry budget (dependency-defaults.ts);
+   * `false`: no retries.
    */
   retry?: Omit<RetryOptions, 'clock'> | false;
   /**
    * A circuit breaker (see CircuitBreakerOptions), named after the dependency unless `name` is
-   * given.
+   * given; it waits for the trial while open unless `whileOpen` says otherwise. Left out: one
+   * with the default settings; `false`: none.
    */
-  circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'>;
+  circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'> | false;
   /** A bulkhead (see BulkheadOptions), named after the dependency unless `name` is given. */
   bulkhead?: Omit<BulkheadOptions, 'clock'>;
-  /** `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`). */
-  loadShedder?: Omit<LoadShedderOptions, 'clock' | 'limit'> & {
-    limit?: LoadShedderOptions['limit'] | AdaptiveOptions;
-  };
+  /**
+   * `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`).
+   * Left out: an adaptive gradient limit of 200–1000 calls in flight; `false`: none.
+   */
+  loadShedder?:
+    | (Omit<LoadShedderOptions, 'clock' | 'limit'> & {
+        limit?: LoadShedderOptions['limit'] | AdaptiveOptions;
+      })
+    | false;
   /** Hedged attempts (see HedgeOptions), inside the attempt timeout; only for idempotent work. */
   hedge?: Omit<HedgeOptions, 'clock'>;
   /** `{ value }` to return instead of failing (`on` narrows which failures). */
@@ -239,7 +247,7 @@ export function dependency(
     ]);
   }
   const v = new Validator(name);
-  const c = v.object(config, CONFIG_KEYS);
+  const c = withDependencyDefaults(v.object(config, CONFIG_KEYS));
   const clock = (c.clock as Clock | undefined) ?? undefined;
   const metrics = c.metrics as MetricsProvider | undefined;
   if (metrics !== undefined && typeof metrics?.forDependency !== 'function') {
