@@ -339,7 +339,10 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     const state = this.current;
     if (state === 'open') return this.rejection('open', this.openUntil - now);
     if (state === 'isolated') return this.rejection('isolated', Infinity);
-    return this.rejection('half-open', this.halfOpenRetryAfter(now));
+    if (state === 'half-open') return this.rejection('half-open', this.halfOpenRetryAfter(now));
+    // Closed and ramping up: held back by slow start until its share grows.
+    const ramp = this.ramp;
+    return this.rejection('half-open', ramp === undefined ? 0 : ramp.nextAdmissionAt() - now);
   }
 
   private drainSoon(): void {

@@ -228,3 +228,29 @@ describe('circuit breaker: waiting while open', () => {
     expect(() => circuitBreaker({ whileOpen: 3 } as never)).toThrow(ConfigError);
   });
 });
+
+describe('circuit breaker: waiting during slow start', () => {
+  it('fails a call held back by slow start once its maxWait runs out', async () => {
+    const clock = new VirtualClock();
+    const breaker = circuitBreaker({
+      consecutiveFailures: 1,
+      halfOpenAfter: 100,
+      whileOpen: { wait: true, maxWait: 50 },
+      slowStart: { window: 10_000 },
+      clock,
+    });
+    await breaker.execute(() => Promise.reject(boom)).catch(() => undefined);
+    await clock.advance(100);
+    await breaker.execute(() => 'trial'); // closed; the ramp admits 10 % at first
+    const held = Array.from({ length: 5 }, () =>
+      track(breaker.execute(() => 'ok', { budget: 5000 })),
+    );
+    await clock.advance(0);
+    expect(breaker.waiting).toBeGreaterThan(0);
+    await clock.advance(50);
+    const refused = held.filter((h) => h.error instanceof CircuitOpenError);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(breaker.waiting).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+});
