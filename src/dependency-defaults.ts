@@ -30,8 +30,8 @@ export const DEFAULT_RETRY = {
 } as const;
 
 /**
- * The breaker: `circuitBreaker()`'s own defaults (the default trip rule, a 200 ms first
- * open period growing ×1.5 to 30 s, a 2 s slow start after closing), plus waiting for
+ * The breaker: `circuitBreaker()`'s own defaults (the default trip rule, a 300 ms first
+ * open period growing ×1.5 to 30 s, a 1 s slow start after closing), plus waiting for
  * the trial while open.
  */
 export const DEFAULT_CIRCUIT_BREAKER = {} as const;

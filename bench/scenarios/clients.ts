@@ -33,19 +33,9 @@ import pRetry from 'p-retry';
 import { dependency, type DependencyConfig } from '../../src/index.js';
 
 export type ScenarioName =
-  | 'outage'
-  | 'brownout'
-  | 'overload'
-  | 'retry-storm'
-  | 'flapping'
-  | 'slow-recovery';
+  'outage' | 'brownout' | 'overload' | 'retry-storm' | 'flapping' | 'slow-recovery';
 export type VariantId =
-  | 'none'
-  | 'cockatiel'
-  | 'opossum'
-  | 'bulwark-defaults'
-  | 'bulwark-retry-breaker'
-  | 'bulwark-tuned';
+  'none' | 'cockatiel' | 'opossum' | 'bulwark-defaults' | 'bulwark-retry-breaker' | 'bulwark-tuned';
 
 /** The caller's budget, given per call to the bulwark variants (the caller gives up then anyway). */
 export const CALLER_BUDGET_MS = 3000;
@@ -316,7 +306,7 @@ const bulwarkDefaults: ClientVariant = {
       `load shedder with a ${limit?.algorithm ?? '?'} limit in [${limit?.min}, ${limit?.max}] (initial ${dep.loadShedder?.limit}), ` +
       `attempt timeout ${dep.timeout} ms, retry maxAttempts ${dep.retry?.maxAttempts} (backoff 100 ms ×2, full jitter; ` +
       'retry budget 50 % + 1/s), breaker with the default trip rule (10 failures in a row, 5 at low traffic, or 50 % of ' +
-      '10 s), open 200 ms growing ×1.5 to 30 s, calls wait for the trial up to 1 s within their budget, 2 s slow start'
+      '10 s), open 300 ms growing ×1.5 to 30 s, calls wait for the trial up to 1 s within their budget, 1 s slow start'
     );
   },
 };

@@ -266,7 +266,9 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
   /** The breaker's one waiter timer fired: expire, let through what may go, re-arm. */
   private onTimer(now: number): void {
     this.refresh(now);
-    this.waiters?.expire(now, () => this.waitFailure(now));
+    // maxWait bounds the wait for a trial; a call held back by slow start waits at most
+    // until the ramp ends (or its own deadline).
+    if (this.current !== 'closed') this.waiters?.expire(now, () => this.waitFailure(now));
     this.drain(now);
   }
 
@@ -331,7 +333,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
       // Rounded up (and at least 1 ms ahead) so a float edge cannot fire it early forever.
       at = Math.max(now + 1, Math.ceil(this.ramp.nextAdmissionAt()));
     }
-    queue.arm(this.clock ?? systemClock, at);
+    queue.arm(this.clock ?? systemClock, at, state !== 'closed');
   }
 
   /** The error a waiter fails with when it gives up (maxWait) or cannot make the next trial. */

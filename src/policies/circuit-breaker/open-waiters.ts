@@ -125,13 +125,14 @@ export class OpenWaiters {
   }
 
   /**
-   * Arms the one timer for the earlier of `at` and the head's expiry; re-arms only when that
+   * Arms the one timer for the earlier of `at` and (with `expiry`) the head's maxWait
+   * expiry; re-arms only when that
    * moves the timer earlier or the current one has fired. Nothing is armed when empty.
    */
-  arm(clock: Clock, at: number): void {
+  arm(clock: Clock, at: number, expiry: boolean): void {
     const head = this.head;
     if (head === undefined) return;
-    const when = Math.min(at, head.expiresAt);
+    const when = expiry ? Math.min(at, head.expiresAt) : at;
     if (when === Infinity) return;
     if (this.timer !== undefined) {
       if (this.timerAt <= when) return;

@@ -33,7 +33,10 @@ export interface WhileOpenOptions {
    * covers the wait plus a minimum attempt time (default false; true in `dependency()`).
    */
   wait?: boolean;
-  /** The longest a call waits in all (ms or '5s'; default 10 s). */
+  /**
+   * The longest a call waits for a trial (ms or '5s'; default 10 s). A call let through by a
+   * trial but held back by slow start waits on until the ramp admits it (at most its window).
+   */
   maxWait?: number | string;
   /** Calls waiting at once; the next one fails at once (default 1000). */
   maxQueue?: number;
@@ -41,7 +44,7 @@ export interface WhileOpenOptions {
 
 /** Ramp traffic back after the breaker closes: admit a share that grows over `window`. */
 export interface SlowStartOptions {
-  /** How long the ramp from 10 % to all calls takes (ms or '2s'; default 2 s). */
+  /** How long the ramp from 10 % to all calls takes (ms or '1s'; default 1 s). */
   window?: number | string;
 }
 
@@ -73,13 +76,13 @@ export interface CircuitBreakerOptions {
   isFailure?: (errorOrResult: unknown, kind: 'error' | 'result') => boolean;
   /**
    * How long it stays open before a trial: ms, '30s', or a growing backoff (default
-   * `{ initial: 200, multiplier: 1.5, max: 30_000 }`: a brief fault is seen as over within
+   * `{ initial: 300, multiplier: 1.5, max: 30_000 }`: a brief fault is seen as over within
    * a few hundred ms, a long one is probed every 30 s).
    */
   halfOpenAfter?: number | string | HalfOpenBackoffOptions;
   /** Wait for recovery instead of failing while open (see WhileOpenOptions; default: fail). */
   whileOpen?: WhileOpenOptions;
-  /** Ramp traffic back after closing (default `{ window: 2000 }`); `false` turns it off. */
+  /** Ramp traffic back after closing (default `{ window: 1000 }`); `false` turns it off. */
   slowStart?: SlowStartOptions | false;
   /** Trial calls allowed at once while half-open (default 1). */
   halfOpenMaxCalls?: number;
@@ -138,15 +141,17 @@ const DEFAULT_TIME_WINDOW_MINIMUM_CALLS = 10;
 const DEFAULT_HALF_OPEN_AFTER = 5_000;
 const DEFAULT_HALF_OPEN_MAX = 60_000;
 /**
- * The default open duration when halfOpenAfter is not given: 200 ms, ×1.5 per trip in a
- * row, up to 30 s (0.2, 0.5, 0.95, 1.6, 2.6 s … after the trip). A short first probe sees
- * a brief fault end before a 1 s budget runs out; the growth keeps a long outage from being
- * probed more than every 30 s.
+ * The default open duration when halfOpenAfter is not given: 300 ms, ×1.5 per trip in a
+ * row, up to 30 s (trials 0.3, 0.75, 1.4, 2.4, 4.0, 6.2 s … after the trip). A short first
+ * probe sees a brief fault end before a 1 s budget runs out (a 2 s fault is seen as over
+ * 0.4 s after it ends, a 6 s one 0.2 s after); the growth keeps a long outage from being
+ * probed more than every 30 s. (200 ms ×1.5 probed once more per 2 s fault and saw its
+ * end 0.6 s late in the flapping scenario.)
  */
-export const DEFAULT_OPEN_DURATION = { initial: 200, multiplier: 1.5, max: 30_000 } as const;
+export const DEFAULT_OPEN_DURATION = { initial: 300, multiplier: 1.5, max: 30_000 } as const;
 const DEFAULT_MAX_WAIT = 10_000;
 const DEFAULT_MAX_QUEUE = 1000;
-const DEFAULT_SLOW_START_WINDOW = 2000;
+const DEFAULT_SLOW_START_WINDOW = 1000;
 const DEFAULT_HALF_OPEN_TIMEOUT = 10_000;
 const MAX_WINDOW_CALLS = 1_000_000;
 const MAX_BUCKETS = 1_000;

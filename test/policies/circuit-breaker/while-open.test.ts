@@ -230,7 +230,7 @@ describe('circuit breaker: waiting while open', () => {
 });
 
 describe('circuit breaker: waiting during slow start', () => {
-  it('fails a call held back by slow start once its maxWait runs out', async () => {
+  it('holds a call back past maxWait while the ramp grows, but never past its deadline', async () => {
     const clock = new VirtualClock();
     const breaker = circuitBreaker({
       consecutiveFailures: 1,
@@ -246,10 +246,15 @@ describe('circuit breaker: waiting during slow start', () => {
       track(breaker.execute(() => 'ok', { budget: 5000 })),
     );
     await clock.advance(0);
-    expect(breaker.waiting).toBeGreaterThan(0);
-    await clock.advance(50);
-    const refused = held.filter((h) => h.error instanceof CircuitOpenError);
-    expect(refused.length).toBeGreaterThan(0);
+    expect(held[0]).toMatchObject({ done: true, value: 'ok' }); // the ramp's first call
+    expect(breaker.waiting).toBe(4);
+    await clock.advance(100); // past maxWait: still held, not failed
+    expect(breaker.waiting).toBe(4);
+    // 2 of 5 offered may be admitted once the share reaches 40 %: at 1/3 of the window.
+    await clock.advance(3300);
+    expect(held.filter((h) => h.value === 'ok')).toHaveLength(2);
+    await clock.advance(1600); // the deadline (5 s) comes before a share of 60 %
+    expect(held.slice(2).every((h) => h.error instanceof TimeoutError)).toBe(true);
     expect(breaker.waiting).toBe(0);
     expect(clock.pending).toBe(0);
   });
