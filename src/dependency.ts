@@ -53,7 +53,7 @@ export interface DependencyConfig {
   bulkhead?: Omit<BulkheadOptions, 'clock'>;
   /**
    * `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`).
-   * Left out: an adaptive gradient limit of 200–1000 calls in flight; `false`: none.
+   * Left out: an adaptive gradient limit of 500–1000 calls in flight; `false`: none.
    */
   loadShedder?:
     | (Omit<LoadShedderOptions, 'clock' | 'limit'> & {

@@ -535,6 +535,7 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
         `recovery ${recovery(f)}  p99 ${fmt(f.p99)} ms  goodput in window ${fmt(f.windowGoodput)}  ` +
         `healthy sheds ${raw.shedHealthy ?? 0}\n`,
     );
+    if (ONLY !== undefined) process.stdout.write(`  failures ${JSON.stringify(raw.failures)}\n`);
   }
   const verdict = verdictFor(spec, cases);
   if (verdict !== undefined) process.stdout.write(`${verdict}\n`);
