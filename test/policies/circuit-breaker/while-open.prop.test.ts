@@ -156,3 +156,65 @@ describe('slow start (property)', () => {
     );
   });
 });
+
+describe('breaker slow start (property)', () => {
+  it('never lets more calls run than its share of those offered since closing, waiters included', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 10, max: 2000 }),
+        fc.boolean(),
+        fc.nat(20),
+        fc.array(fc.tuple(fc.nat(100), fc.integer({ min: 1, max: 5 })), { maxLength: 40 }),
+        async (window, wait, waitersAtClose, arrivals) => {
+          const clock = new VirtualClock();
+          const breaker = circuitBreaker({
+            consecutiveFailures: 1,
+            halfOpenAfter: 100,
+            whileOpen: { wait },
+            slowStart: { window },
+            clock,
+          });
+          await breaker.execute(() => Promise.reject(boom)).catch(() => undefined);
+          let closedAt: number | undefined;
+          breaker.on('stateChange', ({ to }) => {
+            if (to === 'closed') closedAt = clock.now();
+          });
+          let started = 0;
+          const work = () => {
+            if (closedAt !== undefined) started++;
+            return clock.sleep(5).then(() => 'ok');
+          };
+          const all: Promise<unknown>[] = [];
+          // Calls waiting for the trial (only when waiting is on); the first becomes the trial.
+          if (wait)
+            for (let i = 0; i < waitersAtClose; i++)
+              all.push(breaker.execute(work, { budget: 60_000 }).catch(() => undefined));
+          await clock.advance(100);
+          if (!wait || waitersAtClose === 0) all.push(breaker.execute(work).catch(() => undefined));
+          for (let i = 0; i < 20 && closedAt === undefined; i++) await clock.advance(5);
+          expect(closedAt).toBeDefined();
+          const offeredAtClose = breaker.waiting;
+          started = 0;
+          let offered = offeredAtClose;
+          const share = () => {
+            const p = (clock.now() - closedAt!) / window;
+            return p >= 1 ? 1 : 0.1 + 0.9 * p;
+          };
+          for (const [dt, n] of arrivals) {
+            await clock.advance(dt);
+            for (let i = 0; i < n; i++) {
+              offered++;
+              all.push(breaker.execute(work, { budget: 60_000 }).catch(() => undefined));
+            }
+            await clock.advance(0);
+            if (share() < 1) expect(started).toBeLessThanOrEqual(Math.max(1, share() * offered));
+          }
+          await clock.runAll();
+          await Promise.all(all);
+          expect(breaker.waiting).toBe(0);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
