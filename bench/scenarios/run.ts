@@ -94,6 +94,11 @@ interface ScenarioSpec {
   window?: [number, number];
   /** When the dependency is faulty (default: the window); outside them it is healthy. */
   faults?: [number, number][];
+  /**
+   * When the dependency is not healthy, for counting load-shed refusals of a healthy
+   * dependency (default: the faults; slow recovery adds its weak phase).
+   */
+  unhealthy?: [number, number][];
   /** The dependency is down in its faults (outage-like): no call sent then can succeed. */
   down: boolean;
   /** Dependency capacity in requests/s, where the goodput bar applies (overload). */
@@ -103,6 +108,7 @@ interface ScenarioSpec {
 const windowOf = (spec: ScenarioSpec): [number, number] =>
   spec.window ?? [WINDOW_START, WINDOW_END];
 const faultsOf = (spec: ScenarioSpec): [number, number][] => spec.faults ?? [windowOf(spec)];
+const unhealthyOf = (spec: ScenarioSpec): [number, number][] => spec.unhealthy ?? faultsOf(spec);
 const durationOf = (spec: ScenarioSpec): number => spec.durationMs ?? DURATION_MS;
 const inAny = (t: number, spans: readonly (readonly [number, number])[]): boolean =>
   spans.some(([a, b]) => t >= a && t < b);
@@ -133,7 +139,9 @@ const SCENARIOS: ScenarioSpec[] = [
     notes: [
       'No client can make a request succeed while the dependency is down (there is no fallback in any variant): ' +
         'what differs is how many calls each one sends into the outage, how long callers wait to learn of it, and how soon traffic flows again after it.',
-      'A breaker that waits 5 s before its trial call (cockatiel, opossum, bulwark defaults, all set alike) can keep refusing for up to 5 s after the dependency is back; ' +
+      "bulwark's default breaker probes 300 ms after it opens, then after 0.45, 0.7, 1.0, 1.5, 2.3 s … (×1.5, up to 30 s), and a call that meets it open " +
+        'waits up to 1 s for the next trial when its budget allows: calls started in the last second of the outage succeed once it is over. ' +
+        'A breaker that waits 5 s before its trial call (cockatiel, opossum) can keep refusing for up to 5 s after the dependency is back; ' +
         "no policy has nothing to wait for, so it recovers at once. Where the end of the outage falls in a breaker's 5 s cycle is a matter of timing: " +
         'anywhere from 0 to 5 s, and one run shows one draw. opossum trips later than the others (its error rate over a 10 s window must pass 50 %, ' +
         'and the healthy seconds before the outage count), so its 5 s cycle is shifted; in this timeline its trial falls near the end of the outage.',
@@ -159,7 +167,7 @@ const SCENARIOS: ScenarioSpec[] = [
       'With 30 % errors, 5 consecutive failures happen by chance every few seconds at this rate (0.3⁵ per run of five, retries included), ' +
         'so a consecutive-failures breaker opens during a brownout and refuses everything for its 5 s; a failure-rate threshold above the error rate does not.',
       'Whether a 5-in-a-row breaker trips in a given run is chance: about one or two runs of five failures are expected among the ~900 attempts of the window. ' +
-        'cockatiel and bulwark defaults use the same rule, so when one of them trips here and the other does not, that is the draw, not the library.',
+        "bulwark's default rule needs 10 failures in a row at this traffic (0.3¹⁰ ≈ 6·10⁻⁶ per run: about once in half an hour) or half of the last 10 s failing, so it stays closed.",
       'Three attempts turn a 70 % attempt success into about 97 % for the request, if the retries are allowed and fit in the time the caller waits.',
     ],
   },
@@ -183,8 +191,8 @@ const SCENARIOS: ScenarioSpec[] = [
       'At best a client gets 400 of its 1200 requests/s through; the rest must fail either way. What matters is failing them fast and keeping ' +
         "the dependency's queue short, so that the requests it does serve are answered in time and nothing is left queued when the overload ends.",
       'A bulkhead of 100 caps the calls in flight, so the queue at the dependency stays at about 100 − 8 requests; an adaptive limit ' +
-        'aims lower, at the concurrency where latency stays near its healthy baseline. bulwark defaults has neither (and its 3.3 s attempt timeout ' +
-        'is longer than the caller waits), so it behaves like no policy here.',
+        'aims lower, at the concurrency where latency stays near its healthy baseline. bulwark defaults has a gradient limit that never goes below 500 ' +
+        "(400 for normal priority): the queue at the dependency stays at about 400 requests (1 s), within the caller's 3 s, and the rest is refused at once.",
       'opossum + p-retry has no bulkhead; its breaker opens on the 1 s timeouts, but a timed-out attempt is not aborted and keeps its socket and ' +
         "its place in the dependency's queue while p-retry sends the next one. opossum also recomputes its window statistics on every failure " +
         "(sorting the window's latencies, by default): with thousands of failures a second that can stall the client's event loop (see ⚠ below).",
@@ -256,6 +264,7 @@ const SCENARIOS: ScenarioSpec[] = [
     down: true,
     durationMs: 18_000,
     faults: [[WINDOW_START, WINDOW_END]],
+    unhealthy: [[WINDOW_START, WINDOW_END + 5000]],
     notes: [
       'After the outage the dependency can serve less than it is offered until about 12 s: whatever is sent beyond its capacity queues there, ' +
         'and a burst of waiting or retried calls at 9 s makes that queue longer for everyone.',
@@ -275,7 +284,7 @@ interface CaseJob {
   clients: number;
   durationMs: number;
   capMs: number;
-  /** Fault spans: a load-shed refusal outside them counts as a healthy-phase shed. */
+  /** Unhealthy spans: a load-shed refusal outside them counts as a healthy-phase shed. */
   faults: [number, number][];
 }
 
@@ -486,7 +495,7 @@ async function runCase(
       clients: spec.clients,
       durationMs: durationOf(spec),
       capMs: CALLER_CAP_MS,
-      faults: faultsOf(spec),
+      faults: unhealthyOf(spec),
     };
     driver.send(job);
     await ready;
