@@ -37,7 +37,11 @@ export {
   type ExponentialBackoffOptions,
   type Jitter,
 } from './policies/retry/backoff.js';
-export { retryBudget, RetryBudget, type RetryBudgetOptions } from './policies/retry/retry-budget.js';
+export {
+  retryBudget,
+  RetryBudget,
+  type RetryBudgetOptions,
+} from './policies/retry/retry-budget.js';
 export {
   isRetryableError,
   isRetryableResult,
@@ -66,7 +70,10 @@ export {
   type HedgeOptions,
   type HedgeReason,
 } from './policies/hedge.js';
-export { circuitBreaker, CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
+export {
+  circuitBreaker,
+  CircuitBreakerPolicy,
+} from './policies/circuit-breaker/circuit-breaker.js';
 export type {
   BreakerState,
   CircuitBreakerEvents,
@@ -77,7 +84,9 @@ export type {
   CircuitBreakerOptions,
   CountWindowOptions,
   HalfOpenBackoffOptions,
+  SlowStartOptions,
   TimeWindowOptions,
+  WhileOpenOptions,
 } from './policies/circuit-breaker/options.js';
 export {
   loadShedder,

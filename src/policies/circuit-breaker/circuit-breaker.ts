@@ -431,10 +431,13 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
 /**
  * A circuit breaker: `circuitBreaker({ consecutiveFailures: 5, halfOpenAfter: '30s' })`,
  * or `circuitBreaker({ failureRate: 0.5, window: { ms: 10_000, buckets: 10 }, minimumCalls: 20 })`.
- * Without a failure rule it opens after 5 consecutive failures.
+ * Without a trip rule it uses the default rule (default-trip-rule.ts: 10 failures in a row,
+ * 5 at low traffic, or half of the last 10 s); it stays open 300 ms at first, ×1.5 per trip
+ * in a row up to 30 s, and ramps traffic back over 1 s after closing (`slowStart`).
  *
  * Open, it fails calls at once with a `CircuitOpenError`, which spares a struggling
- * dependency the load and the caller the wait. Share one breaker per dependency.
+ * dependency the load and the caller the wait; with `whileOpen: { wait: true }` a call whose
+ * budget allows waits for the next trial instead. Share one breaker per dependency.
  *
  * @example
  * ```ts
