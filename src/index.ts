@@ -37,11 +37,7 @@ export {
   type ExponentialBackoffOptions,
   type Jitter,
 } from './policies/retry/backoff.js';
-export {
-  retryBudget,
-  RetryBudget,
-  type RetryBudgetOptions,
-} from './policies/retry/retry-budget.js';
+export { retryBudget, RetryBudget, type RetryBudgetOptions } from './policies/retry/retry-budget.js';
 export {
   isRetryableError,
   isRetryableResult,
@@ -70,10 +66,7 @@ export {
   type HedgeOptions,
   type HedgeReason,
 } from './policies/hedge.js';
-export {
-  circuitBreaker,
-  CircuitBreakerPolicy,
-} from './policies/circuit-breaker/circuit-breaker.js';
+export { circuitBreaker, CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 export type {
   BreakerState,
   CircuitBreakerEvents,
