@@ -35,10 +35,7 @@ import { fileURLToPath } from 'node:url';
 import type { Priority } from '../../src/core/context.js';
 import { LoadShedError, TimeoutError } from '../../src/core/errors.js';
 import { adaptive } from '../../src/policies/load-shedder/limits/adaptive.js';
-import {
-  loadShedder,
-  type LoadShedderPolicy,
-} from '../../src/policies/load-shedder/load-shedder.js';
+import { loadShedder, type LoadShedderPolicy } from '../../src/policies/load-shedder/load-shedder.js';
 
 const SLOTS = 8;
 const SERVICE_MS = 10;
