@@ -25,6 +25,28 @@ import type { OutcomeWindow } from './window.js';
 
 type IsFailure = NonNullable<BreakerConfig['isFailure']>;
 
+/** What a breaker does while open and after closing; see `recoverySettings`. */
+interface RecoverySettings {
+  /** Waiting settings; undefined when calls fail at once while open. */
+  readonly whileOpen: BreakerConfig['whileOpen'] | undefined;
+  /** Slow-start window in ms (0: none). */
+  readonly slowStartMs: number;
+}
+
+const NO_WAIT_BY_WINDOW = new Map<number, RecoverySettings>();
+
+/** The settings object, shared between breakers that do not wait (the common case). */
+function recoverySettings(config: BreakerConfig): RecoverySettings {
+  if (config.whileOpen.wait) return { whileOpen: config.whileOpen, slowStartMs: config.slowStart };
+  let shared = NO_WAIT_BY_WINDOW.get(config.slowStart);
+  if (shared === undefined) {
+    shared = Object.freeze({ whileOpen: undefined, slowStartMs: config.slowStart });
+    // A handful of distinct windows in any real process; bounded anyway.
+    if (NO_WAIT_BY_WINDOW.size < 64) NO_WAIT_BY_WINDOW.set(config.slowStart, shared);
+  }
+  return shared;
+}
+
 /**
  * A waiter must have at least this long left after the trial it waits for, or waiting is
  * pointless: it would be let through with no time to make its call.
@@ -66,20 +88,16 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     super(config, rules.length === 1 ? rules[0]! : new AnyOfRules(rules), window);
     this.isFailure = config.isFailure;
     this.slowMs = config.slowCallMs;
-    this.whileOpen = config.whileOpen.wait ? config.whileOpen : undefined;
-    this.slowStartMs = config.slowStart;
+    this.recovery = recoverySettings(config);
   }
 
-  /** Waiting settings; undefined when calls fail at once while open. */
-  private readonly whileOpen: BreakerConfig['whileOpen'] | undefined;
-  /** Slow-start window in ms (0: none). */
-  private readonly slowStartMs: number;
+  // Three fields, not six: a process may hold a breaker per host (see controller.ts).
+  /** Waiting and slow-start settings (one shared object for the common configurations). */
+  private readonly recovery: RecoverySettings;
   /** Calls waiting for a trial or for the slow-start share (created on first wait). */
   private waiters: OpenWaiters | undefined;
-  /** The slow start in progress, if any (kept for reuse in `rampState`). */
+  /** The slow start in progress, if any (a new one per close: closes are rare). */
   private ramp: SlowStart | undefined;
-  private rampState: SlowStart | undefined;
-  private drainQueued = false;
 
   /** Calls waiting now for the breaker to let them through. */
   get waiting(): number {
@@ -198,7 +216,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     const admitted = this.admit(now);
     if (admitted === undefined) return this.run(ctx, fn, next);
     if (admitted instanceof CircuitOpenError) {
-      if (this.whileOpen !== undefined && admitted.state !== 'isolated') {
+      if (this.recovery.whileOpen !== undefined && admitted.state !== 'isolated') {
         const readyAt = this.current === 'open' ? this.openUntil : now;
         const queued = this.wait(ctx, fn, next, now, readyAt);
         if (queued !== undefined) {
@@ -250,7 +268,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     now: number,
     readyAt: number,
   ): Promise<T> | undefined {
-    const settings = this.whileOpen;
+    const settings = this.recovery.whileOpen;
     if (settings === undefined || ctx.isAborted) return undefined;
     const queue = (this.waiters ??= new OpenWaiters(
       settings.maxQueue,
@@ -348,10 +366,11 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
   }
 
   private drainSoon(): void {
-    if (this.drainQueued) return;
-    this.drainQueued = true;
+    const queue = this.waiters;
+    if (queue === undefined || queue.drainQueued) return;
+    queue.drainQueued = true;
     queueMicrotask(() => {
-      this.drainQueued = false;
+      queue.drainQueued = false;
       this.drain(this.now());
     });
   }
@@ -360,8 +379,9 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     if (to === 'closed') {
       // A dependency that was out (tripped, or isolated by an operator) gets traffic back
       // gradually; waiters released now count as offered at once.
-      if (this.slowStartMs > 0 && from !== 'closed') {
-        const ramp = (this.rampState ??= new SlowStart(this.slowStartMs));
+      const window = this.recovery.slowStartMs;
+      if (window > 0 && from !== 'closed') {
+        const ramp = new SlowStart(window);
         ramp.begin(this.now(), this.waiting);
         this.ramp = ramp;
       }

@@ -145,8 +145,8 @@ export abstract class BreakerController extends BasePolicy {
     this.name = settings.name;
     this.rule = rule;
     this.window = window;
-    this.openAfter =
-      h.multiplier === 1 ? h.initial : { initial: h.initial, multiplier: h.multiplier, max: h.max };
+    // The settings object itself, not a copy: the default one is shared by every breaker.
+    this.openAfter = h.multiplier === 1 ? h.initial : h;
     this.halfOpenMaxCalls = settings.halfOpenMaxCalls;
     this.halfOpenSuccesses = settings.halfOpenSuccesses;
     this.halfOpenTimeout = settings.halfOpenTimeout;

@@ -43,6 +43,8 @@ export class OpenWaiter implements AbortSubscriber {
  */
 export class OpenWaiters {
   length = 0;
+  /** The owner has a drain queued in a microtask (kept here so idle breakers stay small). */
+  drainQueued = false;
   head: OpenWaiter | undefined;
   private tail: OpenWaiter | undefined;
   private timer: TimerHandle | undefined;

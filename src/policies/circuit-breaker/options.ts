@@ -148,7 +148,7 @@ const DEFAULT_HALF_OPEN_MAX = 60_000;
  * probed more than every 30 s. (200 ms ×1.5 probed once more per 2 s fault and saw its
  * end 0.6 s late in the flapping scenario.)
  */
-export const DEFAULT_OPEN_DURATION = { initial: 300, multiplier: 1.5, max: 30_000 } as const;
+export const DEFAULT_OPEN_DURATION = Object.freeze({ initial: 300, multiplier: 1.5, max: 30_000 });
 const DEFAULT_MAX_WAIT = 10_000;
 const DEFAULT_MAX_QUEUE = 1000;
 const DEFAULT_SLOW_START_WINDOW = 1000;
@@ -220,7 +220,7 @@ function readSlowStart(v: Validator, value: unknown): number {
 }
 
 function readHalfOpenAfter(v: Validator, value: unknown): BreakerConfig['halfOpenAfter'] {
-  if (value === undefined) return { ...DEFAULT_OPEN_DURATION };
+  if (value === undefined) return DEFAULT_OPEN_DURATION;
   if (typeof value === 'number' || typeof value === 'string') {
     const ms = v.duration('halfOpenAfter', value, DEFAULT_HALF_OPEN_AFTER);
     return { initial: ms, multiplier: 1, max: ms };
