@@ -1,10 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CircuitOpenError } from '../../../src/index.js';
-import {
-  circuitBreaker,
-  type CircuitBreakerPolicy,
-} from '../../../src/policies/circuit-breaker/circuit-breaker.js';
+import { circuitBreaker, type CircuitBreakerPolicy } from '../../../src/policies/circuit-breaker/circuit-breaker.js';
 import type { BreakerState } from '../../../src/policies/circuit-breaker/controller.js';
 import type { CircuitBreakerOptions } from '../../../src/policies/circuit-breaker/options.js';
 import { VirtualClock } from '../../../src/testing/index.js';
