@@ -109,6 +109,17 @@ const circuitBreaker = {
     halfOpenMaxCalls: int(1),
     halfOpenSuccesses: int(1),
     halfOpenTimeout: positiveDurationOrInfinity,
+    whileOpen: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { wait: { type: 'boolean' }, maxWait: durationOrInfinity, maxQueue: int(0) },
+    },
+    slowStart: {
+      oneOf: [
+        { type: 'object', additionalProperties: false, properties: { window: duration } },
+        { const: false },
+      ],
+    },
     name: { type: 'string' },
   },
 } as const;

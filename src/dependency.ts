@@ -15,6 +15,7 @@ import {
 import { isPlainObject, Validator } from './core/validate.js';
 import type { BulkheadOptions, BulkheadPolicy } from './policies/bulkhead.js';
 import type { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
+import { withDependencyDefaults } from './dependency-defaults.js';
 import type { CircuitBreakerOptions } from './policies/circuit-breaker/options.js';
 import { FELL_BACK, type FallbackOptions, type FallbackPolicy } from './policies/fallback.js';
 import type { HedgeOptions, HedgePolicy } from './policies/hedge.js';
@@ -47,14 +48,16 @@ export interface DependencyConfig {
   /** Per-attempt timeout (default: the budget shared equally by `retry.maxAttempts`). */
   timeout?: number | string;
   /**
-   * Retries (see RetryOptions); none unless given. `false` turns off one inherited from `defaults`.
+   * Retries (see RetryOptions). Left out: 3 attempts with a retry budget (dependency-defaults.ts);
+   * `false`: no retries.
    */
   retry?: Omit<RetryOptions, 'clock'> | false;
   /**
    * A circuit breaker (see CircuitBreakerOptions), named after the dependency unless `name` is
-   * given.
+   * given; it waits for the trial while open unless `whileOpen` says otherwise. Left out: one
+   * with the default settings; `false`: none.
    */
-  circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'>;
+  circuitBreaker?: Omit<CircuitBreakerOptions, 'clock'> | false;
   /**
    * A rate limit (see RateLimitOptions), inside the breaker and outside the bulkhead: every
    * attempt takes a slot, and a paced call holds no bulkhead slot while it waits.
@@ -62,10 +65,15 @@ export interface DependencyConfig {
   rateLimit?: RateLimitConfig;
   /** A bulkhead (see BulkheadOptions), named after the dependency unless `name` is given. */
   bulkhead?: Omit<BulkheadOptions, 'clock'>;
-  /** `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`). */
-  loadShedder?: Omit<LoadShedderOptions, 'clock' | 'limit'> & {
-    limit?: LoadShedderOptions['limit'] | AdaptiveOptions;
-  };
+  /**
+   * `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`).
+   * Left out: an adaptive gradient limit of 500–1000 calls in flight; `false`: none.
+   */
+  loadShedder?:
+    | (Omit<LoadShedderOptions, 'clock' | 'limit'> & {
+        limit?: LoadShedderOptions['limit'] | AdaptiveOptions;
+      })
+    | false;
   /** Hedged attempts (see HedgeOptions), inside the attempt timeout; only for idempotent work. */
   hedge?: Omit<HedgeOptions, 'clock'>;
   /** `{ value }` to return instead of failing (`on` narrows which failures). */
@@ -256,7 +264,7 @@ export function dependency(
     ]);
   }
   const v = new Validator(name);
-  const c = v.object(config, CONFIG_KEYS);
+  const c = withDependencyDefaults(v.object(config, CONFIG_KEYS));
   const clock = (c.clock as Clock | undefined) ?? undefined;
   const metrics = c.metrics as MetricsProvider | undefined;
   if (metrics !== undefined && typeof metrics?.forDependency !== 'function') {

@@ -84,7 +84,9 @@ export type {
   CircuitBreakerOptions,
   CountWindowOptions,
   HalfOpenBackoffOptions,
+  SlowStartOptions,
   TimeWindowOptions,
+  WhileOpenOptions,
 } from './policies/circuit-breaker/options.js';
 export {
   loadShedder,

@@ -23,7 +23,7 @@ function configError(make: () => unknown): ConfigError {
 describe('dependency()', () => {
   it('always has a budget (10 s) and an attempt timeout by default', async () => {
     const clock = new VirtualClock();
-    const dep = dependency('search', { clock });
+    const dep = dependency('search', { clock, retry: false });
     expect(dep.budget).toBe(10_000);
     expect(dep.timeout).toBe(10_000);
     const call = dep.execute(() => new Promise(() => {})).catch((e: unknown) => e);
@@ -59,12 +59,22 @@ describe('dependency()', () => {
     ]);
     expect(dep.breaker?.state).toBe('closed');
     expect(dep.bulkhead?.inFlight).toBe(0);
-    const minimal = dependency('cache', { budget: 100 });
+    const minimal = dependency('cache', {
+      budget: 100,
+      retry: false,
+      circuitBreaker: false,
+      loadShedder: false,
+    });
     expect(minimal.pipeline.policies.map((p) => p.kind)).toEqual(['budget']);
   });
 
   it('Infinity must be written out, and then there is no budget', async () => {
-    const dep = dependency('batch', { budget: 'Infinity' });
+    const dep = dependency('batch', {
+      budget: 'Infinity',
+      retry: false,
+      circuitBreaker: false,
+      loadShedder: false,
+    });
     expect(dep.budget).toBe(Infinity);
     expect(dep.pipeline.policies).toHaveLength(0);
     expect(await dep.execute((ctx) => ctx.deadline)).toBe(Infinity);
@@ -75,7 +85,7 @@ describe('dependency()', () => {
     const dep = dependency('inventory', {
       clock,
       retry: { maxAttempts: 2, backoff: 0 },
-      circuitBreaker: { consecutiveFailures: 2, halfOpenAfter: 1000 },
+      circuitBreaker: { consecutiveFailures: 2, halfOpenAfter: 1000, whileOpen: { wait: false } },
       fallback: { value: 'stale' },
     });
     let calls = 0;
@@ -202,8 +212,9 @@ describe('dependencies()', () => {
     expect(deps.payments.retry?.maxAttempts).toBe(4);
     expect(deps.search.budget).toBe(500);
     expect(deps.search.retry?.maxAttempts).toBe(2);
-    expect(deps.search.breaker).toBeUndefined();
     expect(deps.payments.breaker?.state).toBe('closed');
+    const off = dependencies({ defaults: { circuitBreaker: false }, search: {} });
+    expect(off.search.breaker).toBeUndefined();
   });
 
   it('checks the defaults by themselves, once, even where every dependency overrides them', () => {
@@ -247,7 +258,7 @@ describe('dependency metrics', () => {
       clock,
       metrics,
       retry: { maxAttempts: 3, backoff: 10 },
-      circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: 1000 },
+      circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: 1000, whileOpen: { wait: false } },
       bulkhead: { maxConcurrent: 2 },
     });
     let s = parseExposition(await registry.metrics());

@@ -9,8 +9,10 @@
  * opens after 5 consecutive failures and tries again after 5 s, a bulkhead of 100. Each
  * peer is written as its README shows, with the care a user would take: retries skip the
  * library's own fast rejections (open breaker, full bulkhead), as bulwark's default does.
- * "bulwark defaults" uses bulwark's own defaults, not SHARED; "bulwark tuned" is chosen per
- * scenario (TUNED) by someone who knows which fault to expect.
+ * "bulwark defaults" is `dependency(name, {})` with only the caller's budget given per call;
+ * "bulwark retry+breaker defaults" is `{ retry: {}, circuitBreaker: {} }` (each part with its
+ * own defaults); neither uses SHARED. "bulwark tuned" is chosen per scenario (TUNED) by
+ * someone who knows which fault to expect.
  */
 import http from 'node:http';
 import {
@@ -30,8 +32,13 @@ import CircuitBreaker from 'opossum';
 import pRetry from 'p-retry';
 import { dependency, type DependencyConfig } from '../../src/index.js';
 
-export type ScenarioName = 'outage' | 'brownout' | 'overload' | 'retry-storm';
-export type VariantId = 'none' | 'cockatiel' | 'opossum' | 'bulwark-defaults' | 'bulwark-tuned';
+export type ScenarioName =
+  'outage' | 'brownout' | 'overload' | 'retry-storm' | 'flapping' | 'slow-recovery';
+export type VariantId =
+  'none' | 'cockatiel' | 'opossum' | 'bulwark-defaults' | 'bulwark-retry-breaker' | 'bulwark-tuned';
+
+/** The caller's budget, given per call to the bulwark variants (the caller gives up then anyway). */
+export const CALLER_BUDGET_MS = 3000;
 
 /** One downstream call: resolves on 200, rejects with HttpStatusError or a socket error. */
 export type CallDependency = (signal?: AbortSignal) => Promise<void>;
@@ -84,8 +91,10 @@ export const SHARED = {
   concurrency: 100,
 } as const;
 
-/** What "bulwark defaults" passes: retry and breaker switched on, every value defaulted. */
-export const DEFAULTS_CONFIG: DependencyConfig = { retry: {}, circuitBreaker: {} };
+/** What "bulwark defaults" passes: nothing; the dependency's defaults decide everything. */
+export const DEFAULTS_CONFIG: DependencyConfig = {};
+/** What "bulwark retry+breaker defaults" passes: the two parts switched on, every value defaulted. */
+export const RETRY_BREAKER_CONFIG: DependencyConfig = { retry: {}, circuitBreaker: {} };
 
 /**
  * bulwark tuned, per scenario. Common to all: a 2 s budget (the caller gives up at 3 s),
@@ -143,6 +152,40 @@ export const TUNED: Record<ScenarioName, DependencyConfig> = {
   // Per client instance (50 of them): each may retry only a trickle beyond 10 % of its
   // traffic (0.2/s, not the default 10/s: 50 replicas × 10/s would be a storm of its own),
   // trips after 3 failures in a row, and backs its half-open probes off (1 s, 2 s, 4 s).
+  // Like the outage, but probes back off less (the dependency comes back every 4 s) and
+  // waiting callers ride out the short down phases.
+  flapping: {
+    budget: 2000,
+    timeout: 500,
+    retry: {
+      maxAttempts: 3,
+      backoff: { initial: 50, max: 500 },
+      retryBudget: { ratio: 0.1, minPerSecond: 5 },
+    },
+    circuitBreaker: {
+      consecutiveFailures: 5,
+      failureRate: 0.5,
+      window: { ms: 2000, buckets: 10 },
+      minimumCalls: 10,
+      halfOpenAfter: 250,
+      whileOpen: { wait: true, maxWait: 1000 },
+    },
+    bulkhead: { maxConcurrent: 100 },
+  },
+  // Outage then a dependency at 30 % capacity: the breaker for the outage, an adaptive
+  // limit for the weak recovery, a long slow start.
+  'slow-recovery': {
+    budget: 2000,
+    timeout: 1000,
+    retry: { maxAttempts: 2, retryBudget: { ratio: 0.1, minPerSecond: 5 } },
+    circuitBreaker: {
+      consecutiveFailures: 5,
+      halfOpenAfter: 500,
+      whileOpen: { wait: true, maxWait: 1000 },
+      slowStart: { window: 5000 },
+    },
+    loadShedder: { limit: { algorithm: 'gradient', min: 4, max: 200, initial: 20 } },
+  },
   'retry-storm': {
     budget: 2000,
     timeout: 500,
@@ -238,24 +281,45 @@ const opossum: ClientVariant = {
     'no bulkhead; its timeout does not abort the request, which runs on until the caller gives up)',
 };
 
-function bulwarkClient(config: DependencyConfig, call: CallDependency): Client {
+function bulwarkClient(
+  config: DependencyConfig,
+  call: CallDependency,
+  budget: number | undefined,
+): Client {
   const dep = dependency('dependency', config);
   const run = (ctx: { signal: AbortSignal }) => call(ctx.signal);
-  return (signal) => dep.execute(run, { signal });
+  return budget === undefined
+    ? (signal) => dep.execute(run, { signal })
+    : (signal) => dep.execute(run, { signal, budget });
 }
 
 const bulwarkDefaults: ClientVariant = {
   id: 'bulwark-defaults',
   label: 'bulwark defaults',
-  make: (call) => bulwarkClient(DEFAULTS_CONFIG, call),
+  make: (call) => bulwarkClient(DEFAULTS_CONFIG, call, CALLER_BUDGET_MS),
   describe() {
     // Read back from a real instance, so the report cannot drift from the library's defaults.
     const dep = dependency('dependency', DEFAULTS_CONFIG);
+    const limit = dep.loadShedder?.limiter;
     return (
-      `dependency('dependency', { retry: {}, circuitBreaker: {} }) = budget ${dep.budget} ms, attempt timeout ` +
-      `${dep.timeout} ms (budget / maxAttempts), retry maxAttempts ${dep.retry?.maxAttempts} with backoff ` +
-      '{ initial 100, multiplier 2, max 10 s, full jitter } and no retry budget, breaker open after 5 consecutive ' +
-      'failures, halfOpenAfter 5 s, 1 trial call; no bulkhead, load shedder or hedge'
+      `dependency('dependency', {}), each call given the caller's budget (${CALLER_BUDGET_MS} ms) = ` +
+      `load shedder with a ${limit?.algorithm ?? '?'} limit in [${limit?.min}, ${limit?.max}] (initial ${dep.loadShedder?.limit}), ` +
+      `attempt timeout ${dep.timeout} ms, retry maxAttempts ${dep.retry?.maxAttempts} (backoff 100 ms ×2, full jitter; ` +
+      'retry budget 50 % + 1/s), breaker with the default trip rule (10 failures in a row, 5 at low traffic, or 50 % of ' +
+      '10 s), open 300 ms growing ×1.5 to 30 s, calls wait for the trial up to 1 s within their budget, 1 s slow start'
+    );
+  },
+};
+
+const bulwarkRetryBreaker: ClientVariant = {
+  id: 'bulwark-retry-breaker',
+  label: 'bulwark retry+breaker',
+  make: (call) => bulwarkClient(RETRY_BREAKER_CONFIG, call, CALLER_BUDGET_MS),
+  describe() {
+    const dep = dependency('dependency', RETRY_BREAKER_CONFIG);
+    return (
+      `dependency('dependency', { retry: {}, circuitBreaker: {} }), each call given the caller's budget = the same ` +
+      `as bulwark defaults but retry without a retry budget (maxAttempts ${dep.retry?.maxAttempts}), attempt timeout ${dep.timeout} ms`
     );
   },
 };
@@ -263,7 +327,7 @@ const bulwarkDefaults: ClientVariant = {
 const bulwarkTuned: ClientVariant = {
   id: 'bulwark-tuned',
   label: 'bulwark tuned',
-  make: (call, scenario) => bulwarkClient(TUNED[scenario], call),
+  make: (call, scenario) => bulwarkClient(TUNED[scenario], call, undefined),
   describe: (scenario) => `dependency('dependency', ${JSON.stringify(TUNED[scenario])})`,
 };
 
@@ -272,6 +336,7 @@ export const VARIANTS: readonly ClientVariant[] = [
   cockatiel,
   opossum,
   bulwarkDefaults,
+  bulwarkRetryBreaker,
   bulwarkTuned,
 ];
 

@@ -18,6 +18,7 @@
  *            share of requests answers 503 instead, after the same latency (a struggling
  *            server is slow to fail too)
  *   error    every request gets 503 at once (a process up but failing)
+ *            (capacityFrom/rampMs: less capacity at first, regained linearly)
  *   refuse   the listening socket is closed and every open connection destroyed: new
  *            connections get ECONNREFUSED (a crashed process); the port is bound again
  *            when the next phase starts
@@ -36,6 +37,13 @@ export interface ServerPhase {
   latencyFactor?: number;
   /** Share of requests answered 503 in mode 'ok' (default 0). */
   errorRate?: number;
+  /**
+   * Mode 'ok' at reduced capacity: service times are divided by a capacity share that starts
+   * at `capacityFrom` (0..1) and grows linearly to 1 over `rampMs` (a dependency coming back
+   * with cold caches and a few instances).
+   */
+  capacityFrom?: number;
+  rampMs?: number;
 }
 
 export type LatencyModel =
@@ -115,6 +123,7 @@ function serve(config: ServerConfig): void {
   let t0 = performance.now();
   let started = false;
   let phase: ServerPhase = { at: 0, mode: 'ok' };
+  let phaseStart = 0;
   let port = 0;
 
   /** When a job arriving now finishes, taking the earliest free slot. */
@@ -150,7 +159,11 @@ function serve(config: ServerConfig): void {
       reply(res, 503);
       return;
     }
-    const factor = phase.latencyFactor ?? 1;
+    let factor = phase.latencyFactor ?? 1;
+    if (phase.capacityFrom !== undefined) {
+      const progress = Math.min(1, (performance.now() - phaseStart) / (phase.rampMs ?? 1));
+      factor /= phase.capacityFrom + (1 - phase.capacityFrom) * progress;
+    }
     const fails = (phase.errorRate ?? 0) > 0 && random() < phase.errorRate!;
     const doneAt = admit(latency() * factor);
     // The timer is deliberately not cleared when the client goes: the naive server
@@ -177,6 +190,7 @@ function serve(config: ServerConfig): void {
   const enter = (next: ServerPhase) => {
     const was = phase.mode;
     phase = next;
+    phaseStart = performance.now();
     if (next.mode === 'refuse' && was !== 'refuse') {
       server.close();
       for (const s of sockets) s.destroy();

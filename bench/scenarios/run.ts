@@ -22,7 +22,14 @@ import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VARIANTS, failureKind, httpCaller, type ScenarioName, type VariantId } from './clients.js';
+import {
+  CALLER_BUDGET_MS,
+  VARIANTS,
+  failureKind,
+  httpCaller,
+  type ScenarioName,
+  type VariantId,
+} from './clients.js';
 import type {
   ServerConfig,
   ServerMessage,
@@ -45,17 +52,19 @@ const HERE = fileURLToPath(import.meta.url);
 const SERVER_FILE = join(dirname(HERE), 'dependency-server.ts');
 const RESULTS = join(dirname(HERE), '..', 'results');
 
-/** Timeline of every scenario: healthy, fault window, after. */
+/** Timeline of most scenarios: healthy, fault window, after (flapping and slow recovery run longer). */
 const WINDOW_START = 3000;
 const WINDOW_END = 9000;
 const DURATION_MS = 16_000;
+/** The longest scenario, for the watchdog. */
+const MAX_DURATION_MS = 22_000;
 /** The caller gives up on a logical request after this long, whatever the variant does. */
 const CALLER_CAP_MS = 3000;
 const CHART_BUCKET_MS = 500;
 /** An event-loop delay above this is flagged in the report: the case measured a stall too. */
 const STALL_MS = 200;
 /** Limit per case; a case normally takes DURATION_MS + the last requests' drain. */
-const CASE_WATCHDOG_MS = DURATION_MS + CALLER_CAP_MS + 30_000;
+const CASE_WATCHDOG_MS = MAX_DURATION_MS + CALLER_CAP_MS + 30_000;
 
 /** Healthy service time: log-normal, median 15 ms, p99 60 ms. */
 const HEALTHY = { kind: 'lognormal', median: 15, p99: 60 } as const;
@@ -79,7 +88,36 @@ interface ScenarioSpec {
   clients: number;
   /** Mechanisms worth knowing when reading the table (no numbers: they hold for any run). */
   notes: string[];
+  /** Run length (default DURATION_MS). */
+  durationMs?: number;
+  /** The span the "in window" figures cover (default [WINDOW_START, WINDOW_END]). */
+  window?: [number, number];
+  /** When the dependency is faulty (default: the window); outside them it is healthy. */
+  faults?: [number, number][];
+  /**
+   * When the dependency is not healthy, for counting load-shed refusals of a healthy
+   * dependency (default: the faults; slow recovery adds its weak phase).
+   */
+  unhealthy?: [number, number][];
+  /** The dependency is down in its faults (outage-like): no call sent then can succeed. */
+  down: boolean;
+  /** Dependency capacity in requests/s, where the goodput bar applies (overload). */
+  capacityRps?: number;
 }
+
+const windowOf = (spec: ScenarioSpec): [number, number] =>
+  spec.window ?? [WINDOW_START, WINDOW_END];
+const faultsOf = (spec: ScenarioSpec): [number, number][] => spec.faults ?? [windowOf(spec)];
+const unhealthyOf = (spec: ScenarioSpec): [number, number][] => spec.unhealthy ?? faultsOf(spec);
+const durationOf = (spec: ScenarioSpec): number => spec.durationMs ?? DURATION_MS;
+const inAny = (t: number, spans: readonly (readonly [number, number])[]): boolean =>
+  spans.some(([a, b]) => t >= a && t < b);
+
+/** Down 2 s / up 2 s, four times, from WINDOW_START. */
+const FLAPS: [number, number][] = [0, 1, 2, 3].map((i) => [
+  WINDOW_START + i * 4000,
+  WINDOW_START + i * 4000 + 2000,
+]);
 
 const SCENARIOS: ScenarioSpec[] = [
   {
@@ -97,10 +135,13 @@ const SCENARIOS: ScenarioSpec[] = [
     ],
     load: [{ at: 0, rate: 100 }],
     clients: 1,
+    down: true,
     notes: [
       'No client can make a request succeed while the dependency is down (there is no fallback in any variant): ' +
         'what differs is how many calls each one sends into the outage, how long callers wait to learn of it, and how soon traffic flows again after it.',
-      'A breaker that waits 5 s before its trial call (cockatiel, opossum, bulwark defaults, all set alike) can keep refusing for up to 5 s after the dependency is back; ' +
+      "bulwark's default breaker probes 300 ms after it opens, then after 0.45, 0.7, 1.0, 1.5, 2.3 s … (×1.5, up to 30 s), and a call that meets it open " +
+        'waits up to 1 s for the next trial when its budget allows: calls started in the last second of the outage succeed once it is over. ' +
+        'A breaker that waits 5 s before its trial call (cockatiel, opossum) can keep refusing for up to 5 s after the dependency is back; ' +
         "no policy has nothing to wait for, so it recovers at once. Where the end of the outage falls in a breaker's 5 s cycle is a matter of timing: " +
         'anywhere from 0 to 5 s, and one run shows one draw. opossum trips later than the others (its error rate over a 10 s window must pass 50 %, ' +
         'and the healthy seconds before the outage count), so its 5 s cycle is shifted; in this timeline its trial falls near the end of the outage.',
@@ -121,11 +162,12 @@ const SCENARIOS: ScenarioSpec[] = [
     ],
     load: [{ at: 0, rate: 100 }],
     clients: 1,
+    down: false,
     notes: [
       'With 30 % errors, 5 consecutive failures happen by chance every few seconds at this rate (0.3⁵ per run of five, retries included), ' +
         'so a consecutive-failures breaker opens during a brownout and refuses everything for its 5 s; a failure-rate threshold above the error rate does not.',
       'Whether a 5-in-a-row breaker trips in a given run is chance: about one or two runs of five failures are expected among the ~900 attempts of the window. ' +
-        'cockatiel and bulwark defaults use the same rule, so when one of them trips here and the other does not, that is the draw, not the library.',
+        "bulwark's default rule needs 10 failures in a row at this traffic (0.3¹⁰ ≈ 6·10⁻⁶ per run: about once in half an hour) or half of the last 10 s failing, so it stays closed.",
       'Three attempts turn a 70 % attempt success into about 97 % for the request, if the retries are allowed and fit in the time the caller waits.',
     ],
   },
@@ -143,12 +185,14 @@ const SCENARIOS: ScenarioSpec[] = [
       { at: WINDOW_END, rate: 200 },
     ],
     clients: 1,
+    down: false,
+    capacityRps: 400,
     notes: [
       'At best a client gets 400 of its 1200 requests/s through; the rest must fail either way. What matters is failing them fast and keeping ' +
         "the dependency's queue short, so that the requests it does serve are answered in time and nothing is left queued when the overload ends.",
       'A bulkhead of 100 caps the calls in flight, so the queue at the dependency stays at about 100 − 8 requests; an adaptive limit ' +
-        'aims lower, at the concurrency where latency stays near its healthy baseline. bulwark defaults has neither (and its 3.3 s attempt timeout ' +
-        'is longer than the caller waits), so it behaves like no policy here.',
+        'aims lower, at the concurrency where latency stays near its healthy baseline. bulwark defaults has a gradient limit that never goes below 500 ' +
+        "(400 for normal priority): the queue at the dependency stays at about 400 requests (1 s), within the caller's 3 s, and the rest is refused at once.",
       'opossum + p-retry has no bulkhead; its breaker opens on the 1 s timeouts, but a timed-out attempt is not aborted and keeps its socket and ' +
         "its place in the dependency's queue while p-retry sends the next one. opossum also recomputes its window statistics on every failure " +
         "(sorting the window's latencies, by default): with thousands of failures a second that can stall the client's event loop (see ⚠ below).",
@@ -169,11 +213,62 @@ const SCENARIOS: ScenarioSpec[] = [
     ],
     load: [{ at: 0, rate: 500 }],
     clients: 50,
+    down: true,
     notes: [
       'Every client must learn of the outage on its own: 50 breakers each need their own failures to open, and each sends its own trial calls.',
       'Calls in the window is the load the fleet puts on a dependency that is already down; with no policy it equals the requests, ' +
         'with plain retries it is up to 3× that.',
       "As in the outage, a fixed 5 s half-open delay makes recovery a matter of where the outage ends in each breaker's cycle (0–5 s).",
+    ],
+  },
+  {
+    name: 'flapping',
+    title: 'Flapping: down 2 s, up 2 s, four times',
+    description:
+      'One client sends 100 requests/s. From 3 s the dependency refuses connections for 2 s, then serves for 2 s, four times ' +
+      '(down 3–5, 7–9, 11–13, 15–17 s); then it stays up. Dependency: 48 slots, median 15 ms, p99 60 ms.',
+    server: { slots: 48, latency: HEALTHY, seed: 5 },
+    phases: [
+      { at: 0, mode: 'ok' },
+      ...FLAPS.flatMap(([a, b]): ServerPhase[] => [
+        { at: a, mode: 'refuse' },
+        { at: b, mode: 'ok' },
+      ]),
+    ],
+    load: [{ at: 0, rate: 100 }],
+    clients: 1,
+    down: true,
+    durationMs: 22_000,
+    window: [WINDOW_START, FLAPS[3]![1]],
+    faults: FLAPS,
+    notes: [
+      '"in window" covers 3–17 s, up phases included; "calls in window" counts only the calls sent while the dependency was down.',
+      'Every up phase is a recovery: a breaker that probes every 5 s misses most of them; one that never opens sends every request into the down phases.',
+    ],
+  },
+  {
+    name: 'slow-recovery',
+    title: 'Slow recovery: down 6 s, back at 30 % capacity, full capacity 5 s later',
+    description:
+      'One client sends 300 requests/s to a dependency with 8 slots × 20 ms = 400 requests/s of capacity and a queue without bound. ' +
+      'From 3 s to 9 s it refuses connections; at 9 s it comes back at 30 % capacity (120 requests/s: service times ×3.3) and ' +
+      'regains full capacity linearly by 14 s.',
+    server: { slots: 8, latency: { kind: 'constant', ms: 20 }, seed: 6 },
+    phases: [
+      { at: 0, mode: 'ok' },
+      { at: WINDOW_START, mode: 'refuse' },
+      { at: WINDOW_END, mode: 'ok', capacityFrom: 0.3, rampMs: 5000 },
+    ],
+    load: [{ at: 0, rate: 300 }],
+    clients: 1,
+    down: true,
+    durationMs: 18_000,
+    faults: [[WINDOW_START, WINDOW_END]],
+    unhealthy: [[WINDOW_START, WINDOW_END + 5000]],
+    notes: [
+      'After the outage the dependency can serve less than it is offered until about 12 s: whatever is sent beyond its capacity queues there, ' +
+        'and a burst of waiting or retried calls at 9 s makes that queue longer for everyone.',
+      'Calls in window counts the outage (3–9 s) only; the weak phase after it is judged by success and latency.',
     ],
   },
 ];
@@ -189,6 +284,8 @@ interface CaseJob {
   clients: number;
   durationMs: number;
   capMs: number;
+  /** Unhealthy spans: a load-shed refusal outside them counts as a healthy-phase shed. */
+  faults: [number, number][];
 }
 
 type DriverMessage = CaseJob | { type: 'go' };
@@ -231,6 +328,7 @@ function runDriver(): void {
       durationMs: job.durationMs,
       clientLoopMaxMs: 0,
       unhandledRejections: 0,
+      shedHealthy: 0,
     };
     process.on('unhandledRejection', () => raw.unhandledRejections++);
     let t0 = performance.now();
@@ -267,6 +365,7 @@ function runDriver(): void {
         raw.latencies[i] = performance.now() - start;
         raw.ok[i] = ok ? 1 : 0;
         if (!ok) raw.failures[kind] = (raw.failures[kind] ?? 0) + 1;
+        if (kind === 'ERR_LOAD_SHED' && !inAny(start - t0, job.faults)) raw.shedHealthy!++;
         outstanding--;
         if (stopped && outstanding === 0) finish();
       };
@@ -311,6 +410,10 @@ function runDriver(): void {
 // ---------------------------------------------------------------- orchestrator
 
 interface CaseResult {
+  /** Calls sent while the dependency was faulty (all fault spans). */
+  callsInFaults?: number;
+  /** Requests refused by a load shedder while the dependency was healthy. */
+  shedHealthy?: number;
   variant: VariantId;
   label: string;
   config: string;
@@ -390,8 +493,9 @@ async function runCase(
       port,
       load: spec.load,
       clients: spec.clients,
-      durationMs: DURATION_MS,
+      durationMs: durationOf(spec),
       capMs: CALLER_CAP_MS,
+      faults: unhealthyOf(spec),
     };
     driver.send(job);
     await ready;
@@ -416,8 +520,10 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const loadAverageStart = loadavg();
   const cases: CaseResult[] = [];
   for (const variant of VARIANTS) {
+    if (ONLY !== undefined && !ONLY.includes(variant.id)) continue;
     const { raw, stats } = await runCase(spec, variant.id);
-    const f = figures(raw, [WINDOW_START, WINDOW_END]);
+    const f = figures(raw, windowOf(spec));
+    const faults = faultsOf(spec);
     const { arrivals: _arrivals, ...server } = stats;
     cases.push({
       variant: variant.id,
@@ -429,13 +535,19 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
       server,
       clientLoopMaxMs: raw.clientLoopMaxMs,
       unhandledRejections: raw.unhandledRejections,
+      callsInFaults: raw.attempts.filter((t) => inAny(t, faults)).length,
+      shedHealthy: raw.shedHealthy ?? 0,
     });
     process.stdout.write(
       `${spec.name.padEnd(12)} ${variant.label.padEnd(18)} success ${pct(f.successRate).padStart(7)}  ` +
         `calls/req ${fmt(f.amplification, 2)}  calls in window ${f.callsInWindow}  ` +
-        `recovery ${recovery(f)}  p99 ${fmt(f.p99)} ms\n`,
+        `recovery ${recovery(f)}  p99 ${fmt(f.p99)} ms  goodput in window ${fmt(f.windowGoodput)}  ` +
+        `healthy sheds ${raw.shedHealthy ?? 0}\n`,
     );
+    if (ONLY !== undefined) process.stdout.write(`  failures ${JSON.stringify(raw.failures)}\n`);
   }
+  const verdict = verdictFor(spec, cases);
+  if (verdict !== undefined) process.stdout.write(`${verdict}\n`);
   return {
     scenario: spec.name,
     ranAt: new Date().toISOString(),
@@ -449,11 +561,63 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
 
 // ---------------------------------------------------------------- report
 
+/** `--variants a,b`: a tuning run of some variants only; it prints and writes nothing else. */
+const ONLY = (() => {
+  const arg = process.argv.find((a) => a.startsWith('--variants='));
+  return arg === undefined ? undefined : arg.slice('--variants='.length).split(',');
+})();
+
+/**
+ * Issue 13's bars for "bulwark defaults", as one line: success ≥ the best peer's and ≥ no
+ * policy's − 2 points; calls sent while the dependency is down ≤ 5 % of no policy's; p99 ≤
+ * the caller's budget; no load-shed refusal while the dependency is healthy; in overload,
+ * goodput in the window ≥ 90 % of capacity.
+ */
+function verdictFor(spec: ScenarioSpec, cases: readonly CaseResult[]): string | undefined {
+  const mine = cases.find((c) => c.variant === 'bulwark-defaults');
+  const none = cases.find((c) => c.variant === 'none');
+  if (mine === undefined || none === undefined) return undefined;
+  const peers = cases.filter((c) => c.variant === 'cockatiel' || c.variant === 'opossum');
+  const best = peers.reduce((a, c) => Math.max(a, c.figures.successRate), 0);
+  const checks: [string, boolean][] = [];
+  const s = mine.figures.successRate;
+  checks.push([`success ${pct(s)} ≥ best peer ${pct(best)}`, s >= best]);
+  checks.push([
+    `≥ no policy − 2 pts (${pct(none.figures.successRate - 0.02)})`,
+    s >= none.figures.successRate - 0.02,
+  ]);
+  if (spec.down) {
+    const mineCalls = mine.callsInFaults ?? mine.figures.callsInWindow;
+    const noneCalls = none.callsInFaults ?? none.figures.callsInWindow;
+    checks.push([
+      `calls while down ${mineCalls} ≤ 5 % of no policy's ${noneCalls} (${fmt(noneCalls * 0.05)})`,
+      mineCalls <= noneCalls * 0.05,
+    ]);
+  }
+  checks.push([
+    `p99 ${fmt(mine.figures.p99)} ms ≤ budget ${CALLER_BUDGET_MS} ms`,
+    mine.figures.p99 <= CALLER_BUDGET_MS,
+  ]);
+  checks.push([`healthy-phase sheds ${mine.shedHealthy ?? 0} = 0`, (mine.shedHealthy ?? 0) === 0]);
+  if (spec.capacityRps !== undefined) {
+    checks.push([
+      `goodput in window ${fmt(mine.figures.windowGoodput)} rps ≥ 90 % of ${spec.capacityRps}`,
+      mine.figures.windowGoodput >= 0.9 * spec.capacityRps,
+    ]);
+  }
+  const failed = checks.filter(([, ok]) => !ok).length;
+  return (
+    `verdict ${spec.name}: ${failed === 0 ? 'PASS' : `FAIL (${failed} of ${checks.length})`} — ` +
+    checks.map(([text, ok]) => `${ok ? '✓' : '✗'} ${text}`).join('; ')
+  );
+}
+
 const COLORS: Record<VariantId, { color: string; dash?: string }> = {
   none: { color: '#7f7f7f', dash: '5 3' },
   cockatiel: { color: '#1f77b4' },
   opossum: { color: '#ff7f0e', dash: '9 3' },
   'bulwark-defaults': { color: '#2ca02c', dash: '3 2' },
+  'bulwark-retry-breaker': { color: '#9467bd', dash: '6 2 2 2' },
   'bulwark-tuned': { color: '#d62728' },
 };
 
@@ -479,9 +643,13 @@ function svgFor(spec: ScenarioSpec, result: ScenarioResult): string {
   return chart({
     title: spec.title,
     subtitle: `${CHART_BUCKET_MS} ms buckets by request start time; shaded: the fault window. Run ${result.ranAt.slice(0, 16).replace('T', ' ')} UTC.`,
-    xMax: DURATION_MS / 1000,
+    xMax: durationOf(spec) / 1000,
     xLabel: 'time since start (s)',
-    shade: { from: WINDOW_START / 1000, to: WINDOW_END / 1000, label: 'fault' },
+    shade: {
+      from: windowOf(spec)[0] / 1000,
+      to: windowOf(spec)[1] / 1000,
+      label: spec.faults && spec.faults.length > 1 ? 'faults (flapping)' : 'fault',
+    },
     panels: [
       {
         title: 'Success rate',
@@ -595,8 +763,8 @@ function markdown(results: ScenarioResult[]): string {
       '(bench/scenarios/dependency-server.ts), and an open-loop load driver; this machine has 2 cores shared with ' +
       'other jobs, so every figure carries some noise (load averages below; one run, not a mean of several).',
     '',
-    `Timeline of every scenario: healthy 0–${WINDOW_START / 1000} s, fault window ${WINDOW_START / 1000}–${WINDOW_END / 1000} s, ` +
-      `healthy again until ${DURATION_MS / 1000} s. The caller gives up on any request after ${CALLER_CAP_MS / 1000} s ` +
+    `Timeline of most scenarios: healthy 0–${WINDOW_START / 1000} s, fault window ${WINDOW_START / 1000}–${WINDOW_END / 1000} s, ` +
+      `healthy again until ${DURATION_MS / 1000} s (flapping and slow recovery say their own). The caller gives up on any request after ${CALLER_CAP_MS / 1000} s ` +
       '(a failure); every client variant sends its calls with node:http over one keep-alive Agent, through the same function.',
     '',
     '## Figures',
@@ -628,7 +796,7 @@ function markdown(results: ScenarioResult[]): string {
     if (!result) continue;
     lines.push(`## ${spec.title}`, '', spec.description, '');
     lines.push(
-      `Run ${result.ranAt.slice(0, 19).replace('T', ' ')} UTC, Node ${result.node}, ${fmt(result.seconds)} s for the five cases; ` +
+      `Run ${result.ranAt.slice(0, 19).replace('T', ' ')} UTC, Node ${result.node}, ${fmt(result.seconds)} s for the ${result.cases.length} cases; ` +
         `load average (1/5/15 min) ${loads(result.loadAverageStart)} at start, ${loads(result.loadAverageEnd)} at end.`,
       '',
     );
@@ -643,6 +811,8 @@ function markdown(results: ScenarioResult[]): string {
           `${f.callsInWindow} | ${recovery(f)} | ${fmt(f.p50, 1)} | ${fmt(f.p99)} | ${fmt(f.p99ok)} | ${fmt(f.goodput)} (${fmt(f.windowGoodput)}) |`,
       );
     }
+    const verdict = verdictFor(spec, result.cases);
+    if (verdict !== undefined) lines.push('', `**${verdict}**`);
     lines.push('', `![${spec.title}](scenarios-${spec.name}.svg)`, '');
     const tuned = result.cases.find((c) => c.variant === 'bulwark-tuned');
     if (tuned) lines.push(`bulwark tuned here: \`${tuned.config}\``, '');
@@ -713,6 +883,7 @@ async function main(): Promise<void> {
   }
   for (const spec of selected) {
     const result = await runScenario(spec);
+    if (ONLY !== undefined) continue;
     writeFileSync(join(RESULTS, `scenarios-${spec.name}.json`), `${JSON.stringify(result)}\n`);
     writeFileSync(join(RESULTS, `scenarios-${spec.name}.svg`), svgFor(spec, result));
     writeReport();

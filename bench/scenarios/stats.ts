@@ -17,6 +17,8 @@ export interface CaseRaw {
   /** Worst event-loop delay of the client process (ms). */
   clientLoopMaxMs: number;
   unhandledRejections: number;
+  /** Requests refused by a load shedder while the dependency was healthy. */
+  shedHealthy?: number;
 }
 
 export interface Figures {

@@ -11,7 +11,7 @@ const config: DependencyConfig = {
   budget: 1000,
   timeout: 100,
   retry: { maxAttempts: 2, backoff: 5 },
-  circuitBreaker: { consecutiveFailures: 6, halfOpenAfter: 200 },
+  circuitBreaker: { consecutiveFailures: 6, halfOpenAfter: 200, whileOpen: { wait: false } },
   bulkhead: { maxConcurrent: 3 },
   loadShedder: { limit: 4 },
 };
@@ -20,7 +20,14 @@ const config: DependencyConfig = {
 async function scenario(metrics: MetricsProvider): Promise<void> {
   const clock = new VirtualClock({ start: Date.UTC(2026, 0, 1) });
   const dep = dependency('payments', { ...config, clock, metrics });
-  const fallbackDep = dependency('recs', { clock, fallback: { value: [] }, metrics });
+  const fallbackDep = dependency('recs', {
+    clock,
+    fallback: { value: [] },
+    retry: false,
+    circuitBreaker: false,
+    loadShedder: false,
+    metrics,
+  });
   const results: Promise<unknown>[] = [];
   for (let i = 0; i < 40; i++) {
     const kind = i % 5;

@@ -13,6 +13,9 @@ import { VirtualClock } from '../../src/testing/index.js';
 import { flush } from '../support/async.js';
 import { renderTree, sdk, useContextManager } from './otel-support.js';
 
+/** dependency() adds a retry, a waiting breaker and a shedder by default: these tests look at one part alone. */
+const ONLY_CONFIGURED = { retry: false, circuitBreaker: false, loadShedder: false } as const;
+
 useContextManager();
 
 // An epoch start, so span times are taken as exact epoch ms (small numbers would be read as
@@ -137,8 +140,9 @@ describe('openTelemetry traces', () => {
     const { tracerProvider, exporter } = sdk();
     const clock = virtualClock();
     const ledger = dependency('ledger', {
+      ...ONLY_CONFIGURED,
       clock,
-      circuitBreaker: { consecutiveFailures: 1, halfOpenAfter: 1000 },
+      circuitBreaker: { consecutiveFailures: 1, halfOpenAfter: 1000, whileOpen: { wait: false } },
       metrics: openTelemetry({ tracerProvider }),
     });
     const failure = http(500);
@@ -168,8 +172,14 @@ describe('openTelemetry traces', () => {
     const { tracerProvider, exporter } = sdk();
     const clock = virtualClock();
     const otel = openTelemetry({ tracerProvider });
-    const full = dependency('search', { clock, bulkhead: { maxConcurrent: 1 }, metrics: otel });
+    const full = dependency('search', {
+      ...ONLY_CONFIGURED,
+      clock,
+      bulkhead: { maxConcurrent: 1 },
+      metrics: otel,
+    });
     const queued = dependency('render', {
+      ...ONLY_CONFIGURED,
       clock,
       bulkhead: { maxConcurrent: 1, maxQueue: 1 },
       metrics: otel,
@@ -253,6 +263,7 @@ describe('openTelemetry traces', () => {
     const { tracerProvider, exporter } = sdk();
     const clock = virtualClock();
     const recs = dependency('recs', {
+      ...ONLY_CONFIGURED,
       clock,
       budget: 100,
       fallback: { value: [] },
@@ -276,6 +287,7 @@ describe('openTelemetry traces', () => {
     const { tracerProvider, exporter } = sdk();
     const clock = virtualClock();
     const slow = dependency('slow', {
+      ...ONLY_CONFIGURED,
       clock,
       budget: 300,
       timeout: 100,

@@ -84,7 +84,7 @@ describe('dependency() under random faults', () => {
           const unhandled = noUnhandledRejections();
 
           // The dependency budget starts inside the load shedder: its queue wait comes on top.
-          const shedderQueue = config.loadShedder?.queue;
+          const shedderQueue = config.loadShedder === false ? undefined : config.loadShedder?.queue;
           const queueWait =
             shedderQueue && shedderQueue.maxSize > 0 ? Number(shedderQueue.timeout ?? 1_000) : 0;
           const outcomes: Promise<unknown>[] = [];

@@ -56,6 +56,8 @@ describe('trackConcurrency / bulkheadNeverExceeds', () => {
       clock,
       budget: 1000,
       timeout: 100,
+      retry: false,
+      circuitBreaker: false,
       bulkhead: { maxConcurrent: 2, maxQueue: 10 },
     });
     const check = bulkheadNeverExceeds(2, { clock });
@@ -78,6 +80,8 @@ describe('trackConcurrency / bulkheadNeverExceeds', () => {
       clock,
       budget: 1000,
       timeout: 100,
+      retry: false,
+      circuitBreaker: false,
       bulkhead: { maxConcurrent: 1, maxQueue: 1 },
     });
     const calls = [dep.execute(fn).catch(() => {}), dep.execute(fn).catch(() => {})];
@@ -149,7 +153,12 @@ describe('breakerNeverCallsWhileOpen', () => {
       };
       const dep = dependency('queued', {
         clock,
-        circuitBreaker: { consecutiveFailures: 1 },
+        retry: false,
+        circuitBreaker: {
+          consecutiveFailures: 1,
+          halfOpenAfter: 5000,
+          whileOpen: { wait: false },
+        },
         bulkhead: { maxConcurrent: 2, maxQueue: 2 },
       });
       const check = breakerNeverCallsWhileOpen(dep.breaker!, downstream, { at, clock });

@@ -6,6 +6,7 @@ import { startCall, terminalStep, type ExecuteOptions } from '../../core/pipelin
 import { ConsecutiveFailures } from './consecutive-failures.js';
 import {
   BreakerController,
+  type BreakerState,
   FAILED,
   NEUTRAL,
   SUCCEEDED,
@@ -13,13 +14,44 @@ import {
   type Verdict,
 } from './controller.js';
 import { CountWindow } from './count-window.js';
+import { DefaultTripRule } from './default-trip-rule.js';
+import { OpenWaiters, type OpenWaiter } from './open-waiters.js';
 import { OutcomeRate } from './rate.js';
 import { readBreakerOptions, type BreakerConfig, type CircuitBreakerOptions } from './options.js';
+import { SlowStart } from './slow-start.js';
 import { SlowCallTimeWindow, TimeWindow } from './time-window.js';
 import { AnyOfRules, type TripRule } from './trip-rule.js';
 import type { OutcomeWindow } from './window.js';
 
 type IsFailure = NonNullable<BreakerConfig['isFailure']>;
+
+/** What a breaker does while open and after closing; see `recoverySettings`. */
+interface RecoverySettings {
+  /** Waiting settings; undefined when calls fail at once while open. */
+  readonly whileOpen: BreakerConfig['whileOpen'] | undefined;
+  /** Slow-start window in ms (0: none). */
+  readonly slowStartMs: number;
+}
+
+const NO_WAIT_BY_WINDOW = new Map<number, RecoverySettings>();
+
+/** The settings object, shared between breakers that do not wait (the common case). */
+function recoverySettings(config: BreakerConfig): RecoverySettings {
+  if (config.whileOpen.wait) return { whileOpen: config.whileOpen, slowStartMs: config.slowStart };
+  let shared = NO_WAIT_BY_WINDOW.get(config.slowStart);
+  if (shared === undefined) {
+    shared = Object.freeze({ whileOpen: undefined, slowStartMs: config.slowStart });
+    // A handful of distinct windows in any real process; bounded anyway.
+    if (NO_WAIT_BY_WINDOW.size < 64) NO_WAIT_BY_WINDOW.set(config.slowStart, shared);
+  }
+  return shared;
+}
+
+/**
+ * A waiter must have at least this long left after the trial it waits for, or waiting is
+ * pointless: it would be let through with no time to make its call.
+ */
+export const MIN_ATTEMPT_MS = 50;
 
 /**
  * Stops calling a dependency that keeps failing, and lets a few trial calls through once
@@ -46,6 +78,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
             : new TimeWindow(config.window.ms, config.window.buckets);
     }
     const rules: TripRule[] = [];
+    if (config.defaultRule) rules.push(new DefaultTripRule());
     if (config.consecutiveFailures !== undefined)
       rules.push(new ConsecutiveFailures(config.consecutiveFailures));
     if (config.failureRate !== undefined)
@@ -55,6 +88,28 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     super(config, rules.length === 1 ? rules[0]! : new AnyOfRules(rules), window);
     this.isFailure = config.isFailure;
     this.slowMs = config.slowCallMs;
+    this.recovery = recoverySettings(config);
+  }
+
+  // Three fields, not six: a process may hold a breaker per host (see controller.ts).
+  /** Waiting and slow-start settings (one shared object for the common configurations). */
+  private readonly recovery: RecoverySettings;
+  /** Calls waiting for a trial or for the slow-start share (created on first wait). */
+  private waiters: OpenWaiters | undefined;
+  /** The slow start in progress, if any (a new one per close: closes are rare). */
+  private ramp: SlowStart | undefined;
+
+  /** Calls waiting now for the breaker to let them through. */
+  get waiting(): number {
+    return this.waiters?.length ?? 0;
+  }
+
+  /** Whether a slow start is ramping traffic back now. */
+  get rampingUp(): boolean {
+    const ramp = this.ramp;
+    if (ramp === undefined) return false;
+    if (ramp.over(this.now())) this.ramp = undefined;
+    return this.ramp !== undefined;
   }
 
   // Constant per class: a getter on the prototype rather than a field on every breaker.
@@ -82,7 +137,11 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.clock === undefined) this.callClock = ctx.clock;
-    if (this.current !== 'closed') return this.runGated(ctx, fn, next);
+    if (this.current !== 'closed' || this.ramp !== undefined) return this.runGated(ctx, fn, next);
+    return this.runClosed(ctx, fn, next);
+  }
+
+  private runClosed<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.slowMs !== undefined) return this.runTimed(ctx, fn, next);
     const promise = next.invoke(ctx, fn);
     // One reaction observes the outcome; the caller gets the original promise, so it
@@ -125,13 +184,59 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     this.recordClosed(verdict === FAILED, slow, now);
   }
 
-  /** Not closed: reject at once, or run as one of the half-open trials. */
+  /**
+   * Not closed, or closed and ramping up: run as a closed call or a half-open trial, wait
+   * (whileOpen), or reject at once.
+   */
   private runGated<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
-    const admitted = this.admit(this.now());
+    const now = this.now();
+    const ramp = this.ramp;
+    if (ramp !== undefined && this.current === 'closed') {
+      if (ramp.over(now)) {
+        this.ramp = undefined;
+        if (this.waiting > 0) this.drain(now);
+        return this.runClosed(ctx, fn, next);
+      }
+      ramp.offer();
+      // Behind waiters, a new call keeps its place in line when it can wait.
+      if (this.waiting > 0) {
+        const queued = this.wait(ctx, fn, next, now, now);
+        if (queued !== undefined) {
+          this.drain(now);
+          return queued;
+        }
+      }
+      if (ramp.admit(now)) return this.runClosed(ctx, fn, next);
+      const queued = this.wait(ctx, fn, next, now, now);
+      if (queued !== undefined) {
+        this.armFor(now);
+        return queued;
+      }
+      return Promise.reject(this.rejection('half-open', ramp.nextAdmissionAt() - now));
+    }
+    const admitted = this.admit(now);
     if (admitted === undefined) return this.run(ctx, fn, next);
-    if (admitted instanceof CircuitOpenError) return Promise.reject(admitted);
-    const trial = admitted;
-    const promise = next.invoke(ctx, fn);
+    if (admitted instanceof CircuitOpenError) {
+      if (this.recovery.whileOpen !== undefined && admitted.state !== 'isolated') {
+        const readyAt = this.current === 'open' ? this.openUntil : now;
+        const queued = this.wait(ctx, fn, next, now, readyAt);
+        if (queued !== undefined) {
+          this.armFor(now);
+          return queued;
+        }
+      }
+      return Promise.reject(admitted);
+    }
+    return this.runTrial(admitted, ctx, fn, next);
+  }
+
+  private runTrial<T>(trial: Trial, ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    let promise: Promise<T>;
+    try {
+      promise = next.invoke(ctx, fn);
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
     promise.then(
       (value) => this.trialDone(trial, this.resultVerdict(value), value),
       (error: unknown) => this.trialDone(trial, this.errorVerdict(error, ctx), error),
@@ -147,6 +252,157 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     if (this.events !== undefined && effective !== NEUTRAL)
       this.emitOutcome(effective, slow, outcome);
     this.settleTrial(trial, effective, now);
+    // Still half-open (more successes needed, or a neutral outcome): the next waiter may try.
+    if (this.waiting > 0) this.drainSoon();
+  }
+
+  // ------------------------------------------------------------ waiting while open
+
+  /**
+   * Queues the call when waiting is on, there is room, it has not ended, and its budget
+   * covers the wait until `readyAt` plus MIN_ATTEMPT_MS within maxWait; else undefined.
+   */
+  private wait<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    next: Step,
+    now: number,
+    readyAt: number,
+  ): Promise<T> | undefined {
+    const settings = this.recovery.whileOpen;
+    if (settings === undefined || ctx.isAborted) return undefined;
+    const queue = (this.waiters ??= new OpenWaiters(
+      settings.maxQueue,
+      settings.maxWait,
+      (at: number) => this.onTimer(at),
+    ));
+    if (queue.length >= settings.maxQueue) return undefined;
+    if (readyAt - now > settings.maxWait || ctx.deadline - MIN_ATTEMPT_MS < readyAt)
+      return undefined;
+    return queue.push(ctx, fn, next, now + settings.maxWait);
+  }
+
+  /** The breaker's one waiter timer fired: expire, let through what may go, re-arm. */
+  private onTimer(now: number): void {
+    this.refresh(now);
+    // maxWait bounds the wait for a trial; a call held back by slow start waits at most
+    // until the ramp ends (or its own deadline).
+    if (this.current !== 'closed') this.waiters?.expire(now, () => this.waitFailure(now));
+    this.drain(now);
+  }
+
+  /** Lets waiting calls through as far as the state allows, then re-arms the one timer. */
+  private drain(now: number): void {
+    const queue = this.waiters;
+    if (queue === undefined || queue.length === 0) return;
+    this.refresh(now);
+    const state = this.current;
+    if (state === 'isolated') {
+      queue.failWhere(
+        () => true,
+        () => this.rejection('isolated', Infinity),
+      );
+      return;
+    }
+    if (state === 'closed') {
+      const ramp = this.ramp;
+      if (ramp !== undefined && ramp.over(now)) this.ramp = undefined;
+      for (let w = queue.head; w !== undefined; w = queue.head) {
+        if (this.ramp !== undefined && !this.ramp.admit(now)) break;
+        queue.shift();
+        this.release(w, undefined);
+      }
+    } else if (state === 'half-open') {
+      for (let w = queue.head; w !== undefined && this.current === 'half-open'; w = queue.head) {
+        const trial = this.admit(now);
+        if (!(trial !== undefined && !(trial instanceof CircuitOpenError))) break;
+        queue.shift();
+        this.release(w, trial);
+      }
+    }
+    this.armFor(now);
+  }
+
+  /** Runs a waiter that was let through, as a closed call or as a trial. */
+  private release(w: OpenWaiter, trial: Trial | undefined): void {
+    let running: Promise<unknown>;
+    try {
+      running =
+        trial === undefined
+          ? this.runClosed(w.ctx, w.fn, w.step)
+          : this.runTrial(trial, w.ctx, w.fn, w.step);
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    running.then(w.resolve, w.reject);
+  }
+
+  /** Arms the waiter timer for the next moment the breaker has something to do. */
+  private armFor(now: number): void {
+    const queue = this.waiters;
+    if (queue === undefined || queue.length === 0) return;
+    const state = this.current;
+    let at = Infinity;
+    if (state === 'open') at = this.openUntil;
+    else if (state === 'half-open') {
+      // A hung trial is failed at halfOpenTimeout: look again then.
+      const after = this.halfOpenRetryAfter(now);
+      at = after > 0 ? now + after : Infinity;
+    } else if (state === 'closed' && this.ramp !== undefined) {
+      // Rounded up (and at least 1 ms ahead) so a float edge cannot fire it early forever.
+      at = Math.max(now + 1, Math.ceil(this.ramp.nextAdmissionAt()));
+    }
+    queue.arm(this.clock ?? this.callClock ?? systemClock, at, state !== 'closed');
+  }
+
+  /** The error a waiter fails with when it gives up (maxWait) or cannot make the next trial. */
+  private waitFailure(now: number): CircuitOpenError {
+    const state = this.current;
+    if (state === 'open') return this.rejection('open', this.openUntil - now);
+    if (state === 'isolated') return this.rejection('isolated', Infinity);
+    if (state === 'half-open') return this.rejection('half-open', this.halfOpenRetryAfter(now));
+    // Closed and ramping up: held back by slow start until its share grows.
+    const ramp = this.ramp;
+    return this.rejection('half-open', ramp === undefined ? 0 : ramp.nextAdmissionAt() - now);
+  }
+
+  private drainSoon(): void {
+    const queue = this.waiters;
+    if (queue === undefined || queue.drainQueued) return;
+    queue.drainQueued = true;
+    queueMicrotask(() => {
+      queue.drainQueued = false;
+      this.drain(this.now());
+    });
+  }
+
+  protected override transitioned(from: BreakerState, to: BreakerState): void {
+    if (to === 'closed') {
+      // A dependency that was out (tripped, or isolated by an operator) gets traffic back
+      // gradually; waiters released now count as offered at once.
+      const window = this.recovery.slowStartMs;
+      if (window > 0 && from !== 'closed') {
+        const ramp = new SlowStart(window);
+        ramp.begin(this.now(), this.waiting);
+        this.ramp = ramp;
+      }
+    } else {
+      this.ramp = undefined;
+    }
+    const queue = this.waiters;
+    if (queue === undefined || queue.length === 0) return;
+    if (to === 'open') {
+      // The trial failed: those whose budget (or maxWait) cannot reach the next one fail now.
+      const now = this.now();
+      const readyAt = this.openUntil;
+      queue.failWhere(
+        (w) => w.ctx.deadline - MIN_ATTEMPT_MS < readyAt || w.expiresAt < readyAt,
+        () => this.rejection('open', readyAt - now),
+      );
+      this.armFor(now);
+      return;
+    }
+    this.drainSoon();
   }
 
   private resultVerdict(value: unknown): Verdict {
@@ -196,10 +452,13 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
 /**
  * A circuit breaker: `circuitBreaker({ consecutiveFailures: 5, halfOpenAfter: '30s' })`,
  * or `circuitBreaker({ failureRate: 0.5, window: { ms: 10_000, buckets: 10 }, minimumCalls: 20 })`.
- * Without a failure rule it opens after 5 consecutive failures.
+ * Without a trip rule it uses the default rule (default-trip-rule.ts: 10 failures in a row,
+ * 5 at low traffic, or half of the last 10 s); it stays open 300 ms at first, ×1.5 per trip
+ * in a row up to 30 s, and ramps traffic back over 1 s after closing (`slowStart`).
  *
  * Open, it fails calls at once with a `CircuitOpenError`, which spares a struggling
- * dependency the load and the caller the wait. Share one breaker per dependency.
+ * dependency the load and the caller the wait; with `whileOpen: { wait: true }` a call whose
+ * budget allows waits for the next trial instead. Share one breaker per dependency.
  *
  * @example
  * ```ts

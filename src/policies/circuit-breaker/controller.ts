@@ -146,8 +146,8 @@ export abstract class BreakerController extends BasePolicy {
     this.name = settings.name;
     this.rule = rule;
     this.window = window;
-    this.openAfter =
-      h.multiplier === 1 ? h.initial : { initial: h.initial, multiplier: h.multiplier, max: h.max };
+    // The settings object itself, not a copy: the default one is shared by every breaker.
+    this.openAfter = h.multiplier === 1 ? h.initial : h;
     this.halfOpenMaxCalls = settings.halfOpenMaxCalls;
     this.halfOpenSuccesses = settings.halfOpenSuccesses;
     this.halfOpenTimeout = settings.halfOpenTimeout;
@@ -305,14 +305,14 @@ export abstract class BreakerController extends BasePolicy {
     if (this.current === 'open' && now >= this.openUntil) this.transition('half-open');
   }
 
-  private halfOpenRetryAfter(now: number): number {
+  protected halfOpenRetryAfter(now: number): number {
     // An upper bound: by then the oldest trial has finished or been failed for hanging.
     const trials = this.round!.trials;
     if (trials.length < this.halfOpenMaxCalls) return 0;
     return Math.max(0, trials[0]!.start + this.halfOpenTimeout - now);
   }
 
-  private rejection(
+  protected rejection(
     state: 'open' | 'half-open' | 'isolated',
     retryAfterMs: number,
   ): CircuitOpenError {
@@ -348,5 +348,11 @@ export abstract class BreakerController extends BasePolicy {
     const events = this.events;
     if (from !== to && events !== undefined && events.has('stateChange'))
       events.emit('stateChange', { from, to });
+    this.transitioned(from, to);
+  }
+
+  /** Called after every transition; the policy serves its waiters and slow start here. */
+  protected transitioned(_from: BreakerState, _to: BreakerState): void {
+    // Nothing to do for a breaker without waiters.
   }
 }

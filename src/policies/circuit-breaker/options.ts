@@ -1,5 +1,6 @@
 import type { Clock } from '../../core/clock.js';
 import { isPlainObject, Validator } from '../../core/validate.js';
+import { DEFAULT_RULE_WINDOW } from './default-trip-rule.js';
 
 /** Failure rate and slow-call rate are measured over the last `calls` outcomes… */
 export interface CountWindowOptions {
@@ -25,9 +26,35 @@ export interface HalfOpenBackoffOptions {
   max?: number | string;
 }
 
-/** Options of `circuitBreaker()`; all optional (with none it opens after 5 failures in a row). */
+/** What a call that meets an open breaker does: fail at once, or wait for the trial's outcome. */
+export interface WhileOpenOptions {
+  /**
+   * Wait for the next half-open trial instead of failing, when the call's remaining budget
+   * covers the wait plus a minimum attempt time (default false; true in `dependency()`).
+   */
+  wait?: boolean;
+  /**
+   * The longest a call waits for a trial (ms or '5s'; default 10 s). A call let through by a
+   * trial but held back by slow start waits on until the ramp admits it (at most its window).
+   */
+  maxWait?: number | string;
+  /** Calls waiting at once; the next one fails at once (default 1000). */
+  maxQueue?: number;
+}
+
+/** Ramp traffic back after the breaker closes: admit a share that grows over `window`. */
+export interface SlowStartOptions {
+  /** How long the ramp from 10 % to all calls takes (ms or '1s'; default 1 s). */
+  window?: number | string;
+}
+
+/**
+ * Options of `circuitBreaker()`; all optional. With no trip rule given it uses the default
+ * rule (see default-trip-rule.ts): half the calls of the last 10 s failed (at least 20
+ * calls), or 10 failures in a row (5 while traffic is low).
+ */
 export interface CircuitBreakerOptions {
-  /** Open after this many failures in a row. The default trip rule when no other is given: 5. */
+  /** Open after this many failures in a row. */
   consecutiveFailures?: number;
   /** Open when failures make up at least this share (0..1) of the window. */
   failureRate?: number;
@@ -47,8 +74,16 @@ export interface CircuitBreakerOptions {
    * and bulwark rejections other than timeouts are never counted either way.
    */
   isFailure?: (errorOrResult: unknown, kind: 'error' | 'result') => boolean;
-  /** How long it stays open before a trial: ms, '30s', or a growing backoff (default 5 s). */
+  /**
+   * How long it stays open before a trial: ms, '30s', or a growing backoff (default
+   * `{ initial: 300, multiplier: 1.5, max: 30_000 }`: a brief fault is seen as over within
+   * a few hundred ms, a long one is probed every 30 s).
+   */
   halfOpenAfter?: number | string | HalfOpenBackoffOptions;
+  /** Wait for recovery instead of failing while open (see WhileOpenOptions; default: fail). */
+  whileOpen?: WhileOpenOptions;
+  /** Ramp traffic back after closing (default `{ window: 1000 }`); `false` turns it off. */
+  slowStart?: SlowStartOptions | false;
   /** Trial calls allowed at once while half-open (default 1). */
   halfOpenMaxCalls?: number;
   /** Successful trials that close it (default `halfOpenMaxCalls`). */
@@ -76,9 +111,16 @@ export interface BreakerConfig {
   halfOpenMaxCalls: number;
   halfOpenSuccesses: number;
   halfOpenTimeout: number;
+  /** The default rule is in use (no trip rule was given). */
+  defaultRule: boolean;
+  whileOpen: { wait: boolean; maxWait: number; maxQueue: number };
+  /** Ramp length in ms; 0 = no slow start. */
+  slowStart: number;
 }
 
 const KNOWN = [
+  'whileOpen',
+  'slowStart',
   'consecutiveFailures',
   'failureRate',
   'window',
@@ -98,6 +140,18 @@ export const DEFAULT_WINDOW = { ms: 10_000, buckets: 10 } as const;
 const DEFAULT_TIME_WINDOW_MINIMUM_CALLS = 10;
 const DEFAULT_HALF_OPEN_AFTER = 5_000;
 const DEFAULT_HALF_OPEN_MAX = 60_000;
+/**
+ * The default open duration when halfOpenAfter is not given: 300 ms, ×1.5 per trip in a
+ * row, up to 30 s (trials 0.3, 0.75, 1.4, 2.4, 4.0, 6.2 s … after the trip). A short first
+ * probe sees a brief fault end before a 1 s budget runs out (a 2 s fault is seen as over
+ * 0.4 s after it ends, a 6 s one 0.2 s after); the growth keeps a long outage from being
+ * probed more than every 30 s. (200 ms ×1.5 probed once more per 2 s fault and saw its
+ * end 0.6 s late in the flapping scenario.)
+ */
+export const DEFAULT_OPEN_DURATION = Object.freeze({ initial: 300, multiplier: 1.5, max: 30_000 });
+const DEFAULT_MAX_WAIT = 10_000;
+const DEFAULT_MAX_QUEUE = 1000;
+const DEFAULT_SLOW_START_WINDOW = 1000;
 const DEFAULT_HALF_OPEN_TIMEOUT = 10_000;
 const MAX_WINDOW_CALLS = 1_000_000;
 const MAX_BUCKETS = 1_000;
@@ -134,8 +188,40 @@ function readWindow(v: Validator, value: unknown): BreakerConfig['window'] {
   return undefined;
 }
 
+function readWhileOpen(v: Validator, value: unknown): BreakerConfig['whileOpen'] {
+  const off = { wait: false, maxWait: DEFAULT_MAX_WAIT, maxQueue: DEFAULT_MAX_QUEUE };
+  if (value === undefined) return off;
+  if (!isPlainObject(value)) {
+    v.problem('whileOpen', '{ wait, maxWait, maxQueue }', value);
+    return off;
+  }
+  unknownKeys(v, 'whileOpen', value, ['wait', 'maxWait', 'maxQueue']);
+  if (value.wait !== undefined && typeof value.wait !== 'boolean')
+    v.problem('whileOpen.wait', 'true or false', value.wait);
+  return {
+    wait: value.wait === true,
+    maxWait: v.duration('whileOpen.maxWait', value.maxWait, DEFAULT_MAX_WAIT, {
+      min: 0,
+      allowInfinity: true,
+    }),
+    maxQueue: v.int('whileOpen.maxQueue', value.maxQueue, DEFAULT_MAX_QUEUE, 0),
+  };
+}
+
+function readSlowStart(v: Validator, value: unknown): number {
+  if (value === false) return 0;
+  if (value === undefined) return DEFAULT_SLOW_START_WINDOW;
+  if (!isPlainObject(value)) {
+    v.problem('slowStart', '{ window } or false', value);
+    return 0;
+  }
+  unknownKeys(v, 'slowStart', value, ['window']);
+  return v.duration('slowStart.window', value.window, DEFAULT_SLOW_START_WINDOW, { min: 0 });
+}
+
 function readHalfOpenAfter(v: Validator, value: unknown): BreakerConfig['halfOpenAfter'] {
-  if (value === undefined || typeof value === 'number' || typeof value === 'string') {
+  if (value === undefined) return DEFAULT_OPEN_DURATION;
+  if (typeof value === 'number' || typeof value === 'string') {
     const ms = v.duration('halfOpenAfter', value, DEFAULT_HALF_OPEN_AFTER);
     return { initial: ms, multiplier: 1, max: ms };
   }
@@ -185,6 +271,7 @@ export function readBreakerOptions(options: unknown, path: string): BreakerConfi
     }
   }
 
+  const defaultRule = !consecutiveGiven && failureRate === undefined && slowCallRate === undefined;
   const usesWindow = failureRate !== undefined || slowCallRate !== undefined;
   let window = readWindow(v, o.window);
   if (window !== undefined && !usesWindow) {
@@ -257,16 +344,18 @@ export function readBreakerOptions(options: unknown, path: string): BreakerConfi
       clock,
     );
   }
+  const whileOpen = readWhileOpen(v, o.whileOpen);
+  const slowStart = readSlowStart(v, o.slowStart);
   v.done();
 
   return {
     name,
     clock,
-    // With no trip rule for failures at all, a breaker would never open on errors:
-    // default to 5 consecutive failures.
-    consecutiveFailures: consecutiveGiven || failureRate === undefined ? consecutive : undefined,
+    // With no failure rule but a slow-call rate, failures still open it after 5 in a row.
+    consecutiveFailures:
+      consecutiveGiven || (failureRate === undefined && !defaultRule) ? consecutive : undefined,
     failureRate,
-    window,
+    window: defaultRule ? { ...DEFAULT_RULE_WINDOW } : window,
     minimumCalls,
     slowCallMs,
     slowCallRate,
@@ -275,5 +364,8 @@ export function readBreakerOptions(options: unknown, path: string): BreakerConfi
     halfOpenMaxCalls,
     halfOpenSuccesses,
     halfOpenTimeout,
+    defaultRule,
+    whileOpen,
+    slowStart,
   };
 }

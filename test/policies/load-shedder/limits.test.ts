@@ -201,6 +201,20 @@ describe('aimd specifics', () => {
     expect(l.limit).toBe(11);
   });
 
+  it('grows at exactly half use: 10 in flight of a limit of 20 is "at least half"', () => {
+    const l = adaptive({ algorithm: 'aimd', initial: 20, increase: 1 });
+    for (let i = 0; i < 100; i++) l.onSample({ rtt: 10, inFlight: 10, dropped: false, now: i });
+    // 20 samples at 1/20 each reach 21; then 10 of 21 is less than half and growth stops.
+    // (Compared with the fractional estimate, 20.05 already stopped it: the limit stayed 20.)
+    expect(l.limit).toBe(21);
+  });
+
+  it('does not grow below half use', () => {
+    const l = adaptive({ algorithm: 'aimd', initial: 20, increase: 1 });
+    for (let i = 0; i < 100; i++) l.onSample({ rtt: 10, inFlight: 9, dropped: false, now: i });
+    expect(l.limit).toBe(20);
+  });
+
   it('cuts once per round trip: drops of calls started before the cut do not cut again', () => {
     const l = adaptive({ algorithm: 'aimd', initial: 100, backoffRatio: 0.5 }) as AimdLimiter;
     // Ten calls all started at t=0 and time out together at t=100.

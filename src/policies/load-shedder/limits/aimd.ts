@@ -55,7 +55,10 @@ export class AimdLimiter extends AdaptiveLimiter {
       this.set(this.estimate * this.backoffRatio);
       return;
     }
-    if (s.inFlight * 2 < this.estimate) return;
+    // "At least half in use" is judged against the integer limit callers see: against the
+    // fractional estimate, one increment (20 → 20.05) would turn 10 of 20 into "not half"
+    // and the limit would never grow at exactly half use (Netflix: inflight * 2 >= limit).
+    if (s.inFlight * 2 < this.limit) return;
     this.set(this.estimate + this.increase / this.estimate);
   }
 }
