@@ -47,7 +47,7 @@ export const DEFAULT_WHILE_OPEN = { wait: true, maxWait: 1000 } as const;
 /**
  * The load shedder: a gradient (latency-driven) concurrency limit between 500 and 1000
  * calls in flight (normal priority may fill 80 % of it: 400). The floor is generous on
- * purpose, and measured (docs/defaults.md):
+ * purpose, and measured (README: Choosing settings):
  * - the load shedder is the outermost part, so a call waiting for an open breaker holds
  *   its place in it: at 300 calls/s, up to 300 waiters (1 s of traffic) sit there when the
  *   dependency comes back, on top of the backlog a weakened dependency builds up. A floor
