@@ -30,6 +30,7 @@ export {
   type ReadDeadlineOptions,
 } from './http/deadline-header.js';
 export { bulwarkHandler } from './http/handler.js';
+export { errorToStatus, problemResponse, type ProblemResponse } from './http/problem-response.js';
 export { outsideRequest, requestContext } from './http/request-context.js';
 export type { StoredResponse } from './http/response-recorder.js';
 export type {
@@ -40,16 +41,20 @@ export type {
   IdempotencyHttpOptions,
 } from './http/server-options.js';
 export {
+  bulwarkErrorHandler,
   bulwarkMiddleware,
   type BulwarkMiddleware,
+  type ExpressLikeErrorHandler,
   type ExpressLikeNext,
   type ExpressLikeRequest,
 } from './http/express.js';
 export {
   bulwarkFastify,
   type BulwarkFastifyPlugin,
+  type FastifyLikeHandler,
   type FastifyLikeHook,
   type FastifyLikeInstance,
+  type FastifyLikeRouteOptions,
   type FastifyLikeReply,
   type FastifyLikeRequest,
 } from './http/fastify.js';
