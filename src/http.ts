@@ -19,6 +19,7 @@ export { formatRetryAfter, parseRetryAfter, retryAfterFromHeaders } from './http
 export {
   DEADLINE_HEADER,
   DEFAULT_DEADLINE_MARGIN,
+  DEFAULT_MAX_BUDGET,
   ENVOY_TIMEOUT_HEADER,
   GRPC_TIMEOUT_HEADER,
   encodeDeadline,
@@ -26,6 +27,8 @@ export {
   parseDeadlineMs,
   parseGrpcTimeout,
   readDeadline,
+  readDeadlineHeaders,
+  type DeadlineReading,
   type IncomingHeaders,
   type ReadDeadlineOptions,
 } from './http/deadline-header.js';

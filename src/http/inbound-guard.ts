@@ -8,7 +8,7 @@ import { TimeoutError, withoutStack } from '../core/errors.js';
 import { LoadShedError } from '../policies/load-shedder/errors.js';
 import { terminalStep } from '../core/pipeline.js';
 import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
-import { readDeadline } from './deadline-header.js';
+import { readDeadlineHeaders } from './deadline-header.js';
 import { IdempotentExchange, parseKey } from './idempotent-exchange.js';
 import { problem, rawResponder, retryAfterHeader, type Responder } from './problem-response.js';
 import { installProvider, runInRequestContext } from './request-context.js';
@@ -66,12 +66,22 @@ export class InboundGuard {
     installProvider();
   }
 
-  /** The budget the caller gave: `undefined` when unbounded. */
-  private budgetOf(req: IncomingMessage): number | undefined {
+  /**
+   * The budget the caller gave: `undefined` when unbounded, a header name when a malformed
+   * deadline header is to be refused.
+   */
+  private budgetOf(req: IncomingMessage): number | undefined | { invalid: string } {
     const d = this.deadline;
     if (d === false) return undefined;
-    const asked = readDeadline(req.headers, d);
-    const budget = asked === undefined ? d.defaultBudget : Math.min(asked, d.maxBudget);
+    const { budget: asked, invalid } = readDeadlineHeaders(req.headers, d);
+    if (invalid !== undefined && d.invalid === 'reject') return { invalid };
+    // A caller that sent a deadline we cannot read gets the most we grant, never "none".
+    const budget =
+      asked !== undefined
+        ? Math.min(asked, d.maxBudget)
+        : invalid !== undefined
+          ? d.maxBudget
+          : d.defaultBudget;
     return budget === Infinity ? undefined : budget;
   }
 
@@ -97,6 +107,10 @@ export class InboundGuard {
     respond: Responder = rawResponder(res),
   ): void {
     const budget = this.budgetOf(req);
+    if (typeof budget === 'object') {
+      problem(respond, 400, `The ${budget.invalid} header is not a valid deadline`);
+      return;
+    }
     if (budget !== undefined && this.deadline !== false && budget < this.deadline.minBudget) {
       problem(respond, 504, 'Deadline exceeded before the request was handled');
       return;

@@ -12,7 +12,7 @@ import {
 } from '../policies/load-shedder/load-shedder.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { IdempotencyStore } from '../stores/store.js';
-import { DEADLINE_HEADER } from './deadline-header.js';
+import { DEADLINE_HEADER, DEFAULT_MAX_BUDGET } from './deadline-header.js';
 import { defaultOnError } from './problem-response.js';
 import { currentRequestScope } from './request-context.js';
 
@@ -27,8 +27,13 @@ export interface DeadlineOptions {
   grpcTimeout?: boolean;
   /** Read `x-envoy-expected-rq-timeout-ms` (default true). */
   envoyTimeout?: boolean;
-  /** Cap on the budget a caller may ask for (default Infinity). */
+  /** Cap on the budget a caller may ask for (default 60 s; `Infinity` must be written out). */
   maxBudget?: number | string;
+  /**
+   * A malformed deadline header (`-5`, `abc`, `1e3`, too many digits, an unknown gRPC unit):
+   * give the request `maxBudget` (default), or answer 400 naming the header (`'reject'`).
+   */
+  invalid?: 'maxBudget' | 'reject';
   /** Budget of a request that carries no deadline header (default Infinity: none). */
   defaultBudget?: number | string;
   /** A request with less than this left is answered 504 before the handler runs (default 1 ms). */
@@ -123,6 +128,7 @@ const DEADLINE_KEYS = [
   'maxBudget',
   'defaultBudget',
   'minBudget',
+  'invalid',
 ];
 const IDEMPOTENCY_KEYS = [
   'store',
@@ -161,6 +167,7 @@ export type CompiledDeadline = DeadlineOptions & {
   maxBudget: number;
   defaultBudget: number;
   minBudget: number;
+  invalid: 'maxBudget' | 'reject';
 };
 
 /** The `idempotency` option, validated and with its policy built. */
@@ -237,12 +244,16 @@ function compileDeadline(options: unknown, v: Validator): CompiledDeadline | fal
           : DEADLINE_HEADER,
     grpcTimeout: dv.bool('grpcTimeout', d.grpcTimeout, true),
     envoyTimeout: dv.bool('envoyTimeout', d.envoyTimeout, true),
-    maxBudget: dv.duration('maxBudget', d.maxBudget, Infinity, { min: 1, allowInfinity: true }),
+    maxBudget: dv.duration('maxBudget', d.maxBudget, DEFAULT_MAX_BUDGET, {
+      min: 1,
+      allowInfinity: true,
+    }),
     defaultBudget: dv.duration('defaultBudget', d.defaultBudget, Infinity, {
       min: 1,
       allowInfinity: true,
     }),
     minBudget: dv.duration('minBudget', d.minBudget, 1),
+    invalid: dv.oneOf('invalid', d.invalid, ['maxBudget', 'reject'], 'maxBudget'),
   };
   v.problems.push(...dv.problems);
   return deadline;
