@@ -53,6 +53,8 @@ export class InboundGuard {
   private readonly priorityHeader: string | undefined;
   private readonly priorityFn: ((req: IncomingMessage) => Priority | undefined) | undefined;
   readonly onError: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  /** Requests admitted and not yet handed to their handler (their body may still be arriving). */
+  private readonly admissions = new WeakMap<CallContext, Admission>();
 
   constructor(options: BulwarkServerOptions = {}, path = 'bulwarkHandler') {
     const compiled = compileServerOptions(options, path);
@@ -129,7 +131,21 @@ export class InboundGuard {
       key,
     );
     ctx.setLimit(budget ?? Infinity);
-    new Admission(this, ctx, res, proceed, respond).start();
+    const admission = new Admission(this, ctx, res, proceed, respond);
+    this.admissions.set(ctx, admission);
+    admission.start();
+  }
+
+  /** The handler of `ctx`'s request starts: from now on it answers the deadline itself. */
+  private handing(ctx: CallContext, run: () => unknown): () => unknown {
+    return () => {
+      const admission = this.admissions.get(ctx);
+      if (admission !== undefined) {
+        this.admissions.delete(ctx);
+        admission.handled = true;
+      }
+      return run();
+    };
   }
 
   /**
@@ -146,14 +162,15 @@ export class InboundGuard {
     const respond = options.respond ?? rawResponder(res);
     const onError = options.onError ?? ((error: unknown) => this.onError(error, req, res));
     const method = (req.method ?? 'GET').toUpperCase();
+    const run = this.handing(ctx, options.run);
     if (idem === undefined || !idem.methods.has(method)) {
-      runHandler(options.run, onError);
+      runHandler(run, onError);
       return;
     }
     const raw = headerOf(req, idem.header);
     if (raw === undefined) {
       if (idem.required) problem(respond, 400, `This request needs an ${idem.header} header`);
-      else runHandler(options.run, onError);
+      else runHandler(run, onError);
       return;
     }
     const key = parseKey(raw, idem.maxKeyLength);
@@ -174,7 +191,7 @@ export class InboundGuard {
       key,
       method,
       path: req.originalUrl ?? req.url ?? '/',
-      run: options.run,
+      run,
       respond,
       onError,
     }).start(options.body);
@@ -187,6 +204,8 @@ const CLIENT_CLOSED = 'the client closed the request';
 /** One request from admission to the end of its response. */
 class Admission {
   private started = false;
+  /** The handler runs: past this point the deadline is its to answer. */
+  handled = false;
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((resolve) => {
     this.resolveDone = resolve;
@@ -235,9 +254,16 @@ class Admission {
     return this.done;
   };
 
-  /** Refused before the handler ran (shed, or the deadline passed while queued); after, the handler answers. */
+  /**
+   * Refused before the handler ran (shed, or the deadline passed while queued); after, the
+   * handler answers — except while the body is still arriving, when the deadline is ours to
+   * answer.
+   */
   private readonly refused = (error: unknown): void => {
-    if (this.started) return;
+    if (this.started) {
+      if (!this.handled && error instanceof TimeoutError) this.bodyTimedOut();
+      return;
+    }
     if (error instanceof LoadShedError) {
       problem(
         this.respond,
@@ -251,4 +277,19 @@ class Admission {
       this.guard.onError(error, this.res.req, this.res);
     }
   };
+
+  /**
+   * The deadline passed while the request's body was still being read (a slow or stalled
+   * client): answer 504 and close the connection, whose unread body makes it unusable. The
+   * response's end frees the shedder's slot, instead of Node's request timeout minutes later.
+   */
+  private bodyTimedOut(): void {
+    const { res } = this;
+    if (res.headersSent || res.destroyed) return;
+    problem(this.respond, 504, 'Deadline exceeded while the request body was being read', {
+      connection: 'close',
+    });
+    // The unread rest of the body would otherwise keep the socket (and the slot) open.
+    res.once('finish', () => res.req.destroy());
+  }
 }
