@@ -12,7 +12,9 @@ import {
 } from '../policies/load-shedder/load-shedder.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { IdempotencyStore } from '../stores/store.js';
+import type { MetricsProvider } from '../metrics/recorder.js';
 import { DEADLINE_HEADER, DEFAULT_MAX_BUDGET } from './deadline-header.js';
+import { DEFAULT_SERVER_METRICS_NAME, wireServerMetrics } from './server-metrics.js';
 import { defaultOnError } from './problem-response.js';
 import { currentRequestScope } from './request-context.js';
 
@@ -92,6 +94,14 @@ export interface BulwarkServerOptions {
   onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
   /** The clock request budgets run on (default: the system clock). */
   clock?: Clock;
+  /**
+   * Where shed requests and idempotent replays are counted: the same provider as `dependency()`'s
+   * `metrics` (e.g. `prometheusMetrics({ registry })`), in the same series
+   * (`bulwark_load_shed_total`, `bulwark_idempotency_total`, `bulwark_concurrency_limit`).
+   */
+  metrics?: MetricsProvider;
+  /** The `dependency` label of this wrapper's series (default `'inbound'`). */
+  name?: string;
 }
 
 /** A request handler: `(req, res, ctx)`, where `ctx` is the request's context. */
@@ -120,6 +130,8 @@ const SERVER_KEYS = [
   'idempotency',
   'onError',
   'clock',
+  'metrics',
+  'name',
 ];
 const DEADLINE_KEYS = [
   'header',
@@ -219,7 +231,18 @@ export function compileServerOptions(
   const onError = v.func('onError', o.onError, defaultOnError);
   const idempotency =
     o.idempotency === undefined ? undefined : compileIdempotency(o.idempotency, v, clock);
+  const metrics = o.metrics as MetricsProvider | undefined;
+  if (
+    metrics !== undefined &&
+    (metrics === null || typeof (metrics as Partial<MetricsProvider>).forDependency !== 'function')
+  ) {
+    v.problem('metrics', 'a metrics provider (prometheusMetrics(...))', metrics);
+  }
+  const name = o.name ?? DEFAULT_SERVER_METRICS_NAME;
+  if (typeof name !== 'string' || name.length === 0) v.problem('name', 'a non-empty string', name);
   v.done();
+  if (metrics !== undefined)
+    wireServerMetrics(metrics.forDependency(name as string), loadShedder, idempotency?.policy);
   return { clock, deadline, loadShedder, priorityHeader, priorityFn, onError, idempotency };
 }
 
