@@ -87,9 +87,11 @@ export interface BulwarkServerOptions {
   /** The `Idempotency-Key` header (IETF httpapi draft): off unless given. */
   idempotency?: IdempotencyHttpOptions;
   /**
-   * A handler failed (threw or rejected). Default: 504 for a TimeoutError, 503 (with
-   * Retry-After when known) for an open circuit, a full bulkhead or shed load, otherwise
-   * 500 and the error printed with console.error; a response already started is destroyed.
+   * `bulwarkHandler` only: a handler failed (threw or rejected). Default: bulwark's errors
+   * answered as `errorToStatus` maps them (504 for a TimeoutError, 503 + Retry-After for an
+   * open circuit, a full bulkhead or shed load, …), otherwise 500 and the error printed with
+   * console.error; a response already started is destroyed. The Express and Fastify adapters
+   * leave other errors to the framework's error handling.
    */
   onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
   /** The clock request budgets run on (default: the system clock). */

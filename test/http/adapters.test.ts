@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import express, { type ErrorRequestHandler } from 'express';
+import fc from 'fast-check';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dependency } from '../../src/dependency.js';
@@ -112,6 +113,38 @@ describe('errorToStatus and problemResponse', () => {
     const other = problemResponse(new Error('secret table users_v2 missing'));
     expect(other.status).toBe(500);
     expect(other.body).not.toMatch(/secret/);
+  });
+
+  it('never sends an error message or stack, and sends Retry-After exactly with 503 and 409 (property)', () => {
+    const secret = fc.string({ minLength: 3 }).map((s) => `secret:${s}`);
+    const anyError = fc.oneof(
+      secret.map((m) => new TimeoutError('attempt', 10, m)),
+      fc
+        .tuple(secret, fc.integer({ min: -1, max: 1e7 }))
+        .map(([m, ms]) => new CircuitOpenError('open', ms, m)),
+      secret.map((m) => new BulkheadRejectedError('full', m)),
+      fc
+        .tuple(secret, fc.option(fc.integer({ min: 0, max: 1e7 }), { nil: undefined }))
+        .map(([m, ms]) => new LoadShedError('capacity', m, ms)),
+      secret.map((m) => new IdempotencyInProgressError(m)),
+      secret.map((m) => new IdempotencyKeyReuseError(m)),
+      secret.map((m) => new IdempotencyStoreError('redis', m)),
+      secret.map((m) => new Error(m)),
+      secret,
+    );
+    fc.assert(
+      fc.property(anyError, (error) => {
+        const p = problemResponse(error);
+        expect(p.body).not.toContain('secret:');
+        expect(JSON.parse(p.body)).toMatchObject({ status: p.status });
+        expect([409, 422, 500, 503, 504]).toContain(p.status);
+        expect(errorToStatus(error) ?? 500).toBe(p.status);
+        const retryAfter = p.headers['retry-after'];
+        expect(retryAfter !== undefined).toBe(p.status === 503 || p.status === 409);
+        if (retryAfter !== undefined) expect(retryAfter).toMatch(/^[1-9]\d*$/);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
