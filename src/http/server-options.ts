@@ -87,7 +87,8 @@ export interface BulwarkServerOptions {
   /** The `Idempotency-Key` header (IETF httpapi draft): off unless given. */
   idempotency?: IdempotencyHttpOptions;
   /**
-   * `bulwarkHandler` only: a handler failed (threw or rejected). Default: bulwark's errors
+   * A failure bulwark answers itself: any failure of a `bulwarkHandler` handler; in the
+   * adapters, one before the route runs (routes' errors go through the framework). Default: bulwark's errors
    * answered as `errorToStatus` maps them (504 for a TimeoutError, 503 + Retry-After for an
    * open circuit, a full bulkhead or shed load, …), otherwise 500 and the error printed with
    * console.error; a response already started is destroyed. The Express and Fastify adapters
