@@ -286,7 +286,8 @@ class Admission {
   private bodyTimedOut(): void {
     const { res } = this;
     if (res.headersSent || res.destroyed) return;
-    problem(this.respond, 504, 'Deadline exceeded while the request body was being read', {
+    // Not "while reading the body": a keyed request may be waiting for its key's claim too.
+    problem(this.respond, 504, 'Deadline exceeded before the request was handled', {
       connection: 'close',
     });
     // The unread rest of the body would otherwise keep the socket (and the slot) open.
