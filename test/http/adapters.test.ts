@@ -409,6 +409,21 @@ describe('Fastify adapter (bulwarkFastify) on fastify 5', () => {
     });
   }
 
+  it('maps errors of routes in encapsulated child plugins too', async () => {
+    const app = Fastify();
+    await app.register(bulwarkFastify());
+    await app.register(
+      async (child) => {
+        child.get('/open', async () => {
+          throw new CircuitOpenError('open', 3000, 'ledger');
+        });
+      },
+      { prefix: '/v1' },
+    );
+    const url = await serveFastify(app);
+    await expectProblem(await fetch(`${url}/v1/open`), 503, '3');
+  });
+
   it("leaves other errors to Fastify's error handler", async () => {
     const app = Fastify();
     await app.register(bulwarkFastify());
