@@ -127,3 +127,51 @@ describe.each([
     expect(await later.text()).toBe('paid');
   });
 });
+
+describe('the deadline once the handler runs', () => {
+  it('is the handler’s to answer: bulwark does not answer 504 over a handler past its deadline', async () => {
+    const listener = bulwarkHandler(async (_req, res) => {
+      await new Promise((r) => setTimeout(r, 300)); // ignores its deadline on purpose
+      res.end('late but mine');
+    }, OPTIONS);
+    const s = await listen(createServer(listener));
+    closers.push(() => s.close());
+    for (const init of [
+      { method: 'GET' },
+      { method: 'POST', headers: { 'idempotency-key': 'late-1' }, body: '{"a":1}' },
+    ] as RequestInit[]) {
+      const res = await fetch(s.url, {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), [DEADLINE_HEADER]: '100' },
+      });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe('late but mine');
+    }
+  });
+
+  it('a body that arrives slowly but within the deadline is served', async () => {
+    const listener = bulwarkHandler((req, res) => {
+      res.end(String((req.body as Buffer).length));
+    }, OPTIONS);
+    const s = await listen(createServer(listener));
+    closers.push(() => s.close());
+    const status = await new Promise<string>((resolve, reject) => {
+      const socket = connect(s.port, '127.0.0.1');
+      const timer = setTimeout(() => reject(new Error('no answer')), 3000);
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if (text.includes('\r\n\r\n') && text.endsWith('10')) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(text.split('\r\n')[0]!);
+        }
+      });
+      socket.write(
+        `POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nidempotency-key: slow-1\r\n${DEADLINE_HEADER}: 1000\r\n\r\n12345`,
+      );
+      setTimeout(() => socket.write('67890'), 150);
+    });
+    expect(status).toBe('HTTP/1.1 200 OK');
+  });
+});
