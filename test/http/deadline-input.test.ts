@@ -130,6 +130,37 @@ describe('malformed deadline headers', () => {
   });
 });
 
+describe('any deadline headers over real HTTP (property)', () => {
+  it('a request carrying any deadline header gets a budget ≤ maxBudget; only one with none is unbounded', async () => {
+    const s = await budgetServer();
+    const value = fc.oneof(
+      fc.stringMatching(/^[\x21-\x7e]{1,24}$/),
+      fc.stringMatching(/^-?\d{1,22}[HMSmunx]?$/),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record(
+          {
+            [DEADLINE_HEADER]: value,
+            'grpc-timeout': value,
+            'x-envoy-expected-rq-timeout-ms': value,
+          },
+          { requiredKeys: [] },
+        ),
+        async (headers) => {
+          const res = await fetch(s.url, { headers: headers as Record<string, string> });
+          expect(res.status === 200 || res.status === 504).toBe(true);
+          const text = await res.text();
+          if (res.status === 504) return; // a valid 0 ms: the caller already gave up
+          if (Object.keys(headers).length === 0) expect(text).toBe('Infinity');
+          else expect(Number(text)).toBeLessThanOrEqual(DEFAULT_MAX_BUDGET);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
 describe('readDeadlineHeaders', () => {
   it('reports the first malformed header and the tightest valid budget', () => {
     expect(readDeadlineHeaders({ [DEADLINE_HEADER]: '-5' })).toEqual({
