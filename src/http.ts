@@ -19,6 +19,7 @@ export { formatRetryAfter, parseRetryAfter, retryAfterFromHeaders } from './http
 export {
   DEADLINE_HEADER,
   DEFAULT_DEADLINE_MARGIN,
+  DEFAULT_MAX_BUDGET,
   ENVOY_TIMEOUT_HEADER,
   GRPC_TIMEOUT_HEADER,
   encodeDeadline,
@@ -26,10 +27,13 @@ export {
   parseDeadlineMs,
   parseGrpcTimeout,
   readDeadline,
+  readDeadlineHeaders,
+  type DeadlineReading,
   type IncomingHeaders,
   type ReadDeadlineOptions,
 } from './http/deadline-header.js';
 export { bulwarkHandler } from './http/handler.js';
+export { errorToStatus, problemResponse, type ProblemResponse } from './http/problem-response.js';
 export { outsideRequest, requestContext } from './http/request-context.js';
 export type { StoredResponse } from './http/response-recorder.js';
 export type {
@@ -40,16 +44,20 @@ export type {
   IdempotencyHttpOptions,
 } from './http/server-options.js';
 export {
+  bulwarkErrorHandler,
   bulwarkMiddleware,
   type BulwarkMiddleware,
+  type ExpressLikeErrorHandler,
   type ExpressLikeNext,
   type ExpressLikeRequest,
 } from './http/express.js';
 export {
   bulwarkFastify,
   type BulwarkFastifyPlugin,
+  type FastifyLikeHandler,
   type FastifyLikeHook,
   type FastifyLikeInstance,
+  type FastifyLikeRouteOptions,
   type FastifyLikeReply,
   type FastifyLikeRequest,
 } from './http/fastify.js';

@@ -12,6 +12,11 @@ export const GRPC_TIMEOUT_HEADER = 'grpc-timeout';
 export const ENVOY_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
 /** Subtracted from the remaining budget before it is sent (ms): the response must still travel back. */
 export const DEFAULT_DEADLINE_MARGIN = 10;
+/**
+ * The most budget the inbound wrappers grant a request by default (ms): a larger deadline is
+ * cut to it, and a malformed deadline header gets it. `Infinity` must be written out.
+ */
+export const DEFAULT_MAX_BUDGET = 60_000;
 
 /**
  * The header value for `remainingMs` left: whole ms after the margin, never negative
@@ -135,10 +140,51 @@ export interface ReadDeadlineOptions {
   envoyTimeout?: boolean;
 }
 
+/** What the deadline headers of a request say. */
+export interface DeadlineReading {
+  /** The tightest valid budget among them (ms), `undefined` if none is valid. */
+  budget: number | undefined;
+  /** The name of the first header whose value is malformed, if any. */
+  invalid: string | undefined;
+}
+
+/**
+ * Reads the deadline headers, telling a missing header from a malformed one (`-5`, `abc`, `1e3`,
+ * 20 digits, `grpc-timeout: 100000000H`): the inbound wrappers give a malformed one `maxBudget`
+ * (or answer 400), never "no deadline".
+ *
+ * @example
+ * ```ts
+ * import { readDeadlineHeaders } from 'bulwark/http';
+ *
+ * readDeadlineHeaders({ 'x-bulwark-deadline-ms': '1e3' }); // { budget: undefined, invalid: 'x-bulwark-deadline-ms' }
+ * readDeadlineHeaders({ 'grpc-timeout': '2S' }); // { budget: 2000, invalid: undefined }
+ * ```
+ */
+export function readDeadlineHeaders(
+  headers: IncomingHeaders,
+  options: ReadDeadlineOptions = {},
+): DeadlineReading {
+  const reading: DeadlineReading = { budget: undefined, invalid: undefined };
+  const read = (name: string, parse: (value: string) => number | undefined): void => {
+    for (const v of headerValues(headers, name)) {
+      const ms = parse(v);
+      if (ms === undefined) reading.invalid ??= name;
+      else if (reading.budget === undefined || ms < reading.budget) reading.budget = ms;
+    }
+  };
+  const header = options.header ?? DEADLINE_HEADER;
+  if (header !== false) read(header.toLowerCase(), parseDeadlineMs);
+  if (options.grpcTimeout !== false) read(GRPC_TIMEOUT_HEADER, parseGrpcTimeout);
+  if (options.envoyTimeout !== false) read(ENVOY_TIMEOUT_HEADER, parseDeadlineMs);
+  return reading;
+}
+
 /**
  * The budget (ms) the caller gave this request: the tightest of the deadline headers
- * present, `undefined` when there is none. Malformed values are ignored, not trusted.
- * The inbound wrappers (`bulwarkHandler` and the adapters) call it for you.
+ * present, `undefined` when there is none. Malformed values are skipped here (see
+ * `readDeadlineHeaders` to learn of them); the inbound wrappers (`bulwarkHandler` and the
+ * adapters) call that for you and never leave a malformed deadline unbounded.
  *
  * @example
  * ```ts
@@ -153,18 +199,5 @@ export function readDeadline(
   headers: IncomingHeaders,
   options: ReadDeadlineOptions = {},
 ): number | undefined {
-  let budget: number | undefined;
-  const take = (ms: number | undefined): void => {
-    if (ms !== undefined && (budget === undefined || ms < budget)) budget = ms;
-  };
-  const header = options.header ?? DEADLINE_HEADER;
-  if (header !== false)
-    for (const v of headerValues(headers, header.toLowerCase())) take(parseDeadlineMs(v));
-  if (options.grpcTimeout !== false) {
-    for (const v of headerValues(headers, GRPC_TIMEOUT_HEADER)) take(parseGrpcTimeout(v));
-  }
-  if (options.envoyTimeout !== false) {
-    for (const v of headerValues(headers, ENVOY_TIMEOUT_HEADER)) take(parseDeadlineMs(v));
-  }
-  return budget;
+  return readDeadlineHeaders(headers, options).budget;
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
 import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
 import { InboundGuard } from './inbound-guard.js';
+import { answerBulwarkError, rawResponder } from './problem-response.js';
 import type { BulwarkServerOptions } from './server-options.js';
 
 // Written against the shapes Express passes (its req/res extend node's), so that this
@@ -11,6 +12,70 @@ import type { BulwarkServerOptions } from './server-options.js';
 export type ExpressLikeRequest = IncomingMessage & { body?: unknown; originalUrl?: string };
 /** Express's `next`: call it to go on, or with an error to hand that to error handling. */
 export type ExpressLikeNext = (error?: unknown) => void;
+
+/** An Express error-handling middleware (four parameters, as Express tells them apart). */
+export type ExpressLikeErrorHandler = (
+  error: unknown,
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: ExpressLikeNext,
+) => void;
+
+/** The part of an Express app the middleware uses: `use`, to add bulwark's error handler last. */
+interface ExpressLikeApp {
+  use(handler: ExpressLikeErrorHandler): unknown;
+}
+
+/**
+ * Express error middleware answering bulwark's errors as `errorToStatus` maps them (504 for a
+ * `TimeoutError`, 503 + Retry-After for an open circuit, a full bulkhead or shed load, …) with
+ * a problem+json body — never Express's default 500 with a stack trace — and passing every other
+ * error on. `bulwarkMiddleware()` adds one after the app's own error handlers by itself; use this
+ * to place one elsewhere (e.g. before a catch-all handler of yours).
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { bulwarkErrorHandler, bulwarkMiddleware } from 'bulwark/http';
+ *
+ * const app = express();
+ * app.use(bulwarkMiddleware({ loadShedder: { limit: 200 } }));
+ * app.get('/orders', (_req, res) => {
+ *   res.json([]);
+ * });
+ * // Before your catch-all: bulwark's errors get their status, everything else goes on to yours.
+ * app.use(bulwarkErrorHandler());
+ * app.use((_err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+ *   res.status(500).json({ error: 'internal error' });
+ * });
+ * ```
+ */
+export function bulwarkErrorHandler(): ExpressLikeErrorHandler {
+  return mapBulwarkErrors;
+}
+
+function mapBulwarkErrors(
+  error: unknown,
+  _req: IncomingMessage,
+  res: ServerResponse,
+  next: ExpressLikeNext,
+): void {
+  // Once headers are out, only Express's own handling (which destroys the socket) is left.
+  if (res.headersSent || !answerBulwarkError(rawResponder(res), error)) next(error);
+}
+
+// Apps that already have bulwark's error handler at the end of their stack.
+const appsMapped = new WeakSet<object>();
+
+/** Appends bulwark's error handler to the request's app, once: after every handler the app has. */
+function mapErrorsOf(req: IncomingMessage): void {
+  const app = (req as { app?: Partial<ExpressLikeApp> }).app;
+  // An Express app is a function (the request listener) with methods.
+  if (app === undefined || app === null || typeof app.use !== 'function') return;
+  if (appsMapped.has(app)) return;
+  appsMapped.add(app);
+  (app as ExpressLikeApp).use(mapBulwarkErrors);
+}
 
 /**
  * Express middleware from `bulwarkMiddleware()`, with the policies it applies exposed for metrics.
@@ -30,7 +95,10 @@ export interface BulwarkMiddleware {
  * (ambient for every `execute` in later handlers), load is shed before the body is read,
  * and keyed requests run once and are replayed. Put it after the body parser: it then
  * fingerprints `req.body`; without one, it reads the raw body itself into `req.body`.
- * Handler errors go to Express's error handling through `next(err)`.
+ * Errors of later handlers go through Express's error handling: the app's own error handlers
+ * first, then a handler this middleware appends to the app (once, on its first request) that
+ * answers bulwark's errors with their status (see `bulwarkErrorHandler`) instead of Express's
+ * default 500 with a stack trace.
  *
  * @example
  * ```ts
@@ -56,6 +124,7 @@ export function bulwarkMiddleware(options: BulwarkServerOptions = {}): BulwarkMi
     res: ServerResponse,
     next: ExpressLikeNext,
   ): void => {
+    mapErrorsOf(req);
     guard.admit(req, res, (ctx) =>
       guard.serve(ctx, req, res, {
         body: req.body === undefined ? undefined : { value: req.body },

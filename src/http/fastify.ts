@@ -3,7 +3,7 @@ import type { CallContext } from '../core/context.js';
 import type { IdempotencyPolicy } from '../policies/idempotency/idempotency.js';
 import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
 import { InboundGuard } from './inbound-guard.js';
-import type { Responder } from './problem-response.js';
+import { answerBulwarkError, type Responder } from './problem-response.js';
 import { runInRequestContext } from './request-context.js';
 import type { BulwarkServerOptions } from './server-options.js';
 
@@ -39,10 +39,28 @@ export type FastifyLikeHook = (
   done: (error?: Error) => void,
 ) => void;
 
+/** A Fastify route handler: returns the payload (or a promise of it), or sends through the reply. */
+export type FastifyLikeHandler = (
+  this: unknown,
+  request: FastifyLikeRequest,
+  reply: FastifyLikeReply,
+) => unknown;
+
+/** The part of Fastify's route options an `onRoute` hook sees that the plugin changes. */
+export interface FastifyLikeRouteOptions {
+  /** The route's handler. */
+  handler: FastifyLikeHandler;
+}
+
 /** The part of a Fastify instance the plugin uses. */
 export interface FastifyLikeInstance {
-  /** Adds a hook to the instance. */
+  /** Adds a hook to the instance (the plugin also adds an `onRoute` hook, see `FastifyLikeRouteOptions`). */
   addHook(name: 'onRequest' | 'preHandler', hook: FastifyLikeHook): unknown;
+}
+
+/** Fastify's `addHook('onRoute', …)`: its hooks see every route added afterwards. */
+interface OnRouteHooks {
+  addHook(name: 'onRoute', hook: (route: FastifyLikeRouteOptions) => void): unknown;
 }
 
 /** A Fastify plugin from `bulwarkFastify()`, with the policies it applies exposed for metrics. */
@@ -53,6 +71,39 @@ export interface BulwarkFastifyPlugin {
   readonly loadShedder: LoadShedderPolicy | undefined;
   /** The idempotency policy behind the `Idempotency-Key` header, when configured. */
   readonly idempotency: IdempotencyPolicy | undefined;
+}
+
+/**
+ * The route's handler, with bulwark's errors answered by their status (problem+json, with
+ * Retry-After) instead of going to Fastify's error handler, which would answer 500. Keeps the
+ * handler's sync or async nature: Fastify treats the two differently.
+ */
+function mappingErrors(handler: FastifyLikeHandler): FastifyLikeHandler {
+  return function (this: unknown, request, reply) {
+    const answer = (error: unknown): boolean =>
+      reply.sent !== true &&
+      !reply.raw.headersSent &&
+      answerBulwarkError(replyResponder(reply), error);
+    let result: unknown;
+    try {
+      result = handler.call(this, request, reply);
+    } catch (error) {
+      if (answer(error)) return undefined;
+      throw error;
+    }
+    if (
+      result !== null &&
+      typeof result === 'object' &&
+      typeof (result as PromiseLike<unknown>).then === 'function'
+    ) {
+      return (result as PromiseLike<unknown>).then(undefined, (error: unknown) => {
+        // A reply is thenable until its response ends: resolving with it tells Fastify it was sent.
+        if (answer(error)) return reply;
+        throw error;
+      });
+    }
+    return result;
+  };
 }
 
 function replyResponder(reply: FastifyLikeReply): Responder {
@@ -67,7 +118,10 @@ function replyResponder(reply: FastifyLikeReply): Responder {
  * `onRequest` reads the deadline and sheds load before the body is parsed; `preHandler`
  * implements the `Idempotency-Key` header over the parsed body and runs the route handler
  * in the request's context. Marked like `fastify-plugin` does, so its hooks apply to the
- * whole instance rather than an encapsulated child.
+ * whole instance rather than an encapsulated child. Routes added after it answer bulwark's
+ * errors by their status (504 for a `TimeoutError`, 503 + Retry-After for an open circuit, a
+ * full bulkhead or shed load; see `errorToStatus`) rather than Fastify's 500; other errors go to
+ * Fastify's error handler as before. Register it (and await it) before your routes.
  *
  * @example
  * ```ts
@@ -120,6 +174,9 @@ export function bulwarkFastify(options: BulwarkServerOptions = {}): BulwarkFasti
   ): void => {
     instance.addHook('onRequest', onRequest);
     instance.addHook('preHandler', preHandler);
+    (instance as unknown as OnRouteHooks).addHook('onRoute', (route) => {
+      route.handler = mappingErrors(route.handler);
+    });
     done();
   };
   const marks = plugin as unknown as Record<symbol, unknown>;

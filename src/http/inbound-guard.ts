@@ -8,7 +8,7 @@ import { TimeoutError, withoutStack } from '../core/errors.js';
 import { LoadShedError } from '../policies/load-shedder/errors.js';
 import { terminalStep } from '../core/pipeline.js';
 import type { LoadShedderPolicy } from '../policies/load-shedder/load-shedder.js';
-import { readDeadline } from './deadline-header.js';
+import { readDeadlineHeaders } from './deadline-header.js';
 import { IdempotentExchange, parseKey } from './idempotent-exchange.js';
 import { problem, rawResponder, retryAfterHeader, type Responder } from './problem-response.js';
 import { installProvider, runInRequestContext } from './request-context.js';
@@ -53,6 +53,8 @@ export class InboundGuard {
   private readonly priorityHeader: string | undefined;
   private readonly priorityFn: ((req: IncomingMessage) => Priority | undefined) | undefined;
   readonly onError: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  /** Requests admitted and not yet handed to their handler (their body may still be arriving). */
+  private readonly admissions = new WeakMap<CallContext, Admission>();
 
   constructor(options: BulwarkServerOptions = {}, path = 'bulwarkHandler') {
     const compiled = compileServerOptions(options, path);
@@ -66,12 +68,22 @@ export class InboundGuard {
     installProvider();
   }
 
-  /** The budget the caller gave: `undefined` when unbounded. */
-  private budgetOf(req: IncomingMessage): number | undefined {
+  /**
+   * The budget the caller gave: `undefined` when unbounded, a header name when a malformed
+   * deadline header is to be refused.
+   */
+  private budgetOf(req: IncomingMessage): number | undefined | { invalid: string } {
     const d = this.deadline;
     if (d === false) return undefined;
-    const asked = readDeadline(req.headers, d);
-    const budget = asked === undefined ? d.defaultBudget : Math.min(asked, d.maxBudget);
+    const { budget: asked, invalid } = readDeadlineHeaders(req.headers, d);
+    if (invalid !== undefined && d.invalid === 'reject') return { invalid };
+    // A caller that sent a deadline we cannot read gets the most we grant, never "none".
+    const budget =
+      asked !== undefined
+        ? Math.min(asked, d.maxBudget)
+        : invalid !== undefined
+          ? d.maxBudget
+          : d.defaultBudget;
     return budget === Infinity ? undefined : budget;
   }
 
@@ -97,6 +109,10 @@ export class InboundGuard {
     respond: Responder = rawResponder(res),
   ): void {
     const budget = this.budgetOf(req);
+    if (typeof budget === 'object') {
+      problem(respond, 400, `The ${budget.invalid} header is not a valid deadline`);
+      return;
+    }
     if (budget !== undefined && this.deadline !== false && budget < this.deadline.minBudget) {
       problem(respond, 504, 'Deadline exceeded before the request was handled');
       return;
@@ -115,7 +131,21 @@ export class InboundGuard {
       key,
     );
     ctx.setLimit(budget ?? Infinity);
-    new Admission(this, ctx, res, proceed, respond).start();
+    const admission = new Admission(this, ctx, res, proceed, respond);
+    this.admissions.set(ctx, admission);
+    admission.start();
+  }
+
+  /** The handler of `ctx`'s request starts: from now on it answers the deadline itself. */
+  private handing(ctx: CallContext, run: () => unknown): () => unknown {
+    return () => {
+      const admission = this.admissions.get(ctx);
+      if (admission !== undefined) {
+        this.admissions.delete(ctx);
+        admission.handled = true;
+      }
+      return run();
+    };
   }
 
   /**
@@ -132,14 +162,15 @@ export class InboundGuard {
     const respond = options.respond ?? rawResponder(res);
     const onError = options.onError ?? ((error: unknown) => this.onError(error, req, res));
     const method = (req.method ?? 'GET').toUpperCase();
+    const run = this.handing(ctx, options.run);
     if (idem === undefined || !idem.methods.has(method)) {
-      runHandler(options.run, onError);
+      runHandler(run, onError);
       return;
     }
     const raw = headerOf(req, idem.header);
     if (raw === undefined) {
       if (idem.required) problem(respond, 400, `This request needs an ${idem.header} header`);
-      else runHandler(options.run, onError);
+      else runHandler(run, onError);
       return;
     }
     const key = parseKey(raw, idem.maxKeyLength);
@@ -160,7 +191,7 @@ export class InboundGuard {
       key,
       method,
       path: req.originalUrl ?? req.url ?? '/',
-      run: options.run,
+      run,
       respond,
       onError,
     }).start(options.body);
@@ -173,6 +204,8 @@ const CLIENT_CLOSED = 'the client closed the request';
 /** One request from admission to the end of its response. */
 class Admission {
   private started = false;
+  /** The handler runs: past this point the deadline is its to answer. */
+  handled = false;
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((resolve) => {
     this.resolveDone = resolve;
@@ -221,9 +254,16 @@ class Admission {
     return this.done;
   };
 
-  /** Refused before the handler ran (shed, or the deadline passed while queued); after, the handler answers. */
+  /**
+   * Refused before the handler ran (shed, or the deadline passed while queued); after, the
+   * handler answers — except while the body is still arriving, when the deadline is ours to
+   * answer.
+   */
   private readonly refused = (error: unknown): void => {
-    if (this.started) return;
+    if (this.started) {
+      if (!this.handled && error instanceof TimeoutError) this.bodyTimedOut();
+      return;
+    }
     if (error instanceof LoadShedError) {
       problem(
         this.respond,
@@ -237,4 +277,20 @@ class Admission {
       this.guard.onError(error, this.res.req, this.res);
     }
   };
+
+  /**
+   * The deadline passed while the request's body was still being read (a slow or stalled
+   * client): answer 504 and close the connection, whose unread body makes it unusable. The
+   * response's end frees the shedder's slot, instead of Node's request timeout minutes later.
+   */
+  private bodyTimedOut(): void {
+    const { res } = this;
+    if (res.headersSent || res.destroyed) return;
+    // Not "while reading the body": a keyed request may be waiting for its key's claim too.
+    problem(this.respond, 504, 'Deadline exceeded before the request was handled', {
+      connection: 'close',
+    });
+    // The unread rest of the body would otherwise keep the socket (and the slot) open.
+    res.once('finish', () => res.req.destroy());
+  }
 }

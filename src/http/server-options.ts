@@ -12,7 +12,9 @@ import {
 } from '../policies/load-shedder/load-shedder.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { IdempotencyStore } from '../stores/store.js';
-import { DEADLINE_HEADER } from './deadline-header.js';
+import type { MetricsProvider } from '../metrics/recorder.js';
+import { DEADLINE_HEADER, DEFAULT_MAX_BUDGET } from './deadline-header.js';
+import { DEFAULT_SERVER_METRICS_NAME, wireServerMetrics } from './server-metrics.js';
 import { defaultOnError } from './problem-response.js';
 import { currentRequestScope } from './request-context.js';
 
@@ -27,8 +29,13 @@ export interface DeadlineOptions {
   grpcTimeout?: boolean;
   /** Read `x-envoy-expected-rq-timeout-ms` (default true). */
   envoyTimeout?: boolean;
-  /** Cap on the budget a caller may ask for (default Infinity). */
+  /** Cap on the budget a caller may ask for (default 60 s; `Infinity` must be written out). */
   maxBudget?: number | string;
+  /**
+   * A malformed deadline header (`-5`, `abc`, `1e3`, too many digits, an unknown gRPC unit):
+   * give the request `maxBudget` (default), or answer 400 naming the header (`'reject'`).
+   */
+  invalid?: 'maxBudget' | 'reject';
   /** Budget of a request that carries no deadline header (default Infinity: none). */
   defaultBudget?: number | string;
   /** A request with less than this left is answered 504 before the handler runs (default 1 ms). */
@@ -80,13 +87,24 @@ export interface BulwarkServerOptions {
   /** The `Idempotency-Key` header (IETF httpapi draft): off unless given. */
   idempotency?: IdempotencyHttpOptions;
   /**
-   * A handler failed (threw or rejected). Default: 504 for a TimeoutError, 503 (with
-   * Retry-After when known) for an open circuit, a full bulkhead or shed load, otherwise
-   * 500 and the error printed with console.error; a response already started is destroyed.
+   * A failure bulwark answers itself: any failure of a `bulwarkHandler` handler; in the
+   * adapters, one before the route runs (routes' errors go through the framework). Default: bulwark's errors
+   * answered as `errorToStatus` maps them (504 for a TimeoutError, 503 + Retry-After for an
+   * open circuit, a full bulkhead or shed load, …), otherwise 500 and the error printed with
+   * console.error; a response already started is destroyed. The Express and Fastify adapters
+   * leave other errors to the framework's error handling.
    */
   onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
   /** The clock request budgets run on (default: the system clock). */
   clock?: Clock;
+  /**
+   * Where shed requests and idempotent replays are counted: the same provider as `dependency()`'s
+   * `metrics` (e.g. `prometheusMetrics({ registry })`), in the same series
+   * (`bulwark_load_shed_total`, `bulwark_idempotency_total`, `bulwark_concurrency_limit`).
+   */
+  metrics?: MetricsProvider;
+  /** The `dependency` label of this wrapper's series (default `'inbound'`). */
+  name?: string;
 }
 
 /** A request handler: `(req, res, ctx)`, where `ctx` is the request's context. */
@@ -115,6 +133,8 @@ const SERVER_KEYS = [
   'idempotency',
   'onError',
   'clock',
+  'metrics',
+  'name',
 ];
 const DEADLINE_KEYS = [
   'header',
@@ -123,6 +143,7 @@ const DEADLINE_KEYS = [
   'maxBudget',
   'defaultBudget',
   'minBudget',
+  'invalid',
 ];
 const IDEMPOTENCY_KEYS = [
   'store',
@@ -161,6 +182,7 @@ export type CompiledDeadline = DeadlineOptions & {
   maxBudget: number;
   defaultBudget: number;
   minBudget: number;
+  invalid: 'maxBudget' | 'reject';
 };
 
 /** The `idempotency` option, validated and with its policy built. */
@@ -212,7 +234,18 @@ export function compileServerOptions(
   const onError = v.func('onError', o.onError, defaultOnError);
   const idempotency =
     o.idempotency === undefined ? undefined : compileIdempotency(o.idempotency, v, clock);
+  const metrics = o.metrics as MetricsProvider | undefined;
+  if (
+    metrics !== undefined &&
+    (metrics === null || typeof (metrics as Partial<MetricsProvider>).forDependency !== 'function')
+  ) {
+    v.problem('metrics', 'a metrics provider (prometheusMetrics(...))', metrics);
+  }
+  const name = o.name ?? DEFAULT_SERVER_METRICS_NAME;
+  if (typeof name !== 'string' || name.length === 0) v.problem('name', 'a non-empty string', name);
   v.done();
+  if (metrics !== undefined)
+    wireServerMetrics(metrics.forDependency(name as string), loadShedder, idempotency?.policy);
   return { clock, deadline, loadShedder, priorityHeader, priorityFn, onError, idempotency };
 }
 
@@ -237,12 +270,16 @@ function compileDeadline(options: unknown, v: Validator): CompiledDeadline | fal
           : DEADLINE_HEADER,
     grpcTimeout: dv.bool('grpcTimeout', d.grpcTimeout, true),
     envoyTimeout: dv.bool('envoyTimeout', d.envoyTimeout, true),
-    maxBudget: dv.duration('maxBudget', d.maxBudget, Infinity, { min: 1, allowInfinity: true }),
+    maxBudget: dv.duration('maxBudget', d.maxBudget, DEFAULT_MAX_BUDGET, {
+      min: 1,
+      allowInfinity: true,
+    }),
     defaultBudget: dv.duration('defaultBudget', d.defaultBudget, Infinity, {
       min: 1,
       allowInfinity: true,
     }),
     minBudget: dv.duration('minBudget', d.minBudget, 1),
+    invalid: dv.oneOf('invalid', d.invalid, ['maxBudget', 'reject'], 'maxBudget'),
   };
   v.problems.push(...dv.problems);
   return deadline;

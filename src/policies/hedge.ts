@@ -1,10 +1,11 @@
 import type { Clock } from '../core/clock.js';
-import type { CallContext, Operation, Step } from '../core/context.js';
+import type { CallContext, Context, Operation, Step } from '../core/context.js';
 import { withoutStack } from '../core/errors.js';
 import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
 import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
+import { isRetryableError } from './retry/classification.js';
 
 /** Options of `hedge()`; `delay` is required. */
 export interface HedgeOptions {
@@ -12,6 +13,11 @@ export interface HedgeOptions {
   delay: number | string;
   /** Extra attempts at most, besides the first (default 1). */
   maxHedges?: number;
+  /**
+   * Which failures start the next attempt at once (default `isRetryableError`, retry's own
+   * rule). Any other failure ends the call with it: a 400 would only be sent again.
+   */
+  hedgeOn?: (error: unknown, ctx: Context) => boolean;
   /** The clock the delay is timed on (default: the pipeline's clock, else the system clock). */
   clock?: Clock;
 }
@@ -27,13 +33,24 @@ export interface HedgeEvents {
   win: { attempt: number; started: number };
 }
 
-const KNOWN = ['delay', 'maxHedges', 'clock'];
+const KNOWN = ['delay', 'maxHedges', 'hedgeOn', 'clock'];
 
 /** The signal reason of an attempt abandoned because another one answered first. */
 function hedgeLost(): DOMException {
   return withoutStack(
     () =>
       new DOMException('hedged attempt abandoned: another attempt answered first', 'AbortError'),
+  );
+}
+
+/** The signal reason of an attempt abandoned because another one failed for good. */
+function hedgeDecided(): DOMException {
+  return withoutStack(
+    () =>
+      new DOMException(
+        'hedged attempt abandoned: another attempt failed with a non-retryable error',
+        'AbortError',
+      ),
   );
 }
 
@@ -109,6 +126,18 @@ class HedgeRace implements TimedWaiter {
       this.reject(error);
       return;
     }
+    if (!this.policy.hedgeOn(error, attempt.ctx)) {
+      // The dependency answered for good (a 400, a refused payment): sending the same
+      // request again would get the same answer, or do harm. The call ends with it.
+      this.done = true;
+      this.disarm();
+      this.reject(error);
+      let reason: DOMException | undefined;
+      for (const a of this.attempts) {
+        if (a.running) a.ctx.abort((reason ??= hedgeDecided()));
+      }
+      return;
+    }
     if (this.attempts.length <= this.policy.maxHedges) {
       // This attempt will not answer: waiting out the delay would only add latency.
       this.disarm();
@@ -127,7 +156,8 @@ class HedgeRace implements TimedWaiter {
 /**
  * Hedged requests: when the first attempt has not answered within `delay`, start another
  * (up to `maxHedges` more), each in its own child context; the first success wins and the
- * others are aborted through their own signals. All attempts share the call's
+ * others are aborted through their own signals. A failure that `hedgeOn` accepts (by default
+ * what retry would retry) starts the next attempt at once; any other failure ends the call. All attempts share the call's
  * idempotency key. Use it only for idempotent work.
  */
 export class HedgePolicy extends BasePolicy {
@@ -136,6 +166,8 @@ export class HedgePolicy extends BasePolicy {
   readonly delay: number;
   /** Extra attempts at most, besides the first. */
   readonly maxHedges: number;
+  /** Whether a failure starts the next attempt (otherwise it ends the call). */
+  readonly hedgeOn: (error: unknown, ctx: Context) => boolean;
   private readonly events = new EventHub<HedgeEvents>();
   // Races waiting for their next hedge. With one fixed delay they fall due in the order
   // they were scheduled, so one timer queue (one clock timer) serves every call.
@@ -153,11 +185,17 @@ export class HedgePolicy extends BasePolicy {
     }
     const delay = v.duration('delay', o.delay, Infinity, { min: 0, allowInfinity: true });
     const maxHedges = v.int('maxHedges', o.maxHedges, 1, 0);
+    const hedgeOn = v.func<(error: unknown, ctx: Context) => boolean>(
+      'hedgeOn',
+      o.hedgeOn,
+      isRetryableError,
+    );
     v.done();
     super(o.clock as Clock | undefined);
     this.delay = delay;
     this.races = delay === Infinity ? undefined : new TimerQueue(delay, (race) => race.onDue());
     this.maxHedges = maxHedges;
+    this.hedgeOn = hedgeOn;
   }
 
   /** Subscribes to `hedge` or `win`; dispose the result to unsubscribe. */

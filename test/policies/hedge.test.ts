@@ -16,15 +16,24 @@ afterEach(async () => {
   expect(unhandled).toEqual([]);
 });
 
-/** Attempts that answer (or fail) after a given virtual delay each, ignoring their signal. */
-function attempts(clock: VirtualClock, plan: { after: number; fail?: boolean }[]) {
+/** An error as an HTTP client throws it, carrying the response's status. */
+function statusError(message: string, status: number): Error {
+  return Object.assign(new Error(message), { status });
+}
+
+/**
+ * Attempts that answer (or fail) after a given virtual delay each, ignoring their signal.
+ * `fail: true` fails as a 503 would (retryable); `fail: 400` with that status.
+ */
+function attempts(clock: VirtualClock, plan: { after: number; fail?: boolean | number }[]) {
   const seen: Context[] = [];
   const fn = (ctx: Context) => {
     const i = seen.length;
     seen.push(ctx);
     const step = plan[i]!;
     return clock.sleep(step.after).then(() => {
-      if (step.fail) throw new Error(`attempt ${i + 1} failed`);
+      if (step.fail !== undefined && step.fail !== false)
+        throw statusError(`attempt ${i + 1} failed`, step.fail === true ? 503 : step.fail);
       return `answer ${i + 1}`;
     });
   };
@@ -277,7 +286,92 @@ describe('hedge', () => {
     expect(seen).toHaveLength(1);
   });
 
+  it('ends the call with a non-retryable failure instead of sending the request again', async () => {
+    const clock = new VirtualClock();
+    const { fn, seen } = attempts(clock, [{ after: 10, fail: 400 }, { after: 20 }]);
+    const events: unknown[] = [];
+    const policy = hedge({ delay: 100, clock });
+    policy.on('hedge', (e) => events.push(e));
+    const call = policy.execute(fn).catch((e: unknown) => e);
+    await clock.advance(10);
+    const error = (await call) as Error & { status: number };
+    expect(error.status).toBe(400);
+    expect(error.message).toBe('attempt 1 failed');
+    await clock.advance(500);
+    expect(seen).toHaveLength(1);
+    expect(events).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('a hedge failing non-retryably ends the call and aborts the attempt still running', async () => {
+    const clock = new VirtualClock();
+    const { fn, seen } = attempts(clock, [{ after: 1000 }, { after: 10, fail: 422 }, { after: 1 }]);
+    const call = hedge({ delay: 100, maxHedges: 2, clock })
+      .execute(fn)
+      .catch((e: unknown) => e);
+    await clock.advance(110);
+    expect(((await call) as { status: number }).status).toBe(422);
+    expect(seen).toHaveLength(2);
+    expect(seen[0]!.signal.aborted).toBe(true);
+    await clock.advance(1000);
+    expect(seen).toHaveLength(2);
+    await clock.runAll();
+  });
+
+  it('does not re-send after a plain Error (not known to be transient)', async () => {
+    const clock = new VirtualClock();
+    let runs = 0;
+    const policy = hedge({ delay: 100, clock });
+    const plain = policy
+      .execute(() => {
+        runs++;
+        return Promise.reject(new Error('invalid card number'));
+      })
+      .catch((e: unknown) => e);
+    expect(((await plain) as Error).message).toBe('invalid card number');
+    await clock.advance(200);
+    expect(runs).toBe(1);
+  });
+
+  it('hedgeOn decides which failures start the next attempt', async () => {
+    const clock = new VirtualClock();
+    const { fn, seen } = attempts(clock, [{ after: 10, fail: 409 }, { after: 20 }]);
+    const asked: unknown[] = [];
+    const policy = hedge({
+      delay: 100,
+      clock,
+      hedgeOn: (error, ctx) => {
+        asked.push([(error as { status: number }).status, ctx.attempt]);
+        return (error as { status: number }).status === 409;
+      },
+    });
+    const call = policy.execute(fn);
+    await clock.advance(30);
+    expect(await call).toBe('answer 2');
+    expect(seen).toHaveLength(2);
+    expect(asked).toEqual([[409, 1]]);
+  });
+
+  it('a retryable failure still starts the next attempt at once (ECONNRESET, 503, attempt timeout)', async () => {
+    for (const error of [
+      Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+      statusError('unavailable', 503),
+      new TimeoutError('attempt', 50),
+    ]) {
+      const clock = new VirtualClock();
+      let runs = 0;
+      const call = hedge({ delay: Infinity, clock }).execute(() =>
+        ++runs === 1 ? Promise.reject(error) : Promise.resolve('second'),
+      );
+      expect(await call).toBe('second');
+      expect(runs).toBe(2);
+    }
+  });
+
   it('rejects bad options with a ConfigError naming the path', () => {
+    expect(() => hedge({ delay: 10, hedgeOn: 'yes' as never })).toThrow(
+      /^hedge\.hedgeOn: expected a function/,
+    );
     expect(() => hedge({} as never)).toThrow(ConfigError);
     expect(() => hedge({} as never)).toThrow(/^hedge\.delay: expected a duration/);
     expect(() => hedge({ delay: 10, maxHedges: -1 })).toThrow(
