@@ -1,4 +1,5 @@
 import type { Context } from '../core/context.js';
+import type { MetricsProvider } from '../metrics/recorder.js';
 import { ConfigError } from '../core/errors.js';
 import type { ExecuteOptions, Policy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
@@ -37,6 +38,12 @@ export interface HttpClientOptions {
   idempotencyKeyHeader?: string;
   /** The fetch to call (default: the global fetch, looked up at call time). */
   fetch?: typeof globalThis.fetch;
+  /**
+   * The metrics backend of the dependency, when it traces (`openTelemetry()` from
+   * `bulwark/otel`): each attempt then carries the trace context in its headers, unless a
+   * fetch instrumentation already adds it.
+   */
+  metrics?: Pick<MetricsProvider, 'injectTraceContext'>;
 }
 
 /** Per-request options: the dependency's execute options, plus what HTTP adds. */
@@ -92,6 +99,7 @@ interface CompiledClient {
   autoKeys: boolean;
   keyHeader: string;
   fetch: typeof globalThis.fetch | undefined;
+  inject: ((headers: Headers) => void) | undefined;
 }
 
 const CLIENT_KEYS = [
@@ -102,6 +110,7 @@ const CLIENT_KEYS = [
   'idempotencyKeys',
   'idempotencyKeyHeader',
   'fetch',
+  'metrics',
 ] as const;
 const CALL_KEYS = [
   'signal',
@@ -156,7 +165,11 @@ function compileClient(options: Record<string, unknown>, v: Validator): Compiled
   if (typeof k === 'string' && TOKEN.test(k)) keyHeader = k;
   else if (k !== undefined) v.problem('idempotencyKeyHeader', 'a header name', k);
   const fetchFn = v.func<typeof globalThis.fetch | undefined>('fetch', options.fetch, undefined);
-  return { failing, throwOn, deadlineHeader, margin, autoKeys, keyHeader, fetch: fetchFn };
+  const metrics = options.metrics as HttpClientOptions['metrics'] | null | undefined;
+  if (metrics !== undefined && (metrics === null || typeof metrics !== 'object'))
+    v.problem('metrics', 'a metrics backend (openTelemetry(...))', metrics);
+  const inject = metrics?.injectTraceContext?.bind(metrics);
+  return { failing, throwOn, deadlineHeader, margin, autoKeys, keyHeader, fetch: fetchFn, inject };
 }
 
 function validateCall(options: Record<string, unknown>, v: Validator): void {
@@ -315,6 +328,7 @@ class Exchange {
     }
     if (this.keyValue !== undefined) headers.set(client.keyHeader, this.keyValue);
     else if (this.autoKey) headers.set(client.keyHeader, `"${ctx.idempotencyKey}"`);
+    client.inject?.(headers);
     const input =
       this.input instanceof Request && this.input.body !== null ? this.input.clone() : this.input;
     const fetchFn = client.fetch ?? globalThis.fetch;

@@ -18,6 +18,7 @@ import {
   type BulwarkServerOptions,
   type CompiledDeadline,
   type CompiledIdempotency,
+  type CompiledServerOptions,
 } from './server-options.js';
 
 const PRIORITY_SET: ReadonlySet<string> = new Set(PRIORITIES);
@@ -53,6 +54,7 @@ export class InboundGuard {
   private readonly priorityHeader: string | undefined;
   private readonly priorityFn: ((req: IncomingMessage) => Priority | undefined) | undefined;
   readonly onError: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+  private readonly traceRequest: CompiledServerOptions['traceRequest'];
   /** Requests admitted and not yet handed to their handler (their body may still be arriving). */
   private readonly admissions = new WeakMap<CallContext, Admission>();
 
@@ -65,6 +67,7 @@ export class InboundGuard {
     this.priorityHeader = compiled.priorityHeader;
     this.priorityFn = compiled.priorityFn;
     this.onError = compiled.onError;
+    this.traceRequest = compiled.traceRequest;
     installProvider();
   }
 
@@ -107,6 +110,17 @@ export class InboundGuard {
     res: ServerResponse,
     proceed: (ctx: CallContext) => void,
     respond: Responder = rawResponder(res),
+  ): void {
+    const trace = this.traceRequest;
+    if (trace === undefined) this.admitNow(req, res, proceed, respond);
+    else trace(req, res, () => this.admitNow(req, res, proceed, respond));
+  }
+
+  private admitNow(
+    req: IncomingMessage,
+    res: ServerResponse,
+    proceed: (ctx: CallContext) => void,
+    respond: Responder,
   ): void {
     const budget = this.budgetOf(req);
     if (typeof budget === 'object') {

@@ -208,6 +208,7 @@ export interface CompiledServerOptions {
   priorityFn: ((req: IncomingMessage) => Priority | undefined) | undefined;
   onError: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
   idempotency: CompiledIdempotency | undefined;
+  traceRequest: (<T>(req: IncomingMessage, res: ServerResponse, handle: () => T) => T) | undefined;
 }
 
 /** Validates the options (every problem at once, paths under `path`) and builds their policies. */
@@ -246,7 +247,18 @@ export function compileServerOptions(
   v.done();
   if (metrics !== undefined)
     wireServerMetrics(metrics.forDependency(name as string), loadShedder, idempotency?.policy);
-  return { clock, deadline, loadShedder, priorityHeader, priorityFn, onError, idempotency };
+  // A tracing backend wraps each request's handling in its server span.
+  const traceRequest = metrics?.traceRequest?.bind(metrics);
+  return {
+    clock,
+    deadline,
+    loadShedder,
+    priorityHeader,
+    priorityFn,
+    onError,
+    idempotency,
+    traceRequest,
+  };
 }
 
 function compileDeadline(options: unknown, v: Validator): CompiledDeadline | false {

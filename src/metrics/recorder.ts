@@ -10,6 +10,7 @@ import {
   type Priority,
   type Step,
 } from '../core/context.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Policy } from '../core/pipeline.js';
 import type { BulkheadPolicy } from '../policies/bulkhead.js';
 import type { CircuitBreakerPolicy } from '../policies/circuit-breaker/circuit-breaker.js';
@@ -146,4 +147,14 @@ export interface TracedCall {
 export interface MetricsProvider {
   /** The recorder for one dependency; the same object for the same name. */
   forDependency(name: string): DependencyMetrics;
+  /**
+   * Optional, for tracing backends: runs one inbound request's handling inside a server
+   * span (continued from its `traceparent`). The HTTP server helpers call it per request.
+   */
+  traceRequest?<T>(req: IncomingMessage, res: ServerResponse, handle: () => T): T;
+  /**
+   * Optional, for tracing backends: adds the current attempt's trace context to an outgoing
+   * request's headers. `resilientFetch` and `httpClient` call it per attempt.
+   */
+  injectTraceContext?(headers: Headers): void;
 }

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { context, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dependency } from '../../src/index.js';
+import { resilientFetch } from '../../src/http.js';
 import { openTelemetry } from '../../src/otel.js';
 import { sdk, useContextManager } from './otel-support.js';
 
@@ -29,6 +30,26 @@ async function echoTraceparents(): Promise<string> {
 }
 
 describe('trace context on outgoing requests', () => {
+  it('resilientFetch({ metrics: otel }) sends the attempt span as the parent, once', async () => {
+    const url = await echoTraceparents();
+    const { tracerProvider, exporter } = sdk();
+    const otel = openTelemetry({ tracerProvider });
+    const api = dependency('api', { metrics: otel });
+    const res = await resilientFetch(api, url, undefined, { metrics: otel });
+    const seen = (await res.json()) as string[];
+    const attempt = exporter.getFinishedSpans().find((s) => s.name === 'api attempt')!;
+    const { traceId, spanId } = attempt.spanContext();
+    expect(seen).toEqual([`00-${traceId}-${spanId}-01`]);
+  });
+
+  it('resilientFetch without the metrics option sends no traceparent of its own', async () => {
+    const url = await echoTraceparents();
+    const { tracerProvider } = sdk();
+    const api = dependency('api', { metrics: openTelemetry({ tracerProvider }) });
+    const res = await resilientFetch(api, url);
+    expect(await res.json()).toEqual([]);
+  });
+
   it('sends the attempt span as the parent when no fetch instrumentation does', async () => {
     const url = await echoTraceparents();
     const { tracerProvider, exporter } = sdk();

@@ -4,6 +4,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dependency } from '../../src/index.js';
+import { bulwarkHandler } from '../../src/http.js';
 import { openTelemetry } from '../../src/otel.js';
 import { sdk, useContextManager } from './otel-support.js';
 
@@ -106,5 +107,32 @@ describe('SERVER spans for inbound requests', () => {
     outer.end();
     expect(ran).toBe('ran');
     expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['GET /stock']);
+  });
+
+  it('bulwarkHandler({ metrics: otel }) opens the SERVER span itself: no traceRequest call by hand', async () => {
+    const { tracerProvider, exporter } = sdk();
+    const otel = openTelemetry({ tracerProvider });
+    const inventory = dependency('inventory', { metrics: otel });
+    server = createServer(
+      bulwarkHandler(
+        async (_req, res) => {
+          res.end(String(await inventory.execute(() => 7)));
+        },
+        { metrics: otel },
+      ),
+    );
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const res = await fetch(`http://127.0.0.1:${port}/stock/42`, {
+      headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` },
+    });
+    expect(await res.text()).toBe('7');
+    const spans = await finished(exporter, 3);
+    const serverSpan = byName(spans, 'GET');
+    expect(serverSpan.kind).toBe(SpanKind.SERVER);
+    expect(serverSpan.spanContext().traceId).toBe(TRACE_ID);
+    expect(byName(spans, 'inventory call').parentSpanContext?.spanId).toBe(
+      serverSpan.spanContext().spanId,
+    );
   });
 });
