@@ -20,11 +20,20 @@ export class ResponseRecorder {
   private readonly chunks: Buffer[] = [];
   private size = 0;
   overflow = false;
+  /** The handler called `res.end()`: its answer is complete, whether or not it reached the client. */
+  ended = false;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly limit: number,
+    /** Called once the handler ends the response. */
+    public onEnd?: () => void,
   ) {
+    const ended = (): void => {
+      if (this.ended) return;
+      this.ended = true;
+      this.onEnd?.();
+    };
     const add = (chunk: unknown, encoding: unknown): void => this.add(chunk, encoding);
     const { writeHead, write, end } = res;
     // writeHead(status, headers) bypasses getHeaders(); passing the headers through
@@ -45,7 +54,9 @@ export class ResponseRecorder {
     } as ServerResponse['write'];
     res.end = function (this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
       if (typeof chunk !== 'function') add(chunk, encoding);
-      return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, encoding, cb);
+      const r = (end as (...args: unknown[]) => ServerResponse).call(this, chunk, encoding, cb);
+      ended();
+      return r;
     } as ServerResponse['end'];
   }
 

@@ -70,7 +70,7 @@ describe('Express adapter (bulwarkMiddleware)', () => {
     let runs = 0;
     const s = await expressLike([
       jsonParser,
-      bulwarkMiddleware({ idempotency: {} }),
+      bulwarkMiddleware({ idempotency: { scope: 'global' } }),
       (req, res) => {
         runs++;
         res.setHeader('content-type', 'application/json');
@@ -97,7 +97,7 @@ describe('Express adapter (bulwarkMiddleware)', () => {
   it('reads the raw body itself when no parser ran before it', async () => {
     let body: unknown;
     const s = await expressLike([
-      bulwarkMiddleware({ idempotency: {} }),
+      bulwarkMiddleware({ idempotency: { scope: 'global' } }),
       (req, res) => {
         body = req.body;
         res.end('ok');
@@ -207,7 +207,10 @@ async function fastifyLike(
 }
 
 describe('Fastify adapter (bulwarkFastify)', () => {
-  const options: BulwarkServerOptions = { idempotency: {}, loadShedder: { limit: 10 } };
+  const options: BulwarkServerOptions = {
+    idempotency: { scope: 'global' },
+    loadShedder: { limit: 10 },
+  };
 
   it('is marked to skip encapsulation like fastify-plugin', () => {
     const plugin = bulwarkFastify() as unknown as Record<symbol, unknown>;

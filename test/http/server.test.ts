@@ -267,7 +267,7 @@ function idempotencySuite(name: string, makeStore: () => IdempotencyStore): void
           res.writeHead(201, { 'content-type': 'application/json', 'x-not-replayed': 'yes' });
           res.end(JSON.stringify({ id: n, got: String(req.body) }));
         },
-        { idempotency: { store: makeStore(), ...options } },
+        { idempotency: { store: makeStore(), scope: 'global', ...options } },
       );
     }
     const post = (url: string, key: string | undefined, body = '{"amount":5}') =>
@@ -364,7 +364,7 @@ function idempotencySuite(name: string, makeStore: () => IdempotencyStore): void
           n++;
           json(res, n === 1 ? 503 : 200, { n });
         },
-        { idempotency: { store: makeStore() } },
+        { idempotency: { store: makeStore(), scope: 'global' } },
       );
       const key = randomUUID();
       expect((await post(s.url, key)).status).toBe(503);
@@ -412,7 +412,7 @@ describe('Idempotency-Key limits', () => {
         runs++;
         json(res, 200, {});
       },
-      { idempotency: { maxBodyBytes: 16 } },
+      { idempotency: { maxBodyBytes: 16, scope: 'global' } },
     );
     const r = await call(s.url, {
       method: 'POST',
@@ -530,7 +530,7 @@ describe('resources', () => {
       },
       {
         loadShedder: { limit: 1000 },
-        idempotency: { store: new MemoryStore({ maxEntries: 20_000 }) },
+        idempotency: { store: new MemoryStore({ maxEntries: 20_000 }), scope: 'global' },
       },
     );
     const server = createServer(listener);

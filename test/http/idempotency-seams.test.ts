@@ -1,0 +1,161 @@
+// Idempotency-Key at the seams (issue 12): over real node:http, a keyed request runs its
+// handler once whatever the client does, and tenants never see each other's keys.
+import { randomUUID } from 'node:crypto';
+import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { bulwarkHandler, type BulwarkServerOptions } from '../../src/http.js';
+import type { Context } from '../../src/index.js';
+import { MemoryStore } from '../../src/stores/memory.js';
+import { listen, waitFor, type TestServer } from './helpers.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let servers: TestServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+});
+
+async function serve(
+  handler: (req: { body?: unknown }, res: ServerResponse, ctx: Context) => unknown,
+  options: BulwarkServerOptions,
+): Promise<TestServer> {
+  const s = await listen(createServer(bulwarkHandler(handler, options)));
+  servers.push(s);
+  return s;
+}
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+async function post(
+  url: string,
+  key: string,
+  headers: Record<string, string> = {},
+  body = '{"cents":4200}',
+): Promise<Reply> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'idempotency-key': key, ...headers },
+    body,
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** Sends a keyed POST and drops the connection after `ms`, before any answer. */
+function postAndDrop(url: string, key: string, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const req = httpRequest(url, { method: 'POST', headers: { 'idempotency-key': key } });
+    req.on('error', () => resolve());
+    req.on('response', (res) => res.resume());
+    req.end('{"cents":4200}');
+    setTimeout(() => {
+      req.destroy();
+      resolve();
+    }, ms);
+  });
+}
+
+describe('item 1: a client that disconnects and retries', () => {
+  it('never runs the handler twice: the key stays held until the handler settled, then replays', async () => {
+    let charges = 0;
+    let running = 0;
+    let maxRunning = 0;
+    const s = await serve(
+      async (_req, res) => {
+        charges++;
+        maxRunning = Math.max(maxRunning, ++running);
+        await sleep(400); // the charge ignores the disconnect, as a payment call would
+        running--;
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ charge: charges }));
+      },
+      { idempotency: { store: new MemoryStore(), scope: 'global' } },
+    );
+    const key = randomUUID();
+    await postAndDrop(s.url, key, 60);
+    await sleep(60);
+    const retry = await post(s.url, key);
+    expect(retry.status).toBe(409);
+    await waitFor(() => running === 0, 3_000);
+    const later = await post(s.url, key);
+    expect(later.status).toBe(201);
+    expect(later.headers.get('idempotent-replayed')).toBe('true');
+    expect(JSON.parse(later.text)).toEqual({ charge: 1 });
+    expect(charges).toBe(1);
+    expect(maxRunning).toBe(1);
+  });
+
+  it('frees the key when the handler of a dropped request fails, so the retry can run', async () => {
+    let calls = 0;
+    const s = await serve(
+      async (_req, res) => {
+        calls++;
+        await sleep(150);
+        if (calls === 1) throw new Error('downstream reset');
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+      },
+      { idempotency: { store: new MemoryStore(), scope: 'global' }, onError: () => undefined },
+    );
+    const key = randomUUID();
+    await postAndDrop(s.url, key, 40);
+    await waitFor(() => calls === 1);
+    await sleep(200);
+    expect((await post(s.url, key)).status).toBe(201);
+    expect(calls).toBe(2);
+  });
+});
+
+describe('item 6: tenants', () => {
+  it("requires scope: a function of the request or 'global'", () => {
+    const run = () => undefined;
+    for (const idempotency of [{}, { scope: undefined }, { scope: 'tenant' }, { scope: 42 }]) {
+      expect(() => bulwarkHandler(run, { idempotency } as unknown as BulwarkServerOptions)).toThrow(
+        /idempotency\.scope: expected a function of the request .* or 'global'/,
+      );
+    }
+    expect(() => bulwarkHandler(run, { idempotency: { scope: 'global' } })).not.toThrow();
+    expect(() => bulwarkHandler(run, { idempotency: { scope: () => 'a' } })).not.toThrow();
+  });
+
+  it('refuses credential-bearing replayHeaders', () => {
+    const run = () => undefined;
+    for (const h of ['set-cookie', 'Set-Cookie', 'authorization', 'proxy-authorization']) {
+      expect(() =>
+        bulwarkHandler(run, {
+          idempotency: { scope: 'global', replayHeaders: ['content-type', h] },
+        }),
+      ).toThrow(/idempotency\.replayHeaders: expected header names without credentials/);
+    }
+  });
+
+  it("never replays one tenant's response to another, nor confirms with 422 that a key exists", async () => {
+    let runs = 0;
+    const s = await serve(
+      (req, res) => {
+        runs++;
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ run: runs, body: String(req.body) }));
+      },
+      {
+        idempotency: {
+          store: new MemoryStore(),
+          scope: (req) => req.headers['x-tenant']?.toString(),
+        },
+      },
+    );
+    const key = randomUUID();
+    const a = await post(s.url, key, { 'x-tenant': 'a' }, '{"cents":1}');
+    const bSame = await post(s.url, key, { 'x-tenant': 'b' }, '{"cents":1}');
+    const bOther = await post(s.url, key, { 'x-tenant': 'c' }, '{"cents":2}');
+    expect(a.status).toBe(201);
+    expect(bSame.status).toBe(201);
+    expect(bSame.headers.get('idempotent-replayed')).toBeNull();
+    expect(JSON.parse(bSame.text).run).toBe(2);
+    expect(bOther.status).toBe(201);
+    expect(runs).toBe(3);
+  });
+});
