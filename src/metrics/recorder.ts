@@ -54,7 +54,7 @@ export interface DependencyMetrics {
   recordLoadShed(priority: ShedPriority, reason: ShedReason): void;
   /** Read at scrape time. */
   observeConcurrencyLimit(read: () => number): void;
-  /** The idempotency policy executed, replayed or refused a keyed call. */
+  /** The idempotency policy executed, replayed or refused a keyed call (labelled with this dependency). */
   recordIdempotency(store: string, result: IdempotencyResult): void;
 }
 
