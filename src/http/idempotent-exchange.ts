@@ -164,8 +164,9 @@ export class IdempotentExchange {
         res.off('finish', onFinish);
         res.off('close', onClose);
         if (timer !== undefined) this.parts.ctx.clock.clearTimeout(timer);
-        if (recorder.overflow || !idem.storeStatus(res.statusCode))
-          reject(new NotStored('response not stored'));
+        if (!idem.storeStatus(res.statusCode)) reject(new NotStored('response not stored'));
+        // Too large to keep, but the handler ran: the key keeps a marker, never a second run.
+        else if (recorder.overflow) resolve(recorder.omitted(idem.replayHeaders));
         else resolve(recorder.result(idem.replayHeaders));
       };
       const onFinish = (): void => settle();
@@ -179,7 +180,7 @@ export class IdempotentExchange {
           reject(new NotStored('the handler did not answer within lockTtl'));
         }, idem.policy.lockTtl);
       };
-      const recorder = new ResponseRecorder(res, idem.maxStoredBodyBytes, () => {
+      const recorder = new ResponseRecorder(res, idem.maxResponseBytes, () => {
         if (closedEarly) settle();
       });
       res.once('finish', onFinish);

@@ -81,6 +81,23 @@ export class ResponseRecorder {
     this.chunks.push(Buffer.from(buf));
   }
 
+  /**
+   * What a duplicate gets for a response over the limit: its status and replay headers, a
+   * problem body saying the original was processed but too large to replay, and a header.
+   */
+  omitted(replayHeaders: readonly string[]): StoredResponse {
+    const { status, headers } = this.result(replayHeaders.filter((h) => h !== 'content-type'));
+    headers['content-type'] = 'application/problem+json';
+    headers[BODY_OMITTED_HEADER] = 'max-response-bytes';
+    const title =
+      'The request was processed; its response was larger than maxResponseBytes and is not replayed';
+    return {
+      status,
+      headers,
+      body: Buffer.from(JSON.stringify({ type: 'about:blank', title, status })).toString('base64'),
+    };
+  }
+
   result(replayHeaders: readonly string[]): StoredResponse {
     const headers: Record<string, string | string[]> = {};
     for (const name of replayHeaders) {
@@ -95,6 +112,9 @@ export class ResponseRecorder {
     };
   }
 }
+
+/** Marks a replay whose original body was over `maxResponseBytes` and so not stored. */
+export const BODY_OMITTED_HEADER = 'idempotent-body-omitted';
 
 function applyHeaders(res: ServerResponse, headers: unknown): void {
   if (Array.isArray(headers)) {

@@ -64,8 +64,13 @@ export interface IdempotencyHttpOptions {
   replayHeaders?: readonly string[];
   /** Largest request body read for the fingerprint (default 1 MiB; larger → 413). */
   maxBodyBytes?: number;
-  /** Largest response body stored (default 1 MiB); a larger response is not stored and its key is freed. */
-  maxStoredBodyBytes?: number;
+  /**
+   * Largest response body stored for replay (default 1 MiB). A larger response is answered in
+   * full but not stored: its key keeps a marker, and duplicates get its status and replay
+   * headers with a problem body and `Idempotent-Body-Omitted: max-response-bytes` (the handler
+   * never runs twice).
+   */
+  maxResponseBytes?: number;
   /** Which responses are stored (default: every status below 500 except 408, 425 and 429). */
   storeStatus?: (status: number) => boolean;
   /**
@@ -147,7 +152,7 @@ const IDEMPOTENCY_KEYS = [
   'maxKeyLength',
   'replayHeaders',
   'maxBodyBytes',
-  'maxStoredBodyBytes',
+  'maxResponseBytes',
   'storeStatus',
   'scope',
 ];
@@ -193,7 +198,7 @@ export interface CompiledIdempotency {
   maxKeyLength: number;
   replayHeaders: readonly string[];
   maxBodyBytes: number;
-  maxStoredBodyBytes: number;
+  maxResponseBytes: number;
   storeStatus: (status: number) => boolean;
   scope: ((req: IncomingMessage) => string | undefined) | undefined;
 }
@@ -331,7 +336,7 @@ function compileIdempotency(
   const required = v.bool('required', o.required, false);
   const maxKeyLength = v.int('maxKeyLength', o.maxKeyLength, 255, 1);
   const maxBodyBytes = v.int('maxBodyBytes', o.maxBodyBytes, MIB, 0);
-  const maxStoredBodyBytes = v.int('maxStoredBodyBytes', o.maxStoredBodyBytes, MIB, 0);
+  const maxResponseBytes = v.int('maxResponseBytes', o.maxResponseBytes, MIB, 0);
   const storeStatus = v.func('storeStatus', o.storeStatus, defaultStoreStatus);
   // Required, so that sharing one key space between clients is a visible choice.
   let scope: ((req: IncomingMessage) => string | undefined) | undefined;
@@ -374,7 +379,7 @@ function compileIdempotency(
     maxKeyLength,
     replayHeaders: (replayHeaders as string[]).map((h) => h.toLowerCase()),
     maxBodyBytes,
-    maxStoredBodyBytes,
+    maxResponseBytes,
     storeStatus,
     scope,
   };

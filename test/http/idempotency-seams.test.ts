@@ -159,3 +159,30 @@ describe('item 6: tenants', () => {
     expect(runs).toBe(3);
   });
 });
+
+describe('item 5: maxResponseBytes', () => {
+  it('answers a larger response in full, keeps its key, and replays a marked problem with its status', async () => {
+    let runs = 0;
+    const s = await serve(
+      (_req, res) => {
+        runs++;
+        res.setHeader('location', '/payments/1');
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ pad: 'p'.repeat(2_000) }));
+      },
+      { idempotency: { store: new MemoryStore(), scope: 'global', maxResponseBytes: 1_024 } },
+    );
+    const key = randomUUID();
+    const first = await post(s.url, key);
+    expect(first.status).toBe(201);
+    expect(first.text.length).toBeGreaterThan(2_000);
+    const again = await post(s.url, key);
+    expect(runs).toBe(1);
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.headers.get('idempotent-body-omitted')).toBe('max-response-bytes');
+    expect(again.headers.get('location')).toBe('/payments/1');
+    expect(again.headers.get('content-type')).toBe('application/problem+json');
+    expect(JSON.parse(again.text)).toMatchObject({ status: 201 });
+  });
+});
