@@ -36,13 +36,11 @@ describeRedis('idempotency on node-redis under CLIENT KILL', () => {
   });
 
   /** Kills this test's own connection (found by name: other files share the server). */
-  let kills = 0;
   async function killOurs(): Promise<void> {
     const list = (await admin.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string;
     for (const line of list.split('\n')) {
       if (!line.includes(` name=${NAME} `)) continue;
       const id = /(?:^|\s)id=(\d+)/.exec(line)?.[1];
-      if (id !== undefined) kills++;
       if (id !== undefined) await admin.call('CLIENT', 'KILL', 'ID', id).catch(() => 0);
     }
   }
