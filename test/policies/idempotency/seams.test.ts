@@ -208,3 +208,54 @@ describe('item 1: a key stays held until the work it guards has settled', () => 
     expect(runs).toBe(2);
   });
 });
+
+describe('item 1, property: timeouts inside the policy never let a key run beside itself', () => {
+  it('at most one fn runs per key at any time, and every caller that got a value got the same one', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            at: fc.integer({ min: 0, max: 300 }),
+            takes: fc.integer({ min: 1, max: 200 }),
+            fails: fc.boolean(),
+          }),
+          { minLength: 1, maxLength: 8 },
+        ),
+        fc.integer({ min: 5, max: 150 }),
+        async (calls, limit) => {
+          const clock = new VirtualClock();
+          const policy = pipeline(idempotency({ clock }), timeout(limit));
+          let running = 0;
+          let maxRunning = 0;
+          let n = 0;
+          const values: unknown[] = [];
+          const pending: Promise<unknown>[] = [];
+          for (const c of [...calls].sort((a, b) => a.at - b.at)) {
+            await clock.advanceTo(c.at);
+            const fn = async () => {
+              maxRunning = Math.max(maxRunning, ++running);
+              try {
+                await clock.sleep(c.takes);
+                if (c.fails) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+                return { run: ++n };
+              } finally {
+                running--;
+              }
+            };
+            pending.push(
+              policy.execute(fn, { idempotencyKey: 'k' }).then(
+                (v) => values.push(v),
+                () => undefined,
+              ),
+            );
+          }
+          await clock.advance(2_000);
+          await Promise.all(pending);
+          expect(maxRunning).toBeLessThanOrEqual(1);
+          expect(new Set(values.map((v) => JSON.stringify(v))).size).toBeLessThanOrEqual(1);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
