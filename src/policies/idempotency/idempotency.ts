@@ -215,7 +215,8 @@ export class IdempotencyPolicy extends BasePolicy {
         {
           path: 'idempotencyKey',
           expected: `a key of 1 to ${MAX_KEY_LENGTH} characters`,
-          got: key,
+          // Not the key itself: it may be a megabyte.
+          got: key.length > 32 ? `${key.slice(0, 32)}…` : key,
           message: `expected a key of 1 to ${MAX_KEY_LENGTH} characters, got ${key.length === 0 ? 'the empty string' : `${key.length} characters`}`,
         },
       ]);
@@ -274,11 +275,11 @@ export class IdempotencyPolicy extends BasePolicy {
       }
       throw error;
     }
-    return this.store_(store, ctx, key, fingerprint, scope, claim.token, value);
+    return this.storeValue(store, ctx, key, fingerprint, scope, claim.token, value);
   }
 
   /** Stores fn's value (or, if it cannot be serialized, the serialization failure). */
-  private async store_<T>(
+  private async storeValue<T>(
     store: IdempotencyStore,
     ctx: CallContext,
     key: string,
@@ -325,7 +326,7 @@ export class IdempotencyPolicy extends BasePolicy {
     await tracker.settled();
     try {
       if (tracker.value !== undefined) {
-        await this.store_(store, ctx, key, fingerprint, scope, token, tracker.value.value);
+        await this.storeValue(store, ctx, key, fingerprint, scope, token, tracker.value.value);
       } else {
         await this.settleFailure(store, ctx, key, scope, token, error);
       }
@@ -477,19 +478,22 @@ export class IdempotencyPolicy extends BasePolicy {
     }
   }
 
-  /** Keeps `error` as the key's outcome (fn ran); if even that fails, the lock just expires. */
+  /**
+   * Keeps `error` as the key's outcome. False when the serializer refuses even the error's
+   * data; if the store fails, the lock is left to expire (never released: fn ran).
+   */
   private async keepFailure(
     store: IdempotencyStore,
     key: string,
     scope: string | undefined,
     token: string,
     error: unknown,
-  ): Promise<void> {
+  ): Promise<boolean> {
     let body: string;
     try {
       body = this.serializer.serialize(errorToData(error));
     } catch {
-      return;
+      return false;
     }
     try {
       if (!(await store.complete(key, token, { outcome: 'error', body }, this.ttl, scope)))
@@ -502,6 +506,7 @@ export class IdempotencyPolicy extends BasePolicy {
         false,
       );
     }
+    return true;
   }
 
   private async settleFailure(
@@ -520,34 +525,7 @@ export class IdempotencyPolicy extends BasePolicy {
       !isBulwarkError(error) &&
       !isAbortError(error) &&
       !this.isRetryable(error);
-    if (keep) {
-      let body: string | undefined;
-      try {
-        body = this.serializer.serialize(errorToData(error));
-      } catch {
-        body = undefined;
-      }
-      if (body !== undefined) {
-        try {
-          const stored = await store.complete(
-            key,
-            token,
-            { outcome: 'error', body },
-            this.ttl,
-            scope,
-          );
-          if (!stored) this.emit('lock_lost', key, store);
-        } catch (e) {
-          this.storeError(
-            key,
-            store,
-            new StoreFailure('complete', asStoreError(store, 'complete', e)),
-            false,
-          );
-        }
-        return;
-      }
-    }
+    if (keep && (await this.keepFailure(store, key, scope, token, error))) return;
     await this.release(store, key, scope, token);
     if (this.events.has('released'))
       this.events.emit('released', { key, store: store.name, error });
