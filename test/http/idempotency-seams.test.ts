@@ -2,8 +2,9 @@
 // handler once whatever the client does, and tenants never see each other's keys.
 import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type ServerResponse } from 'node:http';
+import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bulwarkHandler, type BulwarkServerOptions } from '../../src/http.js';
+import { bulwarkHandler, bulwarkMiddleware, type BulwarkServerOptions } from '../../src/http.js';
 import type { Context } from '../../src/index.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { listen, waitFor, type TestServer } from './helpers.js';
@@ -45,9 +46,17 @@ async function post(
 }
 
 /** Sends a keyed POST and drops the connection after `ms`, before any answer. */
-function postAndDrop(url: string, key: string, ms: number): Promise<void> {
+function postAndDrop(
+  url: string,
+  key: string,
+  ms: number,
+  headers: Record<string, string> = {},
+): Promise<void> {
   return new Promise<void>((resolve) => {
-    const req = httpRequest(url, { method: 'POST', headers: { 'idempotency-key': key } });
+    const req = httpRequest(url, {
+      method: 'POST',
+      headers: { 'idempotency-key': key, ...headers },
+    });
     req.on('error', () => resolve());
     req.on('response', (res) => res.resume());
     req.end('{"cents":4200}');
@@ -86,6 +95,32 @@ describe('item 1: a client that disconnects and retries', () => {
     expect(JSON.parse(later.text)).toEqual({ charge: 1 });
     expect(charges).toBe(1);
     expect(maxRunning).toBe(1);
+  });
+
+  it('holds the key the same way behind real Express 5 middleware', async () => {
+    let charges = 0;
+    let running = 0;
+    const app = express();
+    app.use(express.json(), bulwarkMiddleware({ idempotency: { scope: 'global' } }));
+    app.post('/', async (_req, res) => {
+      charges++;
+      running++;
+      await sleep(400);
+      running--;
+      res.status(201).json({ charge: charges });
+    });
+    const s = await listen(createServer(app));
+    servers.push(s);
+    const key = randomUUID();
+    const json = { 'content-type': 'application/json' };
+    await postAndDrop(s.url, key, 60, json);
+    await sleep(60);
+    expect((await post(s.url, key, json)).status).toBe(409);
+    await waitFor(() => running === 0, 3_000);
+    const later = await post(s.url, key, json);
+    expect(later.status).toBe(201);
+    expect(JSON.parse(later.text)).toEqual({ charge: 1 });
+    expect(charges).toBe(1);
   });
 
   it('frees the key when the handler of a dropped request fails, so the retry can run', async () => {
