@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.js';
-import type { CallContext, Context, Operation, Step } from '../../core/context.js';
+import { CallContext, type Context, type Operation, type Step } from '../../core/context.js';
 import {
   IdempotencyInProgressError,
   IdempotencyKeyReuseError,
@@ -326,7 +326,10 @@ export class IdempotencyPolicy extends BasePolicy {
     await tracker.settled();
     try {
       if (tracker.value !== undefined) {
-        await this.storeValue(store, ctx, key, fingerprint, scope, token, tracker.value.value);
+        // The call's deadline is behind us: store on a context of our own, so that a failed
+        // complete is still retried.
+        const own = CallContext.root(ctx.clock, Infinity);
+        await this.storeValue(store, own, key, fingerprint, scope, token, tracker.value.value);
       } else {
         await this.settleFailure(store, ctx, key, scope, token, error);
       }

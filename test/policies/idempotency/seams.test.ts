@@ -187,6 +187,26 @@ describe('item 1: a key stays held until the work it guards has settled', () => 
     expect(maxRunning).toBe(1);
   });
 
+  it("stores an abandoned fn's late value with retries, though the call's deadline has passed", async () => {
+    const clock = new VirtualClock();
+    const { store, calls } = flakyComplete(clock, 2);
+    const policy = pipeline(idempotency({ store, clock }), timeout(50));
+    let runs = 0;
+    const charge = async () => {
+      runs++;
+      await clock.sleep(100);
+      return { id: runs };
+    };
+    const first = policy.execute(charge, { idempotencyKey: 'pay', budget: 60 });
+    first.catch(() => undefined);
+    await clock.advance(60);
+    await expect(first).rejects.toBeInstanceOf(TimeoutError);
+    await clock.advance(200);
+    expect(calls.complete).toBe(3);
+    expect(await policy.execute(charge, { idempotencyKey: 'pay' })).toEqual({ id: 1 });
+    expect(runs).toBe(1);
+  });
+
   it('frees the key once the abandoned fn failed', async () => {
     const clock = new VirtualClock();
     const policy = pipeline(idempotency({ clock }), timeout(50));
