@@ -359,16 +359,24 @@ function idempotencySuite(name: string, makeStore: () => IdempotencyStore): void
 
     it('does not store a 5xx answer: the retry runs the handler again', async () => {
       let n = 0;
+      const store = makeStore();
       const s = await serve(
         (_req, res) => {
           n++;
           json(res, n === 1 ? 503 : 200, { n });
         },
-        { idempotency: { store: makeStore(), scope: 'global' } },
+        { idempotency: { store, scope: 'global' } },
       );
       const key = randomUUID();
+      // The key is settled just after the response is sent: wait for it, as the client's
+      // Retry-After would, so that the test does not race the store.
+      let released = false;
+      s.listener.idempotency!.on('released', () => (released = true));
       expect((await post(s.url, key)).status).toBe(503);
+      await waitFor(() => released);
       expect((await post(s.url, key)).status).toBe(200);
+      for (let i = 0; i < 100 && (await store.get(key, undefined))?.state !== 'completed'; i++)
+        await sleep(5);
       const third = await post(s.url, key);
       expect(third.headers.get('idempotent-replayed')).toBe('true');
       expect(n).toBe(2);
