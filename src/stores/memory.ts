@@ -47,6 +47,8 @@ const MISMATCH: ClaimResult = Object.freeze({ state: 'mismatch' });
 const SWEEP_STEPS = 2;
 /** Extra expired locks looked for before a store full of locks gives up. */
 const FULL_SCAN_STEPS = 16;
+/** Records used since placed that one eviction moves back before it drops the oldest anyway. */
+const SECOND_CHANCES = 16;
 /** Default `maxBytes`: far below what a default Node heap holds. */
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 /** Estimated bytes of one record besides its strings (map slot, objects). */
@@ -59,7 +61,8 @@ const RECORD_OVERHEAD = 100;
  * never a lock (dropping a lock would let a duplicate run). A hit only stamps the record
  * with a tick: re-inserting it on every hit churned the map (tens of µs per replay at 100k
  * entries). Eviction looks at the oldest-placed record and, if it was used since it was
- * placed, moves it to the end once (a second chance) instead of dropping it. Expiry needs
+ * placed, moves it to the end once (a second chance) instead of dropping it; at most 16
+ * such moves per eviction keep every operation O(1), at the price of an approximate LRU. Expiry needs
  * no timer per key: every access checks the entry's time, and each claim advances a sweep
  * cursor over a couple of entries, so expired entries are reclaimed even if never read.
  *
@@ -287,11 +290,12 @@ export class MemoryStore implements IdempotencyStore {
 
   /** Drops the least recently used record: the oldest-placed one not used since it was placed. */
   private evictOldest(): void {
-    for (;;) {
+    for (let moved = 0; ; moved++) {
       const first = this.done.entries().next();
       if (first.done) return;
       const [k, d] = first.value;
-      if (d.used === d.placed) {
+      // Bounded, so that one claim never walks a whole store of recently used records.
+      if (d.used === d.placed || moved >= SECOND_CHANCES) {
         this.dropDone(k, d);
         return;
       }

@@ -107,3 +107,20 @@ describe('MemoryStore hot keys', () => {
     expect([...done.keys()].sort()).toEqual([':a', ':c', ':d']);
   });
 });
+
+describe('MemoryStore eviction work', () => {
+  it('moves at most a bounded number of recently used records per eviction', async () => {
+    const store = new MemoryStore({ maxEntries: 1_000, clock: new VirtualClock() });
+    for (let i = 0; i < 1_000; i++) await put(store, `k${i}`, 'v');
+    // Every record used since it was placed: one eviction must not walk all of them.
+    for (let i = 0; i < 1_000; i++) await store.claim(`k${i}`, 'fp', 1000);
+    const done = (store as unknown as { done: Map<string, unknown> }).done;
+    const before = [...done.keys()];
+    await put(store, 'new', 'v');
+    const after = [...done.keys()];
+    expect(after).toHaveLength(1_000);
+    // 16 records moved to the end, the 17th dropped.
+    expect(after.slice(0, 10)).toEqual(before.slice(17, 27));
+    expect(after).not.toContain(before[16]);
+  });
+});
