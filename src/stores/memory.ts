@@ -62,9 +62,10 @@ const RECORD_OVERHEAD = 100;
  * with a tick: re-inserting it on every hit churned the map (tens of µs per replay at 100k
  * entries). Eviction looks at the oldest-placed record and, if it was used since it was
  * placed, moves it to the end once (a second chance) instead of dropping it; at most 16
- * such moves per eviction keep every operation O(1), at the price of an approximate LRU. Expiry needs
- * no timer per key: every access checks the entry's time, and each claim advances a sweep
- * cursor over a couple of entries, so expired entries are reclaimed even if never read.
+ * such moves per eviction keep every operation O(1), at the price of an approximate LRU.
+ * Expiry needs no timer per key: every access checks the entry's time, and each claim
+ * advances a sweep cursor over a couple of entries, so expired entries are reclaimed even
+ * if never read. Stored outcomes are also bounded by bytes (`maxBytes`).
  *
  * Its keys live in one process: instances behind a load balancer, or a restarted one, do
  * not see each other's. Use `RedisStore` (from `bulwark/redis`) for those.
