@@ -123,6 +123,32 @@ describe('item 1: a client that disconnects and retries', () => {
     expect(charges).toBe(1);
   });
 
+  it('holds the key at most lockTtl when the handler of a dropped request never answers', async () => {
+    let calls = 0;
+    const s = await serve(
+      async (_req, res, ctx) => {
+        calls++;
+        if (calls === 1) {
+          // Gives up silently once the client is gone: never answers, never throws.
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener('abort', () => resolve()),
+          );
+          return;
+        }
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+      },
+      { idempotency: { store: new MemoryStore(), scope: 'global', lockTtl: 300 } },
+    );
+    const key = randomUUID();
+    await postAndDrop(s.url, key, 40);
+    await sleep(40);
+    expect((await post(s.url, key)).status).toBe(409);
+    await sleep(350);
+    expect((await post(s.url, key)).status).toBe(201);
+    expect(calls).toBe(2);
+  });
+
   it('frees the key when the handler of a dropped request fails, so the retry can run', async () => {
     let calls = 0;
     const s = await serve(
