@@ -10,7 +10,7 @@
  *   import express from 'express';
  *   import { bulwarkMiddleware } from 'bulwark/http';
  *   const app = express();
- *   app.use(express.json(), bulwarkMiddleware({ idempotency: { store, required: true }, loadShedder: { limit: 200 } }));
+ *   app.use(express.json(), bulwarkMiddleware({ idempotency: { store, required: true, scope }, loadShedder: { limit: 200 } }));
  *   app.post('/payments', async (req, res) => res.status(201).json(await charge(req.body)));
  *
  * Run it: `REDIS_PORT=6379 tsx examples/payments-express/server.ts`, then
@@ -89,7 +89,14 @@ export async function startPaymentsService(
       send(res, 201, payment, { location: `/payments/${payment.id}` });
     },
     {
-      idempotency: { store, required: true, ttl: '24h', lockTtl: '30s' },
+      idempotency: {
+        store,
+        required: true,
+        ttl: '24h',
+        lockTtl: '30s',
+        // Each account's keys apart (in production: the account your auth layer verified).
+        scope: (req) => req.headers['x-account-id']?.toString(),
+      },
       loadShedder: { limit: 200 },
     },
   );

@@ -90,7 +90,7 @@ export interface BulwarkMiddleware {
 }
 
 /**
- * Express middleware: `app.use(express.json(), bulwarkMiddleware({ idempotency: { store } }))`.
+ * Express middleware: `app.use(express.json(), bulwarkMiddleware({ idempotency: { store, scope } }))`.
  * The same guard as `bulwarkHandler`: the caller's deadline becomes the request's context
  * (ambient for every `execute` in later handlers), load is shed before the body is read,
  * and keyed requests run once and are replayed. Put it after the body parser: it then
@@ -109,7 +109,10 @@ export interface BulwarkMiddleware {
  * // After the body parser, so that keyed requests are fingerprinted by their parsed body.
  * app.use(
  *   express.json(),
- *   bulwarkMiddleware({ loadShedder: { limit: 200 }, idempotency: { required: true } }),
+ *   bulwarkMiddleware({
+ *     loadShedder: { limit: 200 },
+ *     idempotency: { required: true, scope: (req) => req.headers['x-account-id']?.toString() },
+ *   }),
  * );
  * app.post('/orders', (req, res) => {
  *   res.status(201).json({ id: 'ord_1', items: req.body.items });

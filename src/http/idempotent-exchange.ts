@@ -148,25 +148,51 @@ export class IdempotentExchange {
       })
       .then(this.replay, this.failed);
   }
-  /** The first request with this key: run the handler and record what it answers. */
+  /**
+   * The first request with this key: run the handler and record what it answers. The
+   * promise settles only once the handler has (answered or failed), even if the client went
+   * away first: the key stays held while the work it guards runs, so a retry gets 409
+   * until then and the stored response after.
+   */
   private readonly execute = (): Promise<StoredResponse> => {
     this.executed = true;
     const { res, idem, run, onError } = this.parts;
-    const recorder = new ResponseRecorder(res, idem.maxStoredBodyBytes);
     return new Promise<StoredResponse>((resolve, reject) => {
-      const onFinish = (): void => {
+      let closedEarly = false;
+      let timer: unknown;
+      const settle = (): void => {
+        res.off('finish', onFinish);
         res.off('close', onClose);
-        if (recorder.overflow || !idem.storeStatus(res.statusCode))
-          reject(new NotStored('response not stored'));
+        if (timer !== undefined) this.parts.ctx.clock.clearTimeout(timer);
+        if (!idem.storeStatus(res.statusCode)) reject(new NotStored('response not stored'));
+        // Too large to keep, but the handler ran: the key keeps a marker, never a second run.
+        else if (recorder.overflow) resolve(recorder.omitted(idem.replayHeaders));
         else resolve(recorder.result(idem.replayHeaders));
       };
+      const onFinish = (): void => settle();
       const onClose = (): void => {
-        res.off('finish', onFinish);
-        reject(new NotStored('the response did not complete'));
+        if (recorder.ended) return settle();
+        // The client left while the handler runs: wait for the handler's answer (stored for
+        // the retry) or failure; after lockTtl the store has let the key go anyway.
+        closedEarly = true;
+        timer = this.parts.ctx.clock.setTimeout(() => {
+          recorder.onEnd = undefined;
+          reject(new NotStored('the handler did not answer within lockTtl'));
+        }, idem.policy.lockTtl);
       };
+      const recorder = new ResponseRecorder(res, idem.maxResponseBytes, () => {
+        if (closedEarly) settle();
+      });
       res.once('finish', onFinish);
       res.once('close', onClose);
-      runHandler(run, onError);
+      runHandler(run, (error) => {
+        if (closedEarly && !recorder.ended) {
+          if (timer !== undefined) this.parts.ctx.clock.clearTimeout(timer);
+          recorder.onEnd = undefined;
+          reject(error);
+        }
+        onError(error);
+      });
     });
   };
 

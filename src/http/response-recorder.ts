@@ -20,11 +20,20 @@ export class ResponseRecorder {
   private readonly chunks: Buffer[] = [];
   private size = 0;
   overflow = false;
+  /** The handler called `res.end()`: its answer is complete, whether or not it reached the client. */
+  ended = false;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly limit: number,
+    /** Called once the handler ends the response. */
+    public onEnd?: () => void,
   ) {
+    const ended = (): void => {
+      if (this.ended) return;
+      this.ended = true;
+      this.onEnd?.();
+    };
     const add = (chunk: unknown, encoding: unknown): void => this.add(chunk, encoding);
     const { writeHead, write, end } = res;
     // writeHead(status, headers) bypasses getHeaders(); passing the headers through
@@ -45,7 +54,9 @@ export class ResponseRecorder {
     } as ServerResponse['write'];
     res.end = function (this: ServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
       if (typeof chunk !== 'function') add(chunk, encoding);
-      return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, encoding, cb);
+      const r = (end as (...args: unknown[]) => ServerResponse).call(this, chunk, encoding, cb);
+      ended();
+      return r;
     } as ServerResponse['end'];
   }
 
@@ -70,6 +81,23 @@ export class ResponseRecorder {
     this.chunks.push(Buffer.from(buf));
   }
 
+  /**
+   * What a duplicate gets for a response over the limit: its status and replay headers, a
+   * problem body saying the original was processed but too large to replay, and a header.
+   */
+  omitted(replayHeaders: readonly string[]): StoredResponse {
+    const { status, headers } = this.result(replayHeaders.filter((h) => h !== 'content-type'));
+    headers['content-type'] = 'application/problem+json';
+    headers[BODY_OMITTED_HEADER] = 'max-response-bytes';
+    const title =
+      'The request was processed; its response was larger than maxResponseBytes and is not replayed';
+    return {
+      status,
+      headers,
+      body: Buffer.from(JSON.stringify({ type: 'about:blank', title, status })).toString('base64'),
+    };
+  }
+
   result(replayHeaders: readonly string[]): StoredResponse {
     const headers: Record<string, string | string[]> = {};
     for (const name of replayHeaders) {
@@ -84,6 +112,9 @@ export class ResponseRecorder {
     };
   }
 }
+
+/** Marks a replay whose original body was over `maxResponseBytes` and so not stored. */
+export const BODY_OMITTED_HEADER = 'idempotent-body-omitted';
 
 function applyHeaders(res: ServerResponse, headers: unknown): void {
   if (Array.isArray(headers)) {

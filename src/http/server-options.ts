@@ -62,16 +62,32 @@ export interface IdempotencyHttpOptions {
   onStoreError?: 'fail' | 'bypass';
   /** Longest key accepted (default 255). */
   maxKeyLength?: number;
-  /** Response headers stored and replayed (default content-type, content-language, content-location, location, etag, last-modified, link). */
+  /**
+   * Response headers stored and replayed (default content-type, content-language,
+   * content-location, location, etag, last-modified, link). Credential-bearing headers
+   * (`set-cookie`, `authorization`, …) are refused: a replay would hand one client's
+   * credentials to whoever sends the key next.
+   */
   replayHeaders?: readonly string[];
   /** Largest request body read for the fingerprint (default 1 MiB; larger → 413). */
   maxBodyBytes?: number;
-  /** Largest response body stored (default 1 MiB); a larger response is not stored and its key is freed. */
-  maxStoredBodyBytes?: number;
+  /**
+   * Largest response body stored for replay (default 1 MiB). A larger response is answered in
+   * full but not stored: its key keeps a marker, and duplicates get its status and replay
+   * headers with a problem body and `Idempotent-Body-Omitted: max-response-bytes` (the handler
+   * never runs twice).
+   */
+  maxResponseBytes?: number;
   /** Which responses are stored (default: every status below 500 except 408, 425 and 429). */
   storeStatus?: (status: number) => boolean;
-  /** The client's namespace for keys (e.g. the authenticated account), so that two clients' keys never meet. */
-  scope?: (req: IncomingMessage) => string | undefined;
+  /**
+   * Required: whose keys these are. A function of the request returning the client's
+   * namespace (e.g. the authenticated account), so that two clients' keys never meet: no
+   * replay of another client's response, no 422 telling that another client used a key.
+   * `'global'` shares one namespace between every caller: only for a single trusted client.
+   * A request for which the function returns undefined falls into the shared namespace.
+   */
+  scope: 'global' | ((req: IncomingMessage) => string | undefined);
 }
 
 /** Options of `bulwarkHandler()`, `bulwarkMiddleware()` and `bulwarkFastify()`; all optional. */
@@ -157,7 +173,7 @@ const IDEMPOTENCY_KEYS = [
   'maxKeyLength',
   'replayHeaders',
   'maxBodyBytes',
-  'maxStoredBodyBytes',
+  'maxResponseBytes',
   'storeStatus',
   'scope',
 ];
@@ -171,6 +187,16 @@ const DEFAULT_REPLAY_HEADERS = [
   'link',
 ];
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Response headers that carry credentials: never stored for replay to another request. */
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set([
+  'set-cookie',
+  'set-cookie2',
+  'cookie',
+  'authorization',
+  'proxy-authorization',
+  'authentication-info',
+  'proxy-authentication-info',
+]);
 const MIB = 1024 * 1024;
 
 function defaultStoreStatus(status: number): boolean {
@@ -194,7 +220,7 @@ export interface CompiledIdempotency {
   maxKeyLength: number;
   replayHeaders: readonly string[];
   maxBodyBytes: number;
-  maxStoredBodyBytes: number;
+  maxResponseBytes: number;
   storeStatus: (status: number) => boolean;
   scope: ((req: IncomingMessage) => string | undefined) | undefined;
 }
@@ -344,17 +370,34 @@ function compileIdempotency(
     !replayHeaders.every((h) => typeof h === 'string' && HEADER_NAME.test(h))
   ) {
     v.problem('replayHeaders', 'an array of header names', replayHeaders);
+  } else {
+    const refused = (replayHeaders as string[]).filter((h) =>
+      CREDENTIAL_HEADERS.has(h.toLowerCase()),
+    );
+    if (refused.length > 0) {
+      v.problem(
+        'replayHeaders',
+        'header names without credentials (set-cookie, authorization, … are never replayed to another request)',
+        refused,
+      );
+    }
   }
   const required = v.bool('required', o.required, false);
   const maxKeyLength = v.int('maxKeyLength', o.maxKeyLength, 255, 1);
   const maxBodyBytes = v.int('maxBodyBytes', o.maxBodyBytes, MIB, 0);
-  const maxStoredBodyBytes = v.int('maxStoredBodyBytes', o.maxStoredBodyBytes, MIB, 0);
+  const maxResponseBytes = v.int('maxResponseBytes', o.maxResponseBytes, MIB, 0);
   const storeStatus = v.func('storeStatus', o.storeStatus, defaultStoreStatus);
-  const scope = v.func<((req: IncomingMessage) => string | undefined) | undefined>(
-    'scope',
-    o.scope,
-    undefined,
-  );
+  // Required, so that sharing one key space between clients is a visible choice.
+  let scope: ((req: IncomingMessage) => string | undefined) | undefined;
+  if (typeof o.scope === 'function') {
+    scope = o.scope as (req: IncomingMessage) => string | undefined;
+  } else if (o.scope !== 'global') {
+    v.problem(
+      'scope',
+      "a function of the request returning the client's namespace (e.g. its account id), or 'global' for a single trusted client",
+      o.scope,
+    );
+  }
   let policy: IdempotencyPolicy | undefined;
   try {
     policy = new IdempotencyPolicy(
@@ -385,7 +428,7 @@ function compileIdempotency(
     maxKeyLength,
     replayHeaders: (replayHeaders as string[]).map((h) => h.toLowerCase()),
     maxBodyBytes,
-    maxStoredBodyBytes,
+    maxResponseBytes,
     storeStatus,
     scope,
   };

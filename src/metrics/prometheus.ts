@@ -374,22 +374,17 @@ function definitions(
     ],
     [
       `${p}idempotency_total`,
-      'Idempotent calls by store and result.',
+      'Idempotent calls by dependency, store and result.',
       'counter',
-      (hub) => {
-        // Summed over dependencies: the label set is store + result only.
-        const totals = new Map<string, number[]>();
-        for (const r of hub.recorders.values()) {
-          for (const [store, counts] of r.idempotency) {
-            const t = totals.get(store) ?? IDEMPOTENCY_RESULTS.map(() => 0);
-            counts.forEach((c, i) => (t[i]! += c));
-            totals.set(store, t);
-          }
-        }
-        return [...totals].flatMap(([store, t]) =>
-          IDEMPOTENCY_RESULTS.map((result, i) => ({ labels: { store, result }, value: t[i]! })),
-        );
-      },
+      (hub) =>
+        each(hub, (r) =>
+          [...r.idempotency].flatMap(([store, counts]) =>
+            IDEMPOTENCY_RESULTS.map((result, i) => ({
+              labels: { dependency: r.dependency, store, result },
+              value: counts[i]!,
+            })),
+          ),
+        ),
     ],
   ];
 }

@@ -79,7 +79,7 @@ export interface DependencyMetrics {
   recordLoadShed(priority: ShedPriority, reason: ShedReason): void;
   /** Read at scrape time. */
   observeConcurrencyLimit(read: () => number): void;
-  /** The idempotency policy executed, replayed or refused a keyed call. */
+  /** The idempotency policy executed, replayed or refused a keyed call (labelled with this dependency). */
   recordIdempotency(store: string, result: IdempotencyResult): void;
   /** A queued message handled through the dependency ended with `outcome` (bulwark/queue). */
   recordMessage?(outcome: MessageOutcome): void;

@@ -16,6 +16,12 @@ import {
 export interface MemoryStoreOptions {
   /** Most entries (locks + records) held at once (default 10 000). */
   maxEntries?: number;
+  /**
+   * Most bytes of stored outcomes held at once (default 64 MiB), counted as the characters
+   * of key, fingerprint and body plus ~100 per record. Older records are evicted to make
+   * room; a single record larger than this is refused with IdempotencyStoreError.
+   */
+  maxBytes?: number;
   /** Source of time for TTLs (default the system clock); pass a VirtualClock in tests. */
   clock?: Clock;
 }
@@ -30,6 +36,10 @@ interface Done {
   readonly fingerprint: string;
   readonly record: IdempotencyRecord;
   readonly expiresAt: number;
+  readonly bytes: number;
+  /** The use this entry's place in the map stands for, and its latest use (a tick). */
+  placed: number;
+  used: number;
 }
 
 const MISMATCH: ClaimResult = Object.freeze({ state: 'mismatch' });
@@ -37,15 +47,25 @@ const MISMATCH: ClaimResult = Object.freeze({ state: 'mismatch' });
 const SWEEP_STEPS = 2;
 /** Extra expired locks looked for before a store full of locks gives up. */
 const FULL_SCAN_STEPS = 16;
+/** Records used since placed that one eviction moves back before it drops the oldest anyway. */
+const SECOND_CHANCES = 16;
+/** Default `maxBytes`: far below what a default Node heap holds. */
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+/** Estimated bytes of one record besides its strings (map slot, objects). */
+const RECORD_OVERHEAD = 100;
 
 /**
  * The embedded idempotency store: one process, bounded, TTL-evicting, every operation O(1).
  *
- * Locks and records live in two maps. Records are kept in least-recently-used order (a
- * Map keeps insertion order; a hit re-inserts), so eviction takes the oldest record in
- * O(1) and can never drop a lock: dropping a lock would let a duplicate run. Expiry needs
- * no timer per key: every access checks the entry's time, and each claim advances a sweep
- * cursor over a couple of entries, so expired entries are reclaimed even if never read.
+ * Locks and records live in two maps. Records are evicted least recently used first and
+ * never a lock (dropping a lock would let a duplicate run). A hit only stamps the record
+ * with a tick: re-inserting it on every hit churned the map (tens of µs per replay at 100k
+ * entries). Eviction looks at the oldest-placed record and, if it was used since it was
+ * placed, moves it to the end once (a second chance) instead of dropping it; at most 16
+ * such moves per eviction keep every operation O(1), at the price of an approximate LRU.
+ * Expiry needs no timer per key: every access checks the entry's time, and each claim
+ * advances a sweep cursor over a couple of entries, so expired entries are reclaimed even
+ * if never read. Stored outcomes are also bounded by bytes (`maxBytes`).
  *
  * Its keys live in one process: instances behind a load balancer, or a restarted one, do
  * not see each other's. Use `RedisStore` (from `bulwark/redis`) for those.
@@ -64,6 +84,8 @@ export class MemoryStore implements IdempotencyStore {
   readonly name = 'MemoryStore';
   /** Most entries (locks and records) held at once. */
   readonly maxEntries: number;
+  /** Most bytes of stored outcomes held at once (see MemoryStoreOptions.maxBytes). */
+  readonly maxBytes: number;
   /** The clock TTLs are measured on. */
   readonly clock: Clock;
   private readonly locks = new Map<string, Lock>();
@@ -72,13 +94,16 @@ export class MemoryStore implements IdempotencyStore {
   private lockCursor: Iterator<[string, Lock]> | undefined;
   private doneCursor: Iterator<[string, Done]> | undefined;
   private seq = 0;
+  private tick = 0;
+  private recordBytes = 0;
   /** Makes tokens unique across stores too, so one store's token never fits another's lock. */
   private readonly tokenPrefix = randomBytes(6).toString('base64url');
 
   constructor(options: MemoryStoreOptions = {}, path = 'MemoryStore') {
     const v = new Validator(path);
-    const o = v.object(options, ['maxEntries', 'clock']);
+    const o = v.object(options, ['maxEntries', 'maxBytes', 'clock']);
     this.maxEntries = v.int('maxEntries', o.maxEntries, 10_000, 1);
+    this.maxBytes = v.int('maxBytes', o.maxBytes, DEFAULT_MAX_BYTES, 1);
     const clock = o.clock as Clock | undefined;
     if (clock !== undefined && (typeof clock !== 'object' || typeof clock.now !== 'function')) {
       v.problem('clock', 'a Clock (with now())', clock);
@@ -90,6 +115,11 @@ export class MemoryStore implements IdempotencyStore {
   /** Entries held now (locks + records), expired ones not yet reclaimed included. */
   get size(): number {
     return this.locks.size + this.done.size;
+  }
+
+  /** Estimated bytes of the stored outcomes held now (see MemoryStoreOptions.maxBytes). */
+  get bytes(): number {
+    return this.recordBytes;
   }
 
   /** Locks currently held (expired ones not yet reclaimed included). */
@@ -121,9 +151,35 @@ export class MemoryStore implements IdempotencyStore {
     const now = this.clock.now();
     const lock = this.locks.get(k);
     if (lock === undefined || lock.token !== token) return Promise.resolve(false);
+    if (lock.expiresAt <= now) {
+      this.locks.delete(k);
+      return Promise.resolve(false);
+    }
+    const bytes = RECORD_OVERHEAD + k.length + lock.fingerprint.length + record.body.length;
+    if (bytes > this.maxBytes) {
+      // Refused before the lock goes: the key stays held, so its operation cannot run again.
+      return Promise.reject(
+        withoutStack(
+          () =>
+            new IdempotencyStoreError(
+              this.name,
+              `an outcome of ${bytes} bytes exceeds maxBytes (${this.maxBytes})`,
+            ),
+        ),
+      );
+    }
     this.locks.delete(k);
-    if (lock.expiresAt <= now) return Promise.resolve(false);
-    this.done.set(k, { fingerprint: lock.fingerprint, record, expiresAt: now + ttl });
+    while (this.recordBytes + bytes > this.maxBytes && this.done.size > 0) this.evictOldest();
+    const t = ++this.tick;
+    this.done.set(k, {
+      fingerprint: lock.fingerprint,
+      record,
+      expiresAt: now + ttl,
+      bytes,
+      placed: t,
+      used: t,
+    });
+    this.recordBytes += bytes;
     this.notify(k);
     return Promise.resolve(true);
   }
@@ -150,7 +206,7 @@ export class MemoryStore implements IdempotencyStore {
           record: d.record,
         });
       }
-      this.done.delete(k);
+      this.dropDone(k, d);
     }
     const lock = this.locks.get(k);
     if (lock !== undefined) {
@@ -181,6 +237,7 @@ export class MemoryStore implements IdempotencyStore {
   clear(): void {
     this.locks.clear();
     this.done.clear();
+    this.recordBytes = 0;
     this.lockCursor = undefined;
     this.doneCursor = undefined;
   }
@@ -192,12 +249,11 @@ export class MemoryStore implements IdempotencyStore {
     if (d !== undefined) {
       if (d.expiresAt > now) {
         if (d.fingerprint !== fingerprint) return MISMATCH;
-        // A hit makes the record the most recently used.
-        this.done.delete(k);
-        this.done.set(k, d);
+        // A hit makes the record the most recently used (its place is fixed up on eviction).
+        d.used = ++this.tick;
         return { state: 'completed', record: d.record };
       }
-      this.done.delete(k);
+      this.dropDone(k, d);
     }
     const lock = this.locks.get(k);
     if (lock !== undefined) {
@@ -215,9 +271,8 @@ export class MemoryStore implements IdempotencyStore {
   }
 
   private makeRoom(now: number): void {
-    const oldest = this.done.keys().next();
-    if (!oldest.done) {
-      this.done.delete(oldest.value);
+    if (this.done.size > 0) {
+      this.evictOldest();
       return;
     }
     // Only locks are left; evicting a live one would allow a duplicate, so reclaim only
@@ -234,6 +289,29 @@ export class MemoryStore implements IdempotencyStore {
     );
   }
 
+  /** Drops the least recently used record: the oldest-placed one not used since it was placed. */
+  private evictOldest(): void {
+    for (let moved = 0; ; moved++) {
+      const first = this.done.entries().next();
+      if (first.done) return;
+      const [k, d] = first.value;
+      // Bounded, so that one claim never walks a whole store of recently used records.
+      if (d.used === d.placed || moved >= SECOND_CHANCES) {
+        this.dropDone(k, d);
+        return;
+      }
+      // Used since it was placed: move it behind the others, once per use.
+      this.done.delete(k);
+      d.placed = d.used;
+      this.done.set(k, d);
+    }
+  }
+
+  private dropDone(k: string, d: Done): void {
+    this.done.delete(k);
+    this.recordBytes -= d.bytes;
+  }
+
   private sweep(now: number, steps: number): void {
     for (let i = 0; i < steps; i++) {
       const it = (this.doneCursor ??= this.done.entries());
@@ -242,7 +320,7 @@ export class MemoryStore implements IdempotencyStore {
         this.doneCursor = undefined;
         break;
       }
-      if (next.value[1].expiresAt <= now) this.done.delete(next.value[0]);
+      if (next.value[1].expiresAt <= now) this.dropDone(next.value[0], next.value[1]);
     }
     for (let i = 0; i < steps; i++) {
       const it = (this.lockCursor ??= this.locks.entries());

@@ -54,7 +54,8 @@ export interface IdempotencyStore {
   /**
    * Stores `record` for `ttl` ms, only if `token` is the current, unexpired lock on the key.
    * Returns false otherwise (fencing: a holder whose lock expired never overwrites the
-   * caller that claimed after it).
+   * caller that claimed after it). A store that cannot keep the record (unreachable, or the
+   * record is over its size limit) rejects, and leaves the lock in place: the operation ran.
    */
   complete(
     key: string,

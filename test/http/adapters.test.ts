@@ -152,7 +152,7 @@ describe('Express adapter (bulwarkMiddleware) on express 5', () => {
   it('replays a keyed request over the parsed body, and answers 422 for another body', async () => {
     let runs = 0;
     const app = express();
-    app.use(express.json(), bulwarkMiddleware({ idempotency: {} }));
+    app.use(express.json(), bulwarkMiddleware({ idempotency: { scope: 'global' } }));
     app.post('/charges', (req, res) => {
       runs++;
       res.status(201).json({ charged: (req.body as { amount: number }).amount });
@@ -177,7 +177,7 @@ describe('Express adapter (bulwarkMiddleware) on express 5', () => {
   it('reads the raw body itself when no parser ran before it', async () => {
     let body: unknown;
     const app = express();
-    app.use(bulwarkMiddleware({ idempotency: {} }));
+    app.use(bulwarkMiddleware({ idempotency: { scope: 'global' } }));
     app.post('/', (req, res) => {
       body = req.body;
       res.send('ok');
@@ -311,7 +311,10 @@ describe('Express adapter (bulwarkMiddleware) on express 5', () => {
 });
 
 describe('Fastify adapter (bulwarkFastify) on fastify 5', () => {
-  const options: BulwarkServerOptions = { idempotency: {}, loadShedder: { limit: 10 } };
+  const options: BulwarkServerOptions = {
+    idempotency: { scope: 'global' },
+    loadShedder: { limit: 10 },
+  };
 
   it('is marked to skip encapsulation like fastify-plugin', () => {
     const plugin = bulwarkFastify() as unknown as Record<symbol, unknown>;

@@ -105,7 +105,7 @@ describe.each([
       metrics,
       name: 'checkout-api',
       loadShedder: { limit: 1 },
-      idempotency: {},
+      idempotency: { scope: 'global' },
     });
 
     const held = fetch(s.url);

@@ -267,7 +267,7 @@ function idempotencySuite(name: string, makeStore: () => IdempotencyStore): void
           res.writeHead(201, { 'content-type': 'application/json', 'x-not-replayed': 'yes' });
           res.end(JSON.stringify({ id: n, got: String(req.body) }));
         },
-        { idempotency: { store: makeStore(), ...options } },
+        { idempotency: { store: makeStore(), scope: 'global', ...options } },
       );
     }
     const post = (url: string, key: string | undefined, body = '{"amount":5}') =>
@@ -359,16 +359,24 @@ function idempotencySuite(name: string, makeStore: () => IdempotencyStore): void
 
     it('does not store a 5xx answer: the retry runs the handler again', async () => {
       let n = 0;
+      const store = makeStore();
       const s = await serve(
         (_req, res) => {
           n++;
           json(res, n === 1 ? 503 : 200, { n });
         },
-        { idempotency: { store: makeStore() } },
+        { idempotency: { store, scope: 'global' } },
       );
       const key = randomUUID();
+      // The key is settled just after the response is sent: wait for it, as the client's
+      // Retry-After would, so that the test does not race the store.
+      let released = false;
+      s.listener.idempotency!.on('released', () => (released = true));
       expect((await post(s.url, key)).status).toBe(503);
+      await waitFor(() => released);
       expect((await post(s.url, key)).status).toBe(200);
+      for (let i = 0; i < 100 && (await store.get(key, undefined))?.state !== 'completed'; i++)
+        await sleep(5);
       const third = await post(s.url, key);
       expect(third.headers.get('idempotent-replayed')).toBe('true');
       expect(n).toBe(2);
@@ -412,7 +420,7 @@ describe('Idempotency-Key limits', () => {
         runs++;
         json(res, 200, {});
       },
-      { idempotency: { maxBodyBytes: 16 } },
+      { idempotency: { maxBodyBytes: 16, scope: 'global' } },
     );
     const r = await call(s.url, {
       method: 'POST',
@@ -530,7 +538,7 @@ describe('resources', () => {
       },
       {
         loadShedder: { limit: 1000 },
-        idempotency: { store: new MemoryStore({ maxEntries: 20_000 }) },
+        idempotency: { store: new MemoryStore({ maxEntries: 20_000 }), scope: 'global' },
       },
     );
     const server = createServer(listener);

@@ -61,7 +61,10 @@ function stalledPost(port: number, key: string, ms = 3000): Promise<number | und
   });
 }
 
-const OPTIONS: BulwarkServerOptions = { loadShedder: { limit: 5 }, idempotency: {} };
+const OPTIONS: BulwarkServerOptions = {
+  loadShedder: { limit: 5 },
+  idempotency: { scope: 'global' },
+};
 
 interface Target {
   url: string;

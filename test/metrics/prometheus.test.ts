@@ -114,8 +114,12 @@ describe('prometheusMetrics', () => {
     expect(
       s.get('bulwark_load_shed_total{dependency="orders",priority="low",reason="priority"}'),
     ).toBe(1);
-    expect(s.get('bulwark_idempotency_total{store="memory",result="replayed"}')).toBe(1);
-    expect(s.get('bulwark_idempotency_total{store="memory",result="executed"}')).toBe(0);
+    expect(
+      s.get('bulwark_idempotency_total{dependency="orders",store="memory",result="replayed"}'),
+    ).toBe(1);
+    expect(
+      s.get('bulwark_idempotency_total{dependency="orders",store="memory",result="executed"}'),
+    ).toBe(0);
   });
 
   it('two registries do not collide, and a second call on one registry reuses the metrics', async () => {

@@ -1,13 +1,14 @@
 import type { Clock } from '../../core/clock.js';
-import type { CallContext, Context, Operation, Step } from '../../core/context.js';
+import { CallContext, type Context, type Operation, type Step } from '../../core/context.js';
 import {
   IdempotencyInProgressError,
   IdempotencyKeyReuseError,
   IdempotencyStoreError,
 } from './errors.js';
-import { isAbortError, isBulwarkError, withoutStack } from '../../core/errors.js';
+import { ConfigError, isAbortError, isBulwarkError, withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
-import { BasePolicy } from '../../core/pipeline.js';
+import { BasePolicy, terminalStep } from '../../core/pipeline.js';
+import { AttemptTracker } from './attempt-tracker.js';
 import { Validator } from '../../core/validate.js';
 import { MemoryStore } from '../../stores/memory.js';
 import type { ClaimResult, IdempotencyRecord, IdempotencyStore } from '../../stores/store.js';
@@ -89,6 +90,12 @@ const KNOWN = [
   'scope',
   'clock',
 ];
+
+/** A failed complete is tried this many times in all, pausing COMPLETE_RETRY_MIN ms, then doubling. */
+const COMPLETE_ATTEMPTS = 4;
+const COMPLETE_RETRY_MIN = 10;
+/** Longest key accepted, as the HTTP layer does: keys end up in store keys and logs. */
+export const MAX_KEY_LENGTH = 255;
 
 /** Polling without notifications starts here and doubles up to POLL_MAX (ms). */
 const POLL_MIN = 10;
@@ -203,6 +210,17 @@ export class IdempotencyPolicy extends BasePolicy {
     // The default store lives on the clock of the first call (a pipeline may hand one in late).
     const store = (this.store ??= new MemoryStore({ clock: this.clock ?? ctx.clock }));
     const key = ctx.idempotencyKey;
+    if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
+      throw new ConfigError([
+        {
+          path: 'idempotencyKey',
+          expected: `a key of 1 to ${MAX_KEY_LENGTH} characters`,
+          // Not the key itself: it may be a megabyte.
+          got: key.length > 32 ? `${key.slice(0, 32)}…` : key,
+          message: `expected a key of 1 to ${MAX_KEY_LENGTH} characters, got ${key.length === 0 ? 'the empty string' : `${key.length} characters`}`,
+        },
+      ]);
+    }
     const fingerprint = this.fingerprint !== undefined ? this.fingerprint(ctx) : ctx.fingerprint;
     const scope = typeof this.scope === 'function' ? this.scope(ctx) : this.scope;
 
@@ -243,19 +261,39 @@ export class IdempotencyPolicy extends BasePolicy {
     }
 
     this.emit('executed', key, store);
+    // With policies inside this one (a timeout, a retry), the call can end while fn still
+    // runs: follow its attempts so the key is settled only once they all have.
+    const tracker = next === terminalStep ? undefined : new AttemptTracker(fn);
     let value: T;
     try {
-      value = await next.invoke(ctx, fn);
+      value = await next.invoke(ctx, tracker === undefined ? fn : tracker.run);
     } catch (error) {
-      await this.settleFailure(store, ctx, key, scope, claim.token, error);
+      if (tracker?.busy || tracker?.value !== undefined) {
+        void this.settleAbandoned(store, ctx, key, fingerprint, scope, claim.token, error, tracker);
+      } else {
+        await this.settleFailure(store, ctx, key, scope, claim.token, error);
+      }
       throw error;
     }
+    return this.storeValue(store, ctx, key, fingerprint, scope, claim.token, value);
+  }
+
+  /** Stores fn's value (or, if it cannot be serialized, the serialization failure). */
+  private async storeValue<T>(
+    store: IdempotencyStore,
+    ctx: CallContext,
+    key: string,
+    fingerprint: string | undefined,
+    scope: string | undefined,
+    token: string,
+    value: T,
+  ): Promise<T> {
     let body: string;
     try {
       body = this.serializer.serialize(value);
     } catch (error) {
-      // fn ran but its result cannot be kept: free the key rather than replay something else.
-      await this.release(store, key, scope, claim.token);
+      // fn ran, so its key must not run it again: keep the refusal as the key's outcome.
+      await this.keepFailure(store, key, scope, token, error);
       throw error;
     }
     return this.finish(
@@ -264,10 +302,40 @@ export class IdempotencyPolicy extends BasePolicy {
       key,
       fingerprint,
       scope,
-      claim.token,
+      token,
       { outcome: 'value', body },
       value,
     );
+  }
+
+  /**
+   * The call ended (timeout, abort) while an attempt of fn still ran: once every attempt has
+   * settled, a value one of them returned becomes the key's outcome; otherwise the failure
+   * is settled as usual. Runs detached from the caller, so it never rejects.
+   */
+  private async settleAbandoned<T>(
+    store: IdempotencyStore,
+    ctx: CallContext,
+    key: string,
+    fingerprint: string | undefined,
+    scope: string | undefined,
+    token: string,
+    error: unknown,
+    tracker: AttemptTracker<T>,
+  ): Promise<void> {
+    await tracker.settled();
+    try {
+      if (tracker.value !== undefined) {
+        // The call's deadline is behind us: store on a context of our own, so that a failed
+        // complete is still retried.
+        const own = CallContext.root(ctx.clock, Infinity);
+        await this.storeValue(store, own, key, fingerprint, scope, token, tracker.value.value);
+      } else {
+        await this.settleFailure(store, ctx, key, scope, token, error);
+      }
+    } catch {
+      // Reported through the store_error event; the caller already has its answer.
+    }
   }
 
   /** Claims the key; with `wait`, waits out a running duplicate until it finishes or its lock expires. */
@@ -343,16 +411,9 @@ export class IdempotencyPolicy extends BasePolicy {
   ): Promise<T> {
     let stored: boolean;
     try {
-      stored = await store.complete(key, token, record, this.ttl, scope);
+      stored = await this.completeWithRetry(store, ctx, key, scope, token, record);
     } catch (error) {
-      // fn ran: its caller gets the value; later duplicates may run again once the lock expires.
-      this.storeError(
-        key,
-        store,
-        new StoreFailure('complete', asStoreError(store, 'complete', error)),
-        false,
-      );
-      return value;
+      return this.unstored(key, store, error, value);
     }
     if (stored) return value;
     this.emit('lock_lost', key, store);
@@ -370,13 +431,85 @@ export class IdempotencyPolicy extends BasePolicy {
         );
         if (r.state === 'completed') return this.replay(store, r.record) as T;
         if (r.state !== 'claimed') return value;
-        if (await store.complete(key, r.token, record, this.ttl, scope)) return value;
+        if (await this.completeWithRetry(store, ctx, key, scope, r.token, record)) return value;
       }
     } catch (error) {
-      if (error instanceof StoreFailure) this.storeError(key, store, error, false);
-      else if (!ctx.isAborted) throw error;
+      if (error instanceof StoreFailure) return this.unstored(key, store, error, value);
+      if (!ctx.isAborted) throw error;
     }
     return value;
+  }
+
+  /**
+   * fn ran but its outcome could not be stored: the call fails with the store's error
+   * (unless `onStoreError: 'bypass'` chose availability), and the key is not freed.
+   */
+  private unstored<T>(key: string, store: IdempotencyStore, error: unknown, value: T): T {
+    const failure =
+      error instanceof StoreFailure
+        ? error
+        : new StoreFailure('complete', asStoreError(store, 'complete', error));
+    const bypassed = this.onStoreError === 'bypass';
+    this.storeError(key, store, failure, bypassed);
+    if (bypassed) return value;
+    throw failure.error;
+  }
+
+  /**
+   * `store.complete`, retried a few times with a short backoff while the call has budget
+   * left: a lost connection must not turn a finished operation into an unstored one.
+   */
+  private async completeWithRetry(
+    store: IdempotencyStore,
+    ctx: CallContext,
+    key: string,
+    scope: string | undefined,
+    token: string,
+    record: IdempotencyRecord,
+  ): Promise<boolean> {
+    let pause = COMPLETE_RETRY_MIN;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await store.complete(key, token, record, this.ttl, scope);
+      } catch (error) {
+        if (attempt >= COMPLETE_ATTEMPTS || ctx.remaining() <= pause) {
+          throw new StoreFailure('complete', asStoreError(store, 'complete', error));
+        }
+      }
+      await ctx.clock.sleep(pause);
+      pause *= 2;
+    }
+  }
+
+  /**
+   * Keeps `error` as the key's outcome. False when the serializer refuses even the error's
+   * data; if the store fails, the lock is left to expire (never released: fn ran).
+   */
+  private async keepFailure(
+    store: IdempotencyStore,
+    key: string,
+    scope: string | undefined,
+    token: string,
+    error: unknown,
+  ): Promise<boolean> {
+    let body: string;
+    try {
+      body = this.serializer.serialize(errorToData(error));
+    } catch {
+      return false;
+    }
+    try {
+      if (!(await store.complete(key, token, { outcome: 'error', body }, this.ttl, scope)))
+        this.emit('lock_lost', key, store);
+    } catch (e) {
+      this.storeError(
+        key,
+        store,
+        new StoreFailure('complete', asStoreError(store, 'complete', e)),
+        false,
+      );
+    }
+    return true;
   }
 
   private async settleFailure(
@@ -395,34 +528,7 @@ export class IdempotencyPolicy extends BasePolicy {
       !isBulwarkError(error) &&
       !isAbortError(error) &&
       !this.isRetryable(error);
-    if (keep) {
-      let body: string | undefined;
-      try {
-        body = this.serializer.serialize(errorToData(error));
-      } catch {
-        body = undefined;
-      }
-      if (body !== undefined) {
-        try {
-          const stored = await store.complete(
-            key,
-            token,
-            { outcome: 'error', body },
-            this.ttl,
-            scope,
-          );
-          if (!stored) this.emit('lock_lost', key, store);
-        } catch (e) {
-          this.storeError(
-            key,
-            store,
-            new StoreFailure('complete', asStoreError(store, 'complete', e)),
-            false,
-          );
-        }
-        return;
-      }
-    }
+    if (keep && (await this.keepFailure(store, key, scope, token, error))) return;
     await this.release(store, key, scope, token);
     if (this.events.has('released'))
       this.events.emit('released', { key, store: store.name, error });

@@ -468,7 +468,7 @@ describe('idempotency: the store fails', () => {
     expect(await memory.get('k')).toBeUndefined();
   });
 
-  it('still returns the value when only storing the outcome fails', async () => {
+  it("fails with IdempotencyStoreError when only storing the outcome fails ('bypass' returns the value)", async () => {
     const clock = new VirtualClock();
     const memory = new MemoryStore({ clock });
     const store: IdempotencyStore = {
@@ -481,8 +481,15 @@ describe('idempotency: the store fails', () => {
     const policy = idempotency({ store, clock });
     const seen: unknown[] = [];
     policy.on('store_error', (e) => seen.push(e.operation));
-    expect(await policy.execute(() => 'v', { idempotencyKey: 'k' })).toBe('v');
+    const failed = policy.execute(() => 'v', { idempotencyKey: 'k' });
+    failed.catch(() => undefined);
+    await clock.advance(1_000);
+    await expect(failed).rejects.toThrow('HalfStore: complete failed: disk full');
     expect(seen).toEqual(['complete']);
+    const bypass = idempotency({ store, clock, onStoreError: 'bypass' });
+    const ok = bypass.execute(() => 'v', { idempotencyKey: 'k2' });
+    await clock.advance(1_000);
+    expect(await ok).toBe('v');
   });
 });
 
@@ -508,7 +515,7 @@ describe('idempotency: serialization', () => {
     ['a symbol', { s: Symbol('x') }, /a symbol/],
   ];
   for (const [what, value, message] of cases) {
-    it(`refuses to store ${what} with a message naming it, and frees the key`, async () => {
+    it(`refuses to store ${what} with a message naming it, and keeps that failure as the key's outcome`, async () => {
       const { policy } = setup();
       let runs = 0;
       const error = await policy
@@ -517,8 +524,12 @@ describe('idempotency: serialization', () => {
       expect(error).toBeInstanceOf(TypeError);
       expect((error as Error).message).toMatch(message);
       expect((error as Error).message).toMatch(/pass a serializer/);
-      await policy.execute(() => (runs++, 'fine'), { idempotencyKey: 'k' });
-      expect(runs).toBe(2);
+      // fn ran: a retry gets the refusal replayed, never a second run.
+      const again = await policy
+        .execute(() => (runs++, 'fine'), { idempotencyKey: 'k' })
+        .catch((e: unknown) => e);
+      expect((again as Error).message).toBe((error as Error).message);
+      expect(runs).toBe(1);
     });
   }
 
