@@ -15,7 +15,8 @@ function loadRandomUUID(): RandomUUID {
   // Node ≥ 20.16 loads a builtin synchronously from ESM and CJS alike; older 20.x has
   // the same function on the Web Crypto global.
   const get = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
-  if (typeof get === 'function') return (get('node:crypto') as { randomUUID: RandomUUID }).randomUUID;
+  if (typeof get === 'function')
+    return (get('node:crypto') as { randomUUID: RandomUUID }).randomUUID;
   const web = (globalThis as unknown as { crypto: { randomUUID(): string } }).crypto;
   return () => web.randomUUID();
 }
