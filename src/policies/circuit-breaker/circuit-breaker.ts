@@ -1,6 +1,7 @@
 import { systemClock } from '../../core/clock.js';
 import type { CallContext, Operation, Step } from '../../core/context.js';
 import { CircuitOpenError } from './errors.js';
+import { rejectAfterAttach } from '../../core/fail-fast.js';
 import { isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
 import { startCall, terminalStep, type ExecuteOptions } from '../../core/pipeline.js';
 import { ConsecutiveFailures } from './consecutive-failures.js';
@@ -129,7 +130,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
   private runGated<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     const admitted = this.admit(this.now());
     if (admitted === undefined) return this.run(ctx, fn, next);
-    if (admitted instanceof CircuitOpenError) return Promise.reject(admitted);
+    if (admitted instanceof CircuitOpenError) return rejectAfterAttach(admitted);
     const trial = admitted;
     const promise = next.invoke(ctx, fn);
     promise.then(
