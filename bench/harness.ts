@@ -1,8 +1,9 @@
 /**
  * An interleaved micro-benchmark harness. On a shared, noisy machine a case measured
- * alone can read 2–5× apart between runs; so every round runs every case (the bare call
- * included) once, in a fresh random order, and each case is reported as the median of
- * its per-round ratios to that round's bare call. Absolute ns are printed for reference.
+ * alone can read 2–5× apart between runs; so every round runs every case once, in a fresh
+ * random order, each right after a sample of the bare call, and each case is reported as
+ * the median over rounds of its ratio to that adjacent bare sample. Absolute ns are
+ * printed for reference.
  */
 export interface BenchCase {
   group: string;
@@ -75,19 +76,19 @@ export async function measureInterleaved(
   const ratios = new Map<BenchCase, number[]>(all.map((c) => [c, []]));
   const added = new Map<BenchCase, number[]>(all.map((c) => [c, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    const perCall = new Map<BenchCase, number>();
-    for (const c of shuffle([...all])) {
+    // Each case is timed right after a bare sample and compared with it: the machine's
+    // load drifts over seconds, so a ratio to an adjacent bare sample is the steadiest.
+    for (const c of shuffle([...cases])) {
+      const nb = runs.get(BARE)!;
+      const bare = (await timeRuns(BARE.run, nb)) / nb;
       const n = runs.get(c)!;
-      perCall.set(c, (await timeRuns(c.run, n)) / (n * (c.callsPerRun ?? 1)));
-    }
-    const bare = perCall.get(BARE)!;
-    for (const c of all) {
-      const v = perCall.get(c)!;
+      const v = (await timeRuns(c.run, n)) / (n * (c.callsPerRun ?? 1));
+      ns.get(BARE)!.push(bare);
       ns.get(c)!.push(v);
       ratios.get(c)!.push(v / bare);
       added.get(c)!.push(v - bare);
     }
-    log(`round ${round + 1}/${ROUNDS}: bare ${bare.toFixed(0)} ns`);
+    log(`round ${round + 1}/${ROUNDS}`);
   }
   return {
     bareNs: median(ns.get(BARE)!),

@@ -23,7 +23,7 @@ import {
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const only = process.argv.slice(2);
-const suites = ['kernel', 'breaker', 'bulkhead', 'metrics', 'scale'].filter(
+const suites = ['parts', 'kernel', 'breaker', 'bulkhead', 'metrics', 'scale'].filter(
   (s) => only.length === 0 || only.includes(s),
 );
 const log = (line: string): void => void process.stderr.write(line + '\n');

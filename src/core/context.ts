@@ -398,13 +398,17 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     } catch (error) {
       promise = Promise.reject(error);
     }
-    // One function per call where a guard makes four (and a promise).
-    const end = (): void => {
-      this.lazy = NOT_LAZY;
-      if (!this.aborted) this.disarm();
-    };
-    promise.then(end, end);
+    // Two small closures (one shared scope) where a guard makes a promise and four.
+    promise.then(
+      () => this.endLazy(),
+      () => this.endLazy(),
+    );
     return promise;
+  }
+
+  private endLazy(): void {
+    this.lazy = NOT_LAZY;
+    if (!this.aborted) this.disarm();
   }
 
   /**
