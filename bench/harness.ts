@@ -24,7 +24,7 @@ export interface BenchResult {
   nsPerCall: number;
   /** Median over rounds of (ns per call ÷ that round's bare ns per call). */
   ratio: number;
-  /** Median over rounds of (ns per call − that round's bare ns). */
+  /** (ratio − 1) × the median bare ns: what the case adds to a bare call. */
   addedNs: number;
 }
 
@@ -74,7 +74,6 @@ export async function measureInterleaved(
   for (const c of all) runs.set(c, await calibrate(c));
   const ns = new Map<BenchCase, number[]>(all.map((c) => [c, []]));
   const ratios = new Map<BenchCase, number[]>(all.map((c) => [c, []]));
-  const added = new Map<BenchCase, number[]>(all.map((c) => [c, []]));
   for (let round = 0; round < ROUNDS; round++) {
     // Each case is timed right after a bare sample and compared with it: the machine's
     // load drifts over seconds, so a ratio to an adjacent bare sample is the steadiest.
@@ -86,20 +85,24 @@ export async function measureInterleaved(
       ns.get(BARE)!.push(bare);
       ns.get(c)!.push(v);
       ratios.get(c)!.push(v / bare);
-      added.get(c)!.push(v - bare);
     }
     log(`round ${round + 1}/${ROUNDS}`);
   }
+  const bareNs = median(ns.get(BARE)!);
   return {
-    bareNs: median(ns.get(BARE)!),
-    results: cases.map((c) => ({
-      group: c.group,
-      name: c.name,
-      floor: c.floor === true,
-      nsPerCall: median(ns.get(c)!),
-      ratio: median(ratios.get(c)!),
-      addedNs: median(added.get(c)!),
-    })),
+    bareNs,
+    results: cases.map((c) => {
+      const ratio = median(ratios.get(c)!);
+      // From the (steadier) median ratio, not a median of differences of noisy samples.
+      return {
+        group: c.group,
+        name: c.name,
+        floor: c.floor === true,
+        nsPerCall: median(ns.get(c)!),
+        ratio,
+        addedNs: (ratio - 1) * bareNs,
+      };
+    }),
   };
 }
 

@@ -96,6 +96,8 @@ const nodeBuiltins = [
 ];
 const bulwarkImport = importMs(pathToFileURL(indexFile).href);
 const peerImports = ['cockatiel', 'opossum', 'mollitia'].map((p) => ({ p, ms: importMs(p) }));
+// What any import costs here: a one-line module (the loader itself, on a loaded machine).
+const emptyImport = importMs('data:text/javascript,export default 1');
 
 // ---- memory per in-flight call --------------------------------------------------------
 
@@ -211,6 +213,7 @@ const startup = [
   '|---|---:|',
   `| bulwark main entry (bundled as a user's bundler would) | ${bulwarkImport.toFixed(1)} |`,
   ...peerImports.map(({ p, ms }) => `| ${p} | ${ms.toFixed(1)} |`),
+  `| a one-line module (the loader's own cost) | ${emptyImport.toFixed(1)} |`,
 ].join('\n');
 
 const bundleText = [
