@@ -226,7 +226,12 @@ const bundleText = [
 const header =
   `Node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString().slice(0, 10)}; ` +
   `${Number(process.env.BENCH_ROUNDS ?? 9)} interleaved rounds (random order each round), ratios are medians of per-round ratios to that round's bare call.\n\n`;
-const report = `${header}## Targets\n\n${targetTable}\n\n## Per call\n\n${table}\n\n## Startup and size\n\n${startup}\n\n${bundleText}\n\n## Memory\n\nPer in-flight \`dependency()\` call (budget, timeout, retry, breaker, bulkhead), heap after forced GC with 10,000 calls pending, minus the same pending work without bulwark: ${Math.round(memory.bytesPerCall)} B.\n`;
+const notes =
+  'Read the ratios, not the ns: on a shared machine absolute numbers move 2–5× between runs. ' +
+  'A group\'s **floor** is the same job hand-written in one async function; "× floor" is a case\'s ratio over it. ' +
+  'The *building blocks* group shows what any implementation pays (a clock read, a reaction, a guard promise, a rejection): ' +
+  'where a target sits below those, it is out of reach. See docs/performance.md.\n\n';
+const report = `${header}${notes}## Targets\n\n${targetTable}\n\n## Per call\n\n${table}\n\n## Startup and size\n\n${startup}\n\n${bundleText}\n\n## Memory\n\nPer in-flight \`dependency()\` call (budget, timeout, retry, breaker, bulkhead), heap after forced GC with 10,000 calls pending, minus the same pending work without bulwark: ${Math.round(memory.bytesPerCall)} B.\n`;
 console.log(report);
 if (only.length === 0) {
   mkdirSync(join(here, 'results'), { recursive: true });
