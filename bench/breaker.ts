@@ -5,6 +5,9 @@
 import * as cockatiel from 'cockatiel';
 import CircuitBreaker from 'opossum';
 import { circuitBreaker } from '../src/policies/circuit-breaker/circuit-breaker.js';
+import Brakes from 'brakes';
+import { Circuit, SlidingCountBreaker } from 'mollitia';
+import { FloorBreaker, floorRefuse } from './floors.js';
 import { bareCall, type BenchCase } from './harness.js';
 
 const HOUR = 3_600_000;
@@ -33,6 +36,15 @@ const ckSampling = cockatiel.circuitBreaker(cockatiel.handleAll, {
 const opNoTimeout = new CircuitBreaker(bareCall, { timeout: false });
 const opTimeout = new CircuitBreaker(bareCall, { timeout: 10_000 });
 
+const floor = new FloorBreaker();
+const brakes = new Brakes(bareCall, { timeout: 10_000 });
+const moBreaker = new Circuit({
+  func: bareCall,
+  options: {
+    modules: [new SlidingCountBreaker({ slidingWindowSize: 100, failureRateThreshold: 50 })],
+  },
+});
+
 // Open breakers: tripped once, and kept open for the whole run.
 const bwOpen = circuitBreaker({ consecutiveFailures: 1, halfOpenAfter: HOUR });
 await bwOpen.execute(failing).catch(noop);
@@ -48,6 +60,12 @@ if (bwOpen.state !== 'open' || ckOpen.state !== cockatiel.CircuitState.Open || !
 }
 
 export const cases: BenchCase[] = [
+  {
+    group: 'breaker',
+    name: 'consecutive-failures breaker',
+    run: () => floor.run(bareCall),
+    floor: true,
+  },
   {
     group: 'breaker',
     name: 'bulwark circuitBreaker (consecutive)',
@@ -76,15 +94,23 @@ export const cases: BenchCase[] = [
   { group: 'breaker', name: 'cockatiel SamplingBreaker', run: () => ckSampling.execute(bareCall) },
   { group: 'breaker', name: 'opossum (timeout: false)', run: () => opNoTimeout.fire() },
   { group: 'breaker', name: 'opossum (timeout: 10 s)', run: () => opTimeout.fire() },
+  { group: 'breaker', name: 'brakes (timeout: 10 s)', run: () => brakes.exec() },
+  { group: 'breaker', name: 'mollitia SlidingCountBreaker', run: () => moBreaker.execute() },
   {
-    group: 'breaker',
-    name: 'bulwark open: fail fast',
+    group: 'fail-fast',
+    name: 'async function throwing a prebuilt error',
+    run: () => floorRefuse().catch(noop),
+    floor: true,
+  },
+  {
+    group: 'fail-fast',
+    name: 'bulwark open breaker',
     run: () => bwOpen.execute(bareCall).catch(noop),
   },
   {
-    group: 'breaker',
-    name: 'cockatiel open: fail fast',
+    group: 'fail-fast',
+    name: 'cockatiel open breaker',
     run: () => ckOpen.execute(bareCall).catch(noop),
   },
-  { group: 'breaker', name: 'opossum open: fail fast', run: () => opOpen.fire().catch(noop) },
+  { group: 'fail-fast', name: 'opossum open breaker', run: () => opOpen.fire().catch(noop) },
 ];

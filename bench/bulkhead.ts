@@ -3,6 +3,10 @@ import pLimit from 'p-limit';
 import { bulkhead } from '../src/policies/bulkhead.js';
 import { fallback } from '../src/policies/fallback.js';
 import { hedge } from '../src/policies/hedge.js';
+import { Sema } from 'async-sema';
+import PQueue from 'p-queue';
+import { loadShedder } from '../src/policies/load-shedder/load-shedder.js';
+import { FloorSemaphore } from './floors.js';
 import { bareCall, type BenchCase } from './harness.js';
 
 const CONCURRENT = 1000;
@@ -44,12 +48,29 @@ void bwFull.execute(never);
 const ckFull = cockatiel.bulkhead(1, 0);
 void ckFull.execute(never);
 
+const floor = new FloorSemaphore(10);
+const sema = new Sema(10);
+const queue = new PQueue({ concurrency: 10 });
+async function semaCall<T>(fn: () => Promise<T>): Promise<T> {
+  await sema.acquire();
+  try {
+    return await fn();
+  } finally {
+    sema.release();
+  }
+}
+const shedFull = loadShedder({ limit: 1 });
+void shedFull.execute(never);
+
 const bwFallback = fallback(0);
 const ckFallback = cockatiel.fallback(cockatiel.handleAll, 0);
 const bwHedge = hedge({ delay: 1000 });
 
 export const cases: BenchCase[] = [
+  { group: 'bulkhead', name: 'semaphore', run: () => floor.run(bareCall), floor: true },
   { group: 'bulkhead', name: 'bulwark bulkhead (1 call)', run: () => bw1.execute(bareCall) },
+  { group: 'bulkhead', name: 'async-sema (1 call)', run: () => semaCall(bareCall) },
+  { group: 'bulkhead', name: 'p-queue (1 call)', run: () => queue.add(bareCall) },
   { group: 'bulkhead', name: 'cockatiel bulkhead (1 call)', run: () => ck1.execute(bareCall) },
   { group: 'bulkhead', name: 'p-limit (1 call)', run: () => pl1(bareCall) },
   {
@@ -95,14 +116,19 @@ export const cases: BenchCase[] = [
     callsPerRun: CONCURRENT,
   },
   {
-    group: 'bulkhead',
-    name: "bulwark bulkhead 'full' rejection",
+    group: 'fail-fast',
+    name: 'bulwark full bulkhead',
     run: () => bwFull.execute(bareCall).catch(noop),
   },
   {
-    group: 'bulkhead',
-    name: "cockatiel bulkhead 'full' rejection",
+    group: 'fail-fast',
+    name: 'cockatiel full bulkhead',
     run: () => ckFull.execute(bareCall).catch(noop),
+  },
+  {
+    group: 'fail-fast',
+    name: 'bulwark load shedder at its limit',
+    run: () => shedFull.execute(bareCall).catch(noop),
   },
   {
     group: 'fallback',

@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { dependency, type DependencyConfig } from '../src/index.js';
 import { prometheusMetrics } from '../src/prometheus.js';
+import { floorAllFour } from './floors.js';
 import { bareCall, type BenchCase } from './harness.js';
 
 const config: DependencyConfig = {
@@ -10,13 +11,28 @@ const config: DependencyConfig = {
   circuitBreaker: { consecutiveFailures: 5 },
   bulkhead: { maxConcurrent: 100 },
 };
-const off = dependency('off', config);
+export const depOff = dependency('off', config);
 const on = dependency('on', {
   ...config,
   metrics: prometheusMetrics({ registry: new Registry() }),
 });
+export const allFour = floorAllFour(100);
 
 export const cases: BenchCase[] = [
-  { group: 'metrics', name: 'full pipeline, metrics off', run: () => off.execute(bareCall) },
-  { group: 'metrics', name: 'full pipeline, metrics on', run: () => on.execute(bareCall) },
+  {
+    group: 'dependency',
+    name: 'retry + breaker + semaphore + deadline in one async function',
+    run: () => allFour(bareCall),
+    floor: true,
+  },
+  {
+    group: 'dependency',
+    name: 'bulwark dependency() (budget, timeout, retry, breaker, bulkhead)',
+    run: () => depOff.execute(bareCall),
+  },
+  {
+    group: 'dependency',
+    name: 'bulwark dependency() + prometheusMetrics',
+    run: () => on.execute(bareCall),
+  },
 ];

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock.js';
+import { randomKey } from './random-key.js';
 import { deadlineTimersOf, type DeadlineEntry, type DeadlineTimers } from './deadline-timers.js';
 import { TimeoutError, type TimeoutScope } from './errors.js';
 
@@ -73,6 +73,11 @@ export interface Step {
 /** The work a policy runs: a function of the call's context returning a value or a promise. */
 export type Operation<T> = (ctx: Context) => T | PromiseLike<T>;
 
+const NOT_LAZY = 0;
+const UNARMED = 1;
+const ARMED = 2;
+type Lazy = typeof NOT_LAZY | typeof UNARMED | typeof ARMED;
+
 /**
  * The one per-call object. Its AbortController exists only once someone reads
  * `signal`; its deadline sits in the clock's shared deadline heap only while the call
@@ -82,19 +87,30 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   deadline: number;
   attempt: number;
   heapIndex = -1;
+  dlPrev: DeadlineEntry | undefined = undefined;
+  dlNext: DeadlineEntry | undefined = undefined;
 
   /** @internal */ readonly shared: CallShared;
   /** @internal */ readonly parent: CallContext | undefined;
   private controller: AbortController | undefined;
   private aborted = false;
   private reason: unknown;
-  // One subscriber is the common case (the current attempt): keep it in a field, not an array.
+  // One subscriber is the common case (the current attempt): keep it in a field; the
+  // rest in a Set, so that any of 10,000 children leaves in O(1).
   private subscriber: AbortSubscriber | undefined;
-  private subscribers: AbortSubscriber[] | undefined;
+  private subscribers: Set<AbortSubscriber> | undefined;
   private scope: TimeoutScope;
   private limitMs = Infinity;
   private callerSignal: AbortSignal | undefined;
   private rejectGuard: ((reason: unknown) => void) | undefined;
+  /**
+   * A lazily guarded budget (see `runLazy`): UNARMED while its deadline is not yet in the
+   * timers, because every wait under it so far was bounded by a tighter attempt timeout;
+   * ARMED once a wait needed it. Either way no promise wraps its work.
+   */
+  private lazy: Lazy = NOT_LAZY;
+  /** The fixed duration this context's deadline was armed for (its timers list), if any. */
+  private fixedMs: number | undefined;
   /**
    * True when the caller's own signal (not a bulwark deadline) ended the call. A kernel
    * fact, not a policy's: the context itself listens to the caller's signal, and every
@@ -191,7 +207,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   }
 
   get idempotencyKey(): string {
-    return (this.shared.key ??= randomUUID());
+    return (this.shared.key ??= randomKey());
   }
 
   get fingerprint(): string | undefined {
@@ -215,6 +231,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
 
   get signal(): AbortSignal {
     if (this.controller === undefined) {
+      // Whoever reads the signal may wait on it (a backoff sleep): the deadline must be armed.
+      if (this.lazy === UNARMED) this.arm();
       this.controller = new AbortController();
       if (this.aborted) this.controller.abort(this.reason);
     }
@@ -242,6 +260,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     // When this context's deadline comes first, the child inherits it — and with it the
     // scope and limit a TimeoutError will report.
     const own = deadline < this.deadline;
+    // A child that inherits this deadline relies on it firing: arm it.
+    if (!own && this.lazy === UNARMED) this.arm();
     const c = new CallContext(
       this.shared,
       this,
@@ -253,22 +273,21 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     return c;
   }
 
+  /** Something waits on this context (a queue waiter, a duplicate wait): tell it of aborts. */
   subscribe(s: AbortSubscriber): void {
-    if (this.subscriber === undefined) this.subscriber = s;
-    else (this.subscribers ??= []).push(s);
+    if (this.lazy === UNARMED) this.arm();
+    this.link(s);
   }
 
+  private link(s: AbortSubscriber): void {
+    if (this.subscriber === undefined) this.subscriber = s;
+    else (this.subscribers ??= new Set()).add(s);
+  }
+
+  /** O(1), whatever the number of subscribers. */
   unsubscribe(s: AbortSubscriber): void {
-    if (this.subscriber === s) {
-      this.subscriber = undefined;
-      return;
-    }
-    const subs = this.subscribers;
-    if (subs === undefined) return;
-    const i = subs.lastIndexOf(s);
-    if (i < 0) return;
-    const last = subs.pop()!;
-    if (i < subs.length) subs[i] = last;
+    if (this.subscriber === s) this.subscriber = undefined;
+    else this.subscribers?.delete(s);
   }
 
   abort(reason: unknown): void {
@@ -293,48 +312,51 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     this.abort(new TimeoutError(this.scope, this.limitMs));
   }
 
-  /** EventTarget listener for the caller's signal (an object listener: no closure). */
-  handleEvent(): void {
+  /** Called by the caller's signal (through its shared listener) when it aborts. */
+  onCallerAbort(reason: unknown): void {
     this.callerAborted = true;
-    this.abort(this.callerSignal!.reason);
+    this.abort(reason);
   }
 
   /**
    * Runs `next` in this context and settles with its outcome, or rejects as soon as this
    * context aborts (deadline, caller abort, parent abort) even if the work ignores the
    * signal. Timer, listener and parent link are all removed when it settles.
+   * `fixedMs`: the deadline is "now + fixedMs", already known to be in the future (the
+   * caller just read the clock), so it is not read again.
    */
-  guard<T>(fn: Operation<T>, next: Step, callerSignal?: AbortSignal): Promise<T> {
+  guard<T>(fn: Operation<T>, next: Step, callerSignal?: AbortSignal, fixedMs?: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      if (this.parent !== undefined) {
-        if (this.parent.aborted) {
+      const parent = this.parent;
+      if (parent !== undefined) {
+        if (parent.aborted) {
           this.aborted = true;
-          this.reason = this.parent.reason;
+          this.reason = parent.reason;
           reject(this.reason);
           return;
         }
-        this.parent.subscribe(this);
+        parent.link(this);
       }
       if (callerSignal !== undefined) {
         if (callerSignal.aborted) {
           this.callerAborted = true;
           this.aborted = true;
           this.reason = callerSignal.reason;
-          this.parent?.unsubscribe(this);
+          parent?.unsubscribe(this);
           reject(this.reason);
           return;
         }
         this.callerSignal = callerSignal;
-        callerSignal.addEventListener('abort', this, { once: true });
+        joinCallerSignal(callerSignal, this);
       }
-      const ownDeadline = this.parent === undefined || this.deadline < this.parent.deadline;
-      if (ownDeadline && this.deadline !== Infinity) {
-        if (this.deadline <= this.shared.clock.now()) {
+      if ((parent === undefined || this.deadline < parent.deadline) && this.deadline !== Infinity) {
+        if (fixedMs === undefined && this.deadline <= this.shared.clock.now()) {
           this.abort(new TimeoutError(this.scope, this.limitMs));
           reject(this.reason);
           return;
         }
-        (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this);
+        this.fixedMs = fixedMs;
+        (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, fixedMs);
       }
       this.rejectGuard = reject;
       next.invoke(this, fn).then(
@@ -350,15 +372,96 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     });
   }
 
+  /**
+   * Runs `next` under this budget context without arming its deadline or wrapping the
+   * call: for a budget whose every attempt runs under a tighter inner timeout (decided when
+   * the pipeline was composed). The deadline is armed only when something could wait
+   * past it uncovered: a read of `signal` (a backoff sleep), a `subscribe` (a queue
+   * waiter), or a child that inherits this deadline. Every such wait rejects when this
+   * context aborts, so no wrapping promise is needed; the attempts' own guards reject
+   * work that ignores its signal.
+   * @internal
+   */
+  runLazy<T>(fn: Operation<T>, next: Step, fixedMs: number): Promise<T> {
+    const parent = this.parent;
+    if (parent !== undefined) {
+      if (parent.aborted) {
+        this.aborted = true;
+        this.reason = parent.reason;
+        return Promise.reject(this.reason);
+      }
+      parent.link(this);
+    }
+    this.lazy = UNARMED;
+    this.fixedMs = fixedMs;
+    let promise: Promise<T>;
+    try {
+      promise = next.invoke(this, fn);
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    // Two small closures (one shared scope) where a guard makes a promise and four.
+    promise.then(
+      () => this.endLazy(),
+      () => this.endLazy(),
+    );
+    return promise;
+  }
+
+  private endLazy(): void {
+    this.lazy = NOT_LAZY;
+    if (!this.aborted) this.disarm();
+  }
+
+  /**
+   * True while this context runs as a lazy budget: no promise wraps its work, so work run
+   * directly in it needs a guarded child. @internal
+   */
+  get isLazy(): boolean {
+    return this.lazy !== NOT_LAZY;
+  }
+
+  /**
+   * True for a root made by `execute` that nothing has guarded or subscribed to: the
+   * first step of the chain may tighten its deadline in place rather than make a child.
+   * @internal
+   */
+  get isFreshRoot(): boolean {
+    return (
+      this.parent === undefined &&
+      this.deadline === Infinity &&
+      this.callerSignal === undefined &&
+      this.rejectGuard === undefined &&
+      this.subscriber === undefined &&
+      this.lazy === NOT_LAZY &&
+      !this.aborted
+    );
+  }
+
+  /** @internal Gives a fresh root the deadline its first policy sets (see isFreshRoot). */
+  tighten(deadline: number, scope: TimeoutScope, limitMs: number): void {
+    this.deadline = deadline;
+    this.scope = scope;
+    this.limitMs = limitMs;
+  }
+
+  private arm(): void {
+    this.lazy = ARMED;
+    if (this.aborted) return;
+    // A deadline already past fires on the timers' next turn (not synchronously, inside
+    // whatever subscribe or signal read asked for it).
+    (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, this.fixedMs);
+  }
+
   private settle(): void {
     this.rejectGuard = undefined;
     if (!this.aborted) this.disarm();
   }
 
   private disarm(): void {
-    if (this.heapIndex >= 0) this.shared.timers!.remove(this);
+    if (this.heapIndex !== -1) this.shared.timers!.remove(this);
     if (this.callerSignal !== undefined) {
-      this.callerSignal.removeEventListener('abort', this);
+      leaveCallerSignal(this.callerSignal, this);
       this.callerSignal = undefined;
     }
     if (this.parent !== undefined) this.parent.unsubscribe(this);
@@ -367,5 +470,51 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   /** @internal used by root contexts to know the budget they enforce. */
   setLimit(ms: number): void {
     this.limitMs = ms;
+  }
+}
+
+/**
+ * One abort listener per caller signal, shared by every call under it: eleven calls on
+ * one signal must not trip Node's MaxListenersExceededWarning (nor pay a listener each).
+ */
+class CallerSignalFanout {
+  first: CallContext | undefined;
+  rest: Set<CallContext> | undefined;
+
+  constructor(readonly signal: AbortSignal) {}
+
+  /** EventTarget listener (an object listener: no closure). */
+  handleEvent(): void {
+    fanouts.delete(this.signal);
+    const reason = this.signal.reason;
+    const first = this.first;
+    const rest = this.rest;
+    this.first = this.rest = undefined;
+    first?.onCallerAbort(reason);
+    if (rest !== undefined) for (const ctx of rest) ctx.onCallerAbort(reason);
+  }
+}
+
+const fanouts = new WeakMap<AbortSignal, CallerSignalFanout>();
+
+function joinCallerSignal(signal: AbortSignal, ctx: CallContext): void {
+  let fanout = fanouts.get(signal);
+  if (fanout === undefined) {
+    fanout = new CallerSignalFanout(signal);
+    fanouts.set(signal, fanout);
+    signal.addEventListener('abort', fanout, { once: true });
+  }
+  if (fanout.first === undefined) fanout.first = ctx;
+  else (fanout.rest ??= new Set()).add(ctx);
+}
+
+function leaveCallerSignal(signal: AbortSignal, ctx: CallContext): void {
+  const fanout = fanouts.get(signal);
+  if (fanout === undefined) return;
+  if (fanout.first === ctx) fanout.first = undefined;
+  else fanout.rest?.delete(ctx);
+  if (fanout.first === undefined && (fanout.rest === undefined || fanout.rest.size === 0)) {
+    fanouts.delete(signal);
+    signal.removeEventListener('abort', fanout);
   }
 }

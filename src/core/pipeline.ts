@@ -56,6 +56,13 @@ export interface Policy {
    * @internal
    */
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T>;
+  /**
+   * Lets a policy choose its own step once, when a pipeline is composed, knowing the
+   * policies inside it (`inner`, outer to inner) and whether it is the call's first step
+   * (`entry`: it then receives the call's fresh root context). Undefined: a plain step.
+   * @internal
+   */
+  composeStep?(inner: readonly Policy[], next: Step, entry: boolean): Step | undefined;
 }
 
 /** The innermost step: calls the user's function, turning a sync throw into a rejection. */
@@ -257,6 +264,8 @@ class PipelinePolicy implements Pipeline {
   readonly policies: readonly Policy[];
   clock: Clock | undefined;
   private readonly first: Step;
+  /** The first step of a call started by `execute` (it may differ: see composeStep). */
+  private readonly entry: Step;
 
   constructor(policies: readonly Policy[]) {
     this.policies = policies;
@@ -264,12 +273,20 @@ class PipelinePolicy implements Pipeline {
     // are not written to, so a policy shared by two pipelines serves each on its clock.
     this.clock = policies.find((p) => p.clock !== undefined)?.clock;
     let step: Step = terminalStep;
-    for (let i = policies.length - 1; i >= 0; i--) step = new PolicyStep(policies[i]!, step);
+    let entry: Step = terminalStep;
+    for (let i = policies.length - 1; i >= 0; i--) {
+      const p = policies[i]!;
+      const inner = policies.slice(i + 1);
+      const next = step;
+      step = p.composeStep?.(inner, next, false) ?? new PolicyStep(p, next);
+      entry = i === 0 ? (p.composeStep?.(inner, next, true) ?? step) : step;
+    }
     this.first = step;
+    this.entry = entry;
   }
 
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
-    return startCall(this.clock ?? systemClock, this.first, fn, options);
+    return startCall(this.clock ?? systemClock, this.entry, fn, options);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

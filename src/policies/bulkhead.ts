@@ -3,6 +3,7 @@ import type { AbortSubscriber, CallContext, Operation, Step } from '../core/cont
 import { BulkheadRejectedError, type BulkheadRejectReason } from './bulkhead-error.js';
 import { formatMs, withoutStack } from '../core/errors.js';
 import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
+import { stacklessErrorOf } from '../core/fail-fast.js';
 import { EventHub, type Disposable, type Listener } from '../core/events.js';
 import { BasePolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
@@ -41,6 +42,9 @@ export interface BulkheadEvents {
 }
 
 const RESOLVED = Promise.resolve();
+// A 'full' refusal is built without the Error constructor (no stack: ~0.1 µs, not ~1 µs).
+const StacklessRejection = stacklessErrorOf(BulkheadRejectedError);
+type Writable = { -readonly [K in keyof BulkheadRejectedError]: BulkheadRejectedError[K] };
 const KNOWN = ['maxConcurrent', 'maxQueue', 'queueTimeout', 'name', 'clock', 'store'];
 
 /**
@@ -177,10 +181,11 @@ export class BulkheadPolicy extends BasePolicy {
     throw error;
   };
 
-  private readonly makeFull = (): BulkheadRejectedError =>
-    new BulkheadRejectedError('full', this.fullMessage);
   private readonly throwFull = (): never => {
-    throw withoutStack(this.makeFull);
+    const e = new StacklessRejection(this.fullMessage) as Writable;
+    e.code = 'ERR_BULKHEAD_FULL';
+    e.reason = 'full';
+    throw e;
   };
   private readonly makeTimeout = (): BulkheadRejectedError =>
     new BulkheadRejectedError('queue-timeout', this.timeoutMessage);

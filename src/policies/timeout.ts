@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import type { CallContext, Operation, Step } from '../core/context.js';
-import { BasePolicy } from '../core/pipeline.js';
+import { BasePolicy, type Policy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
 /** Options of `timeout()`. */
@@ -36,12 +36,83 @@ export class TimeoutPolicy extends BasePolicy {
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.ms === Infinity) return next.invoke(ctx, fn);
+    // The one clock read of this step: the guard trusts that ms > 0 puts the deadline ahead.
     const deadline = ctx.clock.now() + this.ms;
-    // An outer deadline that comes first already guards this call: skip the extra link.
-    if (deadline >= ctx.deadline) return next.invoke(ctx, fn);
+    // An outer deadline that comes first already guards this call: skip the extra link…
+    if (deadline >= ctx.deadline) {
+      // …unless that outer deadline is a lazy budget's: then a child inherits it, which
+      // arms it and rejects work that ignores its signal.
+      if (ctx.isLazy) return ctx.child(ctx.deadline, 'budget', this.ms).guard(fn, next);
+      return next.invoke(ctx, fn);
+    }
     return ctx
       .child(deadline, this.kind === 'timeout' ? 'attempt' : 'budget', this.ms)
-      .guard(fn, next);
+      .guard(fn, next, undefined, this.ms > 0 ? this.ms : undefined);
+  }
+
+  /** @internal A budget over covered attempts takes a lazy step (see runLazy). */
+  composeStep(inner: readonly Policy[], next: Step, entry: boolean): Step | undefined {
+    if (this.kind !== 'budget' || !attemptsCovered(inner)) return undefined;
+    return new LazyBudgetStep(this, next, entry);
+  }
+
+  /**
+   * A budget whose every attempt runs under a tighter inner `timeout()`, with nothing
+   * between them that waits without subscribing to the context (decided by `pipeline()`):
+   * its deadline is armed only when a wait needs it (see CallContext.runLazy). As the
+   * first step of a call it tightens the call's fresh root instead of making a child.
+   * @internal
+   */
+  runLazy<T>(ctx: CallContext, fn: Operation<T>, next: Step, entry: boolean): Promise<T> {
+    if (!(this.ms > 0) || this.ms === Infinity) return this.run(ctx, fn, next);
+    const deadline = ctx.clock.now() + this.ms;
+    if (deadline >= ctx.deadline) return next.invoke(ctx, fn);
+    if (entry && ctx.isFreshRoot) {
+      ctx.tighten(deadline, 'budget', this.ms);
+      return ctx.runLazy(fn, next, this.ms);
+    }
+    return ctx.child(deadline, 'budget', this.ms).runLazy(fn, next, this.ms);
+  }
+}
+
+/**
+ * Policies that make every wait of theirs either subscribe to the call's context or read
+ * its signal (so a lazy budget gets armed for it), and run no work of their own.
+ */
+const WAITS_BY_SUBSCRIBING: ReadonlySet<string> = new Set([
+  'retry',
+  'circuitBreaker',
+  'bulkhead',
+  'loadShedder',
+  'rate-limit',
+]);
+
+/**
+ * True when every attempt under a budget runs inside a tighter `timeout()`: the parts
+ * between them only wait by subscribing, and one of them is a timeout.
+ */
+function attemptsCovered(inner: readonly Policy[]): boolean {
+  for (const p of inner) {
+    if (p instanceof TimeoutPolicy && p.kind === 'timeout' && p.ms !== Infinity) return true;
+    if (!WAITS_BY_SUBSCRIBING.has(p.kind)) return false;
+  }
+  return false;
+}
+
+/** A budget step that arms its deadline only for waits no attempt timeout covers. */
+class LazyBudgetStep implements Step {
+  constructor(
+    private readonly policy: TimeoutPolicy,
+    private readonly next: Step,
+    private readonly entry: boolean,
+  ) {}
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      return this.policy.runLazy(ctx, fn, this.next, this.entry);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 }
 

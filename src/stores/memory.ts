@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomKey } from '../core/random-key.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { IdempotencyStoreError } from '../policies/idempotency/errors.js';
 import { withoutStack } from '../core/errors.js';
@@ -97,7 +97,8 @@ export class MemoryStore implements IdempotencyStore {
   private tick = 0;
   private recordBytes = 0;
   /** Makes tokens unique across stores too, so one store's token never fits another's lock. */
-  private readonly tokenPrefix = randomBytes(6).toString('base64url');
+  // 48 random bits; node:crypto loads on first use, not at import.
+  private readonly tokenPrefix = randomKey().replace(/-/g, '').slice(0, 12);
 
   constructor(options: MemoryStoreOptions = {}, path = 'MemoryStore') {
     const v = new Validator(path);

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CallContext, propertyKey } from '../../src/core/context.js';
@@ -133,5 +134,72 @@ describe('CallContext', () => {
         ),
       );
     });
+  });
+});
+
+describe('CallContext at scale', () => {
+  it('10,000 children of one parent subscribe and leave in O(1), in any order', async () => {
+    const clock = new VirtualClock();
+    const parent = CallContext.forCall(clock, Infinity, Infinity, undefined, undefined, undefined);
+    const subs = (): number => {
+      const p = parent as unknown as { subscriber?: unknown; subscribers?: Set<unknown> };
+      return (p.subscriber === undefined ? 0 : 1) + (p.subscribers?.size ?? 0);
+    };
+    const resolvers: Array<() => void> = [];
+    const calls = Array.from({ length: 10_000 }, () =>
+      CallContext.forCall(clock, 1000, 1000, undefined, undefined, undefined, parent).guard(
+        () => new Promise<void>((r) => resolvers.push(r)),
+        terminalStep,
+      ),
+    );
+    expect(subs()).toBe(10_000);
+    // Settle from the middle out: an array with lastIndexOf would scan for each.
+    for (let i = 5_000; i < 10_000; i++) resolvers[i]!();
+    for (let i = 4_999; i >= 0; i--) resolvers[i]!();
+    await Promise.all(calls);
+    expect(subs()).toBe(0);
+    const parentAbort = new Error('parent gone');
+    const late = CallContext.forCall(clock, 1000, 1000, undefined, undefined, undefined, parent);
+    const outcome = late.guard(never, terminalStep).catch((e: unknown) => e);
+    parent.abort(parentAbort);
+    expect(await outcome).toBe(parentAbort);
+  });
+
+  it('eleven calls on one caller signal add one listener and print no MaxListenersExceededWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const clock = new VirtualClock();
+      const controller = new AbortController();
+      const calls = Array.from({ length: 11 }, () =>
+        CallContext.forCall(clock, Infinity, Infinity, undefined, undefined, undefined).guard(
+          never,
+          terminalStep,
+          controller.signal,
+        ),
+      );
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+      const reason = new Error('caller left');
+      controller.abort(reason);
+      for (const outcome of await Promise.allSettled(calls))
+        expect(outcome).toEqual({ status: 'rejected', reason });
+      // Settled calls leave nothing behind, and a later call listens afresh.
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+      const other = new AbortController();
+      const done = Array.from({ length: 11 }, (_, i) =>
+        CallContext.forCall(clock, Infinity, Infinity, undefined, undefined, undefined).guard(
+          () => i,
+          terminalStep,
+          other.signal,
+        ),
+      );
+      await Promise.all(done);
+      expect(getEventListeners(other.signal, 'abort')).toHaveLength(0);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

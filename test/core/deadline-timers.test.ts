@@ -201,13 +201,18 @@ describe('deadlineTimersOf', () => {
 
 // A step against the structure: add an entry due `offset` ms from now (negative: overdue),
 // remove the live entry at position `pick` (modulo how many are live), or let time pass.
+// `fixed`: the entry is added as "now + offset" for a duration shared by others (a FIFO list).
 type Step =
-  { op: 'add'; offset: number } | { op: 'remove'; pick: number } | { op: 'advance'; ms: number };
+  | { op: 'add'; offset: number; fixed: boolean }
+  | { op: 'remove'; pick: number }
+  | { op: 'advance'; ms: number };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 4,
-    arbitrary: fc.integer({ min: -20, max: 300 }).map((offset) => ({ op: 'add', offset }) as const),
+    arbitrary: fc
+      .tuple(fc.constantFrom(-20, 0, 1, 50, 120, 300, 7, 90), fc.boolean())
+      .map(([offset, fixed]) => ({ op: 'add', offset, fixed }) as const),
   },
   { weight: 2, arbitrary: fc.nat().map((pick) => ({ op: 'remove', pick }) as const) },
   {
@@ -228,7 +233,7 @@ describe('DeadlineTimers properties', () => {
         for (const s of steps) {
           if (s.op === 'add') {
             const entry = probe(clock, clock.now() + s.offset);
-            timers.add(entry);
+            timers.add(entry, s.fixed && s.offset >= 0 ? s.offset : undefined);
             live.push(entry);
             kept.push({ entry, addedAt: clock.now() });
           } else if (s.op === 'remove') {
@@ -253,5 +258,53 @@ describe('DeadlineTimers properties', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('DeadlineTimers fixed-duration lists', () => {
+  it('keeps entries of one duration in an O(1) FIFO list and fires them in arrival order', async () => {
+    const clock = new VirtualClock();
+    const timers = new DeadlineTimers(clock);
+    const entries = Array.from({ length: 5 }, () => {
+      const e = probe(clock, clock.now() + 100);
+      timers.add(e, 100);
+      return e;
+    });
+    expect(timers.listed).toBe(5);
+    for (const e of entries) expect(e.heapIndex).toBeLessThanOrEqual(-2);
+    timers.remove(entries[2]!);
+    expect(entries[2]!.heapIndex).toBe(-1);
+    expect(timers.size).toBe(4);
+    await clock.advance(100);
+    expect(entries.map((e) => e.firedAt.length)).toEqual([1, 1, 0, 1, 1]);
+    expect(timers.size).toBe(0);
+  });
+
+  it('sends an entry that would break its list’s order to the heap, and still fires it on time', async () => {
+    const clock = new VirtualClock();
+    const timers = new DeadlineTimers(clock);
+    const late = probe(clock, 200);
+    timers.add(late, 100); // armed late: its "now + 100" was read at 100
+    const early = probe(clock, 150);
+    timers.add(early, 100); // earlier than the tail: out of order
+    expect(timers.listed).toBe(1);
+    expect(early.heapIndex).toBeGreaterThanOrEqual(0);
+    await clock.runAll();
+    expect(early.firedAt).toEqual([150]);
+    expect(late.firedAt).toEqual([200]);
+  });
+
+  it('keeps 10,000 entries of one duration out of the heap, whatever order they leave in', async () => {
+    const clock = new VirtualClock();
+    const timers = new DeadlineTimers(clock);
+    const entries = Array.from({ length: 10_000 }, (_, i) => probe(clock, 1000 + (i >> 4)));
+    for (const e of entries) timers.add(e, 1000);
+    expect(timers.listed).toBe(10_000); // no heap entry: insert and remove are O(1) unlinks
+    for (let i = 0; i < entries.length; i += 2) timers.remove(entries[i]!);
+    expect(timers.listed).toBe(5_000);
+    await clock.runAll();
+    expect(entries.filter((e) => e.firedAt.length === 1)).toHaveLength(5_000);
+    expect(entries.every((e, i) => e.firedAt.length === (i % 2 === 0 ? 0 : 1))).toBe(true);
+    expect(timers.size).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 import { systemClock } from '../../core/clock.js';
 import type { CallContext, Operation, Step } from '../../core/context.js';
 import { CircuitOpenError } from './errors.js';
+import { rejectAfterAttach } from '../../core/fail-fast.js';
 import { isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
 import { startCall, terminalStep, type ExecuteOptions } from '../../core/pipeline.js';
 import { ConsecutiveFailures } from './consecutive-failures.js';
@@ -225,7 +226,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
           return queued;
         }
       }
-      return Promise.reject(admitted);
+      return rejectAfterAttach(admitted);
     }
     return this.runTrial(admitted, ctx, fn, next);
   }

@@ -1,6 +1,5 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CircuitOpenError } from './errors.js';
-import { withoutStack } from '../../core/errors.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { openDuration } from './open-duration.js';
@@ -318,7 +317,7 @@ export abstract class BreakerController extends BasePolicy {
   ): CircuitOpenError {
     const events = this.events;
     if (events !== undefined && events.has('rejected')) events.emit('rejected', { state });
-    return withoutStack(() => new CircuitOpenError(state, retryAfterMs, this.name));
+    return CircuitOpenError.refusal(state, retryAfterMs, this.name);
   }
 
   private open(now: number): void {

@@ -1,4 +1,5 @@
 import { brandClass, BulwarkError } from '../../core/errors.js';
+import { stacklessErrorOf } from '../../core/fail-fast.js';
 
 /**
  * Why load was shed: the limit was reached (`capacity`), the call's priority had used
@@ -19,6 +20,25 @@ export class LoadShedError extends BulwarkError {
     this.reason = reason;
     this.retryAfterMs = retryAfterMs;
   }
+
+  /**
+   * The same error for a per-call refusal, built without a stack or the Error constructor.
+   * @internal
+   */
+  static refusal(
+    reason: LoadShedReason,
+    message: string,
+    retryAfterMs: number | undefined,
+  ): LoadShedError {
+    const e = new StacklessLoadShed(message) as Writable;
+    e.code = 'ERR_LOAD_SHED';
+    e.reason = reason;
+    e.retryAfterMs = retryAfterMs;
+    return e;
+  }
 }
 
 brandClass(LoadShedError);
+
+type Writable = { -readonly [K in keyof LoadShedError]: LoadShedError[K] };
+const StacklessLoadShed = stacklessErrorOf(LoadShedError);

@@ -9,6 +9,7 @@ import {
 } from '../../core/context.js';
 import { BulkheadRejectedError } from '../bulkhead-error.js';
 import { LoadShedError, type LoadShedReason } from './errors.js';
+import { rejectAfterAttach } from '../../core/fail-fast.js';
 import { TimeoutError, formatMs, withoutStack } from '../../core/errors.js';
 import { TimerQueue, type TimedWaiter } from '../../core/timer-queue.js';
 import { EventHub, type Disposable, type Listener } from '../../core/events.js';
@@ -296,7 +297,9 @@ export class LoadShedderPolicy extends BasePolicy {
     retryAfterMs: number | undefined,
   ): Promise<T> {
     if (this.events.has('shed')) this.events.emit('shed', { priority, reason });
-    return Promise.reject(withoutStack(() => new LoadShedError(reason, message, retryAfterMs)));
+    // No stack, no Error constructor, and rejected once the caller listens: a refusal
+    // under overload must cost less than the work it spares.
+    return rejectAfterAttach(LoadShedError.refusal(reason, message, retryAfterMs));
   }
 
   /** Runs an admitted call (its slot already taken), feeds the limiter, frees the slot. */

@@ -1,0 +1,68 @@
+/**
+ * The building blocks every policy pays for, measured like the cases (interleaved, as a
+ * ratio to the bare call): what one clock read, one reaction, one promise layer or one
+ * error costs on this machine. Where a target is out of reach, these show why.
+ */
+import { systemClock } from '../src/core/clock.js';
+import { stacklessErrorOf } from '../src/core/fail-fast.js';
+import { CircuitOpenError } from '../src/policies/circuit-breaker/errors.js';
+import { bareCall, type BenchCase } from './harness.js';
+
+const noop = (): void => {};
+const identity = <T>(v: T): T => v;
+const Stackless = stacklessErrorOf(CircuitOpenError);
+let sink: unknown;
+
+function withoutStack(): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new CircuitOpenError('open', 1000, 'bench');
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+export const cases: BenchCase[] = [
+  {
+    group: 'building blocks',
+    name: 'bare call + one clock read',
+    run: () => ((sink = systemClock.now()), bareCall()),
+  },
+  {
+    group: 'building blocks',
+    name: 'bare call + one .then reaction',
+    run: () => bareCall().then(identity),
+  },
+  {
+    group: 'building blocks',
+    name: 'bare call + one await layer',
+    run: async () => await bareCall(),
+  },
+  {
+    group: 'building blocks',
+    name: 'bare call wrapped in new Promise + 2 reactions (a guard)',
+    run: () =>
+      new Promise((resolve, reject) => {
+        bareCall().then(
+          (v) => resolve(v),
+          (e: unknown) => reject(e),
+        );
+      }),
+  },
+  {
+    group: 'building blocks',
+    name: 'new CircuitOpenError (stack trace limit 0)',
+    run: () => ((sink = withoutStack()), bareCall()),
+  },
+  {
+    group: 'building blocks',
+    name: 'stackless CircuitOpenError (no Error constructor)',
+    run: () => ((sink = new Stackless('bench: circuit is open')), bareCall()),
+  },
+  {
+    group: 'building blocks',
+    name: 'Promise.reject, handler attached after',
+    run: () => Promise.reject(sink).catch(noop),
+  },
+];

@@ -1,0 +1,89 @@
+/**
+ * Cost that must stay flat as work grows: per-call cost with 10,000 calls in flight at
+ * once (against one at a time, in the kernel/dependency groups), and 10,000 calls under
+ * one parent context (against the same 10,000 without a parent).
+ */
+import { budget, dependency, pipeline, retry, timeout, type Context } from '../src/index.js';
+import { floorAllFour, floorDeadline } from './floors.js';
+import { bareCall, type BenchCase } from './harness.js';
+
+const N = 10_000;
+const batch = new Array<Promise<unknown>>(N);
+
+/** One run: start N calls at once and await them all. */
+function burst(call: () => Promise<unknown>): () => Promise<unknown> {
+  return () => {
+    for (let i = 0; i < N; i++) batch[i] = call();
+    return Promise.all(batch);
+  };
+}
+
+const bwTimeout = timeout(1000);
+const bwFull = pipeline(budget(10_000), retry({ maxAttempts: 3 }), timeout(1000));
+const dep = dependency('scale', {
+  budget: '10s',
+  timeout: '1s',
+  retry: { maxAttempts: 3 },
+  circuitBreaker: { consecutiveFailures: 5 },
+  bulkhead: { maxConcurrent: N },
+});
+const allFour = floorAllFour(N);
+const child = pipeline(timeout(1000));
+
+/** N calls of `child`, each under one parent call's context (or none). */
+function underParent(withParent: boolean): () => Promise<unknown> {
+  const outer = pipeline(budget(60_000));
+  return () =>
+    outer.execute((ctx: Context) => {
+      for (let i = 0; i < N; i++)
+        batch[i] = withParent ? child.execute(bareCall, { parent: ctx }) : child.execute(bareCall);
+      return Promise.all(batch);
+    });
+}
+
+export const cases: BenchCase[] = [
+  {
+    group: '10,000 in flight',
+    name: 'deadline check',
+    run: burst(() => floorDeadline(bareCall)),
+    callsPerRun: N,
+    floor: true,
+  },
+  {
+    group: '10,000 in flight',
+    name: 'all four in one async function',
+    run: burst(() => allFour(bareCall)),
+    callsPerRun: N,
+  },
+  {
+    group: '10,000 in flight',
+    name: 'bulwark timeout',
+    run: burst(() => bwTimeout.execute(bareCall)),
+    callsPerRun: N,
+  },
+  {
+    group: '10,000 in flight',
+    name: 'bulwark budget+retry+timeout',
+    run: burst(() => bwFull.execute(bareCall)),
+    callsPerRun: N,
+  },
+  {
+    group: '10,000 in flight',
+    name: 'bulwark dependency()',
+    run: burst(() => dep.execute(bareCall)),
+    callsPerRun: N,
+  },
+  {
+    group: '10,000 children',
+    name: '10,000 timeout calls, no parent',
+    run: underParent(false),
+    callsPerRun: N,
+    floor: true,
+  },
+  {
+    group: '10,000 children',
+    name: '10,000 timeout calls, { parent: ctx } of one call',
+    run: underParent(true),
+    callsPerRun: N,
+  },
+];
