@@ -27,7 +27,11 @@ export class TimeoutPolicy extends BasePolicy {
   constructor(ms: number, options: TimeoutOptions | undefined, kind: 'timeout' | 'budget') {
     const v = new Validator(kind);
     const opts = v.object(options, ['clock']);
-    const limit = v.duration('ms', ms, Infinity, { min: 0, allowInfinity: true });
+    // Required and ≥ 1, as in dependency(): an omitted limit must not mean "no limit", nor 0
+    // "fail every call". No limit is written out as Infinity.
+    if (ms === undefined)
+      v.problem('ms', "a duration ≥ 1 ms (number of ms or '250ms', '2s', '1m') or Infinity", ms);
+    const limit = v.duration('ms', ms, Infinity, { min: 1, allowInfinity: true });
     v.done();
     super(opts.clock as Clock | undefined);
     this.ms = limit;
@@ -46,7 +50,7 @@ export class TimeoutPolicy extends BasePolicy {
 }
 
 /**
- * Bounds one attempt to `ms` (number or '250ms'); see TimeoutPolicy. Put it inside
+ * Bounds one attempt to `ms` (≥ 1: a number or '250ms'; `Infinity` for none); see TimeoutPolicy. Put it inside
  * `retry()` so each attempt gets its own limit, and pass `ctx.signal` on so the work is
  * cancelled rather than merely abandoned.
  *
