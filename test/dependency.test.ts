@@ -230,6 +230,20 @@ describe('dependencies()', () => {
     expect(e.message).toMatch(/^p\.fallback\.oops: unknown option/m);
   });
 
+  it('reports a bad default once, under defaults, not under each dependency that inherits it', () => {
+    const e = configError(() =>
+      dependencies({
+        defaults: { budget: 'soon', retry: { maxAttempts: 0 } },
+        a: {},
+        b: {},
+      } as never),
+    );
+    expect(e.problems.map((p) => p.path).sort()).toEqual([
+      'defaults.budget',
+      'defaults.retry.maxAttempts',
+    ]);
+  });
+
   it('reports the problems of every dependency in one error', () => {
     const e = configError(() =>
       dependencies({ a: { budget: -1 }, b: { retry: { maxAttempts: 0 } }, c: 5 } as never),
