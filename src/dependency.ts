@@ -12,7 +12,12 @@ import {
   type Pipeline,
   type Policy,
 } from './core/pipeline.js';
-import { isPlainObject, Validator } from './core/validate.js';
+import {
+  hasInheritedOptions,
+  isPlainObject,
+  PROTO_KEY_PROBLEM,
+  Validator,
+} from './core/validate.js';
 import type { BulkheadOptions, BulkheadPolicy } from './policies/bulkhead.js';
 import type { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 import type { CircuitBreakerOptions } from './policies/circuit-breaker/options.js';
@@ -329,6 +334,8 @@ export function dependencies<K extends string>(
       { path: 'dependencies', expected: 'an object of dependency configs', got: config },
     ]);
   const problems: ConfigProblem[] = [];
+  if (hasInheritedOptions(config))
+    problems.push({ path: 'dependencies', expected: 'a plain object (own keys)', got: config });
   let defaults = (config as { defaults?: unknown }).defaults;
   if (defaults !== undefined && !isPlainObject(defaults))
     problems.push({ path: 'defaults', expected: 'an options object', got: defaults });
@@ -337,12 +344,24 @@ export function dependencies<K extends string>(
   const out: Record<string, Dependency> = {};
   for (const [name, own] of Object.entries(config)) {
     if (name === 'defaults') continue;
-    if (!isPlainObject(own)) {
-      problems.push({ path: name, expected: 'an options object', got: own });
+    // JSON.parse makes "__proto__" an own key; written into `out` it would set the prototype.
+    if (name === '__proto__') {
+      problems.push({ path: name, got: own, ...PROTO_KEY_PROBLEM });
+      continue;
+    }
+    if (!isPlainObject(own) || hasInheritedOptions(own)) {
+      const expected = isPlainObject(own)
+        ? 'options as own keys, not through __proto__'
+        : 'an options object';
+      problems.push({ path: name, expected, got: own });
       continue;
     }
     const merged: Record<string, unknown> = { ...(isPlainObject(defaults) ? defaults : {}) };
     for (const [key, value] of Object.entries(own)) {
+      if (key === '__proto__') {
+        problems.push({ path: `${name}.${key}`, got: value, ...PROTO_KEY_PROBLEM });
+        continue;
+      }
       const base = merged[key];
       merged[key] = isPlainObject(base) && isPlainObject(value) ? { ...base, ...value } : value;
     }

@@ -244,6 +244,33 @@ describe('dependencies()', () => {
     ]);
   });
 
+  it('refuses a __proto__ dependency name from JSON instead of making it the prototype', () => {
+    const config = JSON.parse('{"__proto__": {"budget": "1s"}, "payments": {}}') as never;
+    const e = configError(() => dependencies(config));
+    expect(e.problems.map((p) => p.path)).toEqual(['__proto__']);
+    expect(e.message).toMatch(/^__proto__: /m);
+  });
+
+  it('refuses a __proto__ key inside a section, from JSON or from an object literal', () => {
+    const parsed = JSON.parse('{"payments": {"__proto__": {"budget": "1s"}}}') as never;
+    expect(configError(() => dependencies(parsed)).problems.map((p) => p.path)).toEqual([
+      'payments.__proto__',
+    ]);
+    const literal = { payments: { __proto__: { budget: '1s' } } } as never;
+    expect(configError(() => dependencies(literal)).problems.map((p) => p.path)).toEqual([
+      'payments',
+    ]);
+    const nested = JSON.parse(
+      '{"payments": {"retry": {"__proto__": {"maxAttempts": 9}}}}',
+    ) as never;
+    expect(configError(() => dependencies(nested)).problems.map((p) => p.path)).toEqual([
+      'payments.retry.__proto__',
+    ]);
+    expect(() => dependency('p', { retry: { __proto__: { maxAttempts: 9 } } } as never)).toThrow(
+      /^p\.retry: /m,
+    );
+  });
+
   it('reports the problems of every dependency in one error', () => {
     const e = configError(() =>
       dependencies({ a: { budget: -1 }, b: { retry: { maxAttempts: 0 } }, c: 5 } as never),
