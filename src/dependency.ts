@@ -2,7 +2,13 @@ import { systemClock, type Clock } from './core/clock.js';
 import type { CallContext, Operation, Step } from './core/context.js';
 import { BulkheadRejectedError } from './policies/bulkhead-error.js';
 import { CircuitOpenError } from './policies/circuit-breaker/errors.js';
-import { ConfigError, TimeoutError, type ConfigProblem } from './core/errors.js';
+import {
+  abortedBeforeStart,
+  attributeError,
+  ConfigError,
+  TimeoutError,
+  type ConfigProblem,
+} from './core/errors.js';
 import { LoadShedError } from './policies/load-shedder/errors.js';
 import type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';
 import {
@@ -198,8 +204,17 @@ class DependencyPolicy implements Dependency {
   }
 
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
-    return this.pipeline.execute(fn, options);
+    const signal = options?.signal;
+    if (signal !== undefined && signal.aborted)
+      return Promise.reject(abortedBeforeStart(signal.reason, this.name));
+    return this.pipeline.execute(fn, options).then(undefined, this.attribute);
   }
+
+  /** Names this dependency in the bulwark errors its calls end with (bound once, not per call). */
+  private readonly attribute = (error: unknown): never => {
+    attributeError(error, this.name);
+    throw error;
+  };
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     return this.pipeline.run(ctx, fn, next);

@@ -8,7 +8,7 @@ import {
   type Priority,
   type Step,
 } from './context.js';
-import { ConfigError } from './errors.js';
+import { abortedBeforeStart, ConfigError } from './errors.js';
 
 /** Per-call options of `execute()`, on any policy, pipeline or dependency. */
 export interface ExecuteOptions {
@@ -94,6 +94,7 @@ export function startCall<T>(
   first: Step,
   fn: Operation<T>,
   options: ExecuteOptions | undefined,
+  label?: string,
 ): Promise<T> {
   if (typeof fn !== 'function') {
     return Promise.reject(
@@ -137,6 +138,8 @@ export function startCall<T>(
       ]),
     );
   }
+  if (signal !== undefined && signal.aborted)
+    return Promise.reject(abortedBeforeStart(signal.reason, label ?? kindOf(first)));
   let parentCtx: CallContext | undefined;
   if (parent !== undefined) {
     if (!(parent instanceof CallContext)) {
@@ -168,6 +171,12 @@ export function startCall<T>(
 }
 
 const NO_OPTIONS: ExecuteOptions = {};
+
+/** The kind of policy a chain starts with, to name it in a message. */
+function kindOf(first: Step): string {
+  const policy = first instanceof PolicyStep ? first.policy : (first as Partial<Policy>);
+  return typeof policy.kind === 'string' ? policy.kind : 'call';
+}
 
 /**
  * A call with no explicit `parent`, made while an ambient context is current (e.g. inside
@@ -269,7 +278,7 @@ class PipelinePolicy implements Pipeline {
   }
 
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
-    return startCall(this.clock ?? systemClock, this.first, fn, options);
+    return startCall(this.clock ?? systemClock, this.first, fn, options, this.kind);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

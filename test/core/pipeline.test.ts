@@ -220,6 +220,19 @@ describe('execute and the call context', () => {
     expect(given).toBe('order-7');
   });
 
+  it('a bare abort() before the call names the policy, keeping the reason as cause', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const error = (await pipeline(retry(), timeout(100))
+      .execute(() => 1, { signal: controller.signal })
+      .catch((e: unknown) => e)) as Error;
+    expect(error.name).toBe('AbortError');
+    expect(error.message).toBe(
+      "pipeline: the caller's signal was already aborted; the call was not started",
+    );
+    expect(error.cause).toBe(controller.signal.reason);
+  });
+
   it('rejects bad execute options with a ConfigError naming the option', async () => {
     await expect(timeout(10).execute(() => 1, { budget: -5 })).rejects.toThrow(
       /budget: expected .* got -5/,
