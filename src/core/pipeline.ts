@@ -8,14 +8,18 @@ import {
   type Priority,
   type Step,
 } from './context.js';
+import { parseDuration } from './duration.js';
 import { abortedBeforeStart, ConfigError } from './errors.js';
 
 /** Per-call options of `execute()`, on any policy, pipeline or dependency. */
 export interface ExecuteOptions {
   /** The caller's signal: aborting it ends the call at once with its reason. */
   signal?: AbortSignal;
-  /** ms from now for the whole call (measured on the outermost policy's clock). */
-  budget?: number;
+  /**
+   * Time from now for the whole call: ms, or a duration string like '1s' (measured on the
+   * outermost policy's clock).
+   */
+  budget?: number | string;
   /** Absolute deadline, in ms on the policy clock (epoch ms on the system clock). */
   deadline?: number;
   /** How much this call matters under overload (default `'normal'`); read by admission policies. */
@@ -107,9 +111,14 @@ export function startCall<T>(
     options = NO_OPTIONS;
   }
 
+  for (const key in options) {
+    // Plain JS can pass anything: a misspelt or foreign option must not be silently ignored.
+    if (!EXECUTE_KEYS.has(key)) return Promise.reject(unknownOption(key));
+  }
   let deadline = Infinity;
   let limit = Infinity;
-  const { budget, deadline: absolute, signal, priority, parent } = options;
+  const { deadline: absolute, signal, priority, parent } = options;
+  let budget = options.budget;
   if (absolute !== undefined) {
     if (typeof absolute !== 'number' || Number.isNaN(absolute)) {
       return Promise.reject(
@@ -120,9 +129,16 @@ export function startCall<T>(
     limit = absolute - clock.now();
   }
   if (budget !== undefined) {
+    if (typeof budget === 'string') budget = parseDuration(budget) ?? NaN;
     if (typeof budget !== 'number' || !(budget >= 0)) {
       return Promise.reject(
-        new ConfigError([{ path: 'budget', expected: 'a number of ms ≥ 0', got: budget }]),
+        new ConfigError([
+          {
+            path: 'budget',
+            expected: "a duration ≥ 0 (ms, or '250ms', '2s', '1m')",
+            got: options.budget,
+          },
+        ]),
       );
     }
     const d = clock.now() + budget;
@@ -171,6 +187,28 @@ export function startCall<T>(
 }
 
 const NO_OPTIONS: ExecuteOptions = {};
+
+const EXECUTE_OPTIONS = [
+  'signal',
+  'budget',
+  'deadline',
+  'priority',
+  'idempotencyKey',
+  'fingerprint',
+  'parent',
+] as const satisfies readonly (keyof ExecuteOptions)[];
+const EXECUTE_KEYS: ReadonlySet<string> = new Set(EXECUTE_OPTIONS);
+
+function unknownOption(key: string): ConfigError {
+  return new ConfigError([
+    {
+      path: key,
+      expected: `one of ${EXECUTE_OPTIONS.join(', ')}`,
+      got: key,
+      message: `unknown option (known: ${EXECUTE_OPTIONS.join(', ')})`,
+    },
+  ]);
+}
 
 /** The kind of policy a chain starts with, to name it in a message. */
 function kindOf(first: Step): string {
