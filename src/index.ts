@@ -19,7 +19,7 @@ export {
   IdempotencyStoreError,
 } from './policies/idempotency/errors.js';
 export { LoadShedError, type LoadShedReason } from './policies/load-shedder/errors.js';
-export type { Disposable, Listener } from './core/events.js';
+export type { Disposable, Listener, Subscription } from './core/events.js';
 export { parseDuration, toMs } from './core/duration.js';
 export { timeout, TimeoutPolicy, type TimeoutOptions } from './policies/timeout.js';
 export { budget, type BudgetOptions } from './policies/budget.js';

@@ -2,8 +2,8 @@ import type { Clock } from '../core/clock.js';
 import type { CallContext, Operation, Step } from '../core/context.js';
 import { withoutStack } from '../core/errors.js';
 import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
-import { EventHub, type Disposable, type Listener } from '../core/events.js';
-import { BasePolicy } from '../core/pipeline.js';
+import { ObservablePolicy } from '../core/observable-policy.js';
+import type { EventNames } from '../core/events.js';
 import { Validator } from '../core/validate.js';
 
 /** Options of `hedge()`; `delay` is required. */
@@ -26,6 +26,8 @@ export interface HedgeEvents {
   /** Attempt `attempt` answered first, out of `started` attempts. */
   win: { attempt: number; started: number };
 }
+
+const HEDGE_EVENTS: EventNames<HedgeEvents> = { hedge: true, win: true };
 
 const KNOWN = ['delay', 'maxHedges', 'clock'];
 
@@ -130,13 +132,12 @@ class HedgeRace implements TimedWaiter {
  * others are aborted through their own signals. All attempts share the call's
  * idempotency key. Use it only for idempotent work.
  */
-export class HedgePolicy extends BasePolicy {
+export class HedgePolicy extends ObservablePolicy<HedgeEvents> {
   readonly kind = 'hedge';
   /** ms to wait for an answer before the next attempt starts (Infinity: only after a failure). */
   readonly delay: number;
   /** Extra attempts at most, besides the first. */
   readonly maxHedges: number;
-  private readonly events = new EventHub<HedgeEvents>();
   // Races waiting for their next hedge. With one fixed delay they fall due in the order
   // they were scheduled, so one timer queue (one clock timer) serves every call.
   private readonly races: TimerQueue<HedgeRace> | undefined;
@@ -154,15 +155,10 @@ export class HedgePolicy extends BasePolicy {
     const delay = v.duration('delay', o.delay, Infinity, { min: 0, allowInfinity: true });
     const maxHedges = v.int('maxHedges', o.maxHedges, 1, 0);
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, HEDGE_EVENTS);
     this.delay = delay;
     this.races = delay === Infinity ? undefined : new TimerQueue(delay, (race) => race.onDue());
     this.maxHedges = maxHedges;
-  }
-
-  /** Subscribes to `hedge` or `win`; dispose the result to unsubscribe. */
-  on<K extends keyof HedgeEvents>(event: K, listener: Listener<HedgeEvents[K]>): Disposable {
-    return this.events.on(event, listener);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CircuitOpenError } from './errors.js';
 import { withoutStack } from '../../core/errors.js';
-import { EventHub, type Disposable, type Listener } from '../../core/events.js';
+import { EventHub, type EventNames, type Listener, type Subscription } from '../../core/events.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { openDuration } from './open-duration.js';
 import type { TripRule } from './trip-rule.js';
@@ -25,6 +25,13 @@ export interface CircuitBreakerEvents {
   /** A call was refused without running. */
   rejected: { state: 'open' | 'half-open' | 'isolated' };
 }
+
+const BREAKER_EVENTS: EventNames<CircuitBreakerEvents> = {
+  stateChange: true,
+  success: true,
+  failure: true,
+  rejected: true,
+};
 
 /** A snapshot from `breaker.stats()`: the state and what the rolling window holds now. */
 export interface CircuitBreakerStats {
@@ -160,14 +167,15 @@ export abstract class BreakerController extends BasePolicy {
   }
 
   /**
-   * Subscribes to `stateChange`, `success`, `failure` or `rejected`; dispose the result to
-   * unsubscribe.
+   * Subscribes to `stateChange`, `success`, `failure` or `rejected`; dispose the result (or
+   * hold it with `using`) to unsubscribe. The one policy that does not extend
+   * ObservablePolicy: its hub is created on first use, so an idle breaker stays small.
    */
   on<K extends keyof CircuitBreakerEvents>(
     event: K,
     listener: Listener<CircuitBreakerEvents[K]>,
-  ): Disposable {
-    return (this.events ??= new EventHub<CircuitBreakerEvents>()).on(event, listener);
+  ): Subscription {
+    return (this.events ??= new EventHub(BREAKER_EVENTS)).on(event, listener, this.kind);
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Clock } from '../../core/clock.js';
 import type { CallContext, Context, Operation, Step } from '../../core/context.js';
-import { EventHub, type Disposable, type Listener } from '../../core/events.js';
-import { BasePolicy } from '../../core/pipeline.js';
+import { ObservablePolicy } from '../../core/observable-policy.js';
+import type { EventNames } from '../../core/events.js';
 import { Validator } from '../../core/validate.js';
 import { compileBackoff, type Backoff, type BackoffOption } from './backoff.js';
 import {
@@ -51,6 +51,8 @@ export interface RetryEvents {
   giveUp: { attempt: number; reason: GiveUpReason; outcome: unknown };
 }
 
+const RETRY_EVENTS: EventNames<RetryEvents> = { retry: true, budgetExhausted: true, giveUp: true };
+
 const KNOWN = [
   'maxAttempts',
   'backoff',
@@ -66,7 +68,7 @@ const KNOWN = [
  * the deadline and never starts an attempt that cannot get `minAttemptTime`; it gives up
  * early instead and rethrows the last error unchanged.
  */
-export class RetryPolicy extends BasePolicy {
+export class RetryPolicy extends ObservablePolicy<RetryEvents> {
   readonly kind = 'retry';
   /** Attempts in all, counting the first. */
   readonly maxAttempts: number;
@@ -76,7 +78,6 @@ export class RetryPolicy extends BasePolicy {
   readonly budget: RetryBudget | undefined;
   private readonly backoff: Backoff;
   private readonly retryOn: RetryOptions['retryOn'];
-  private readonly events = new EventHub<RetryEvents>();
 
   constructor(options: RetryOptions = {}, path = 'retry') {
     const v = new Validator(path);
@@ -96,17 +97,12 @@ export class RetryPolicy extends BasePolicy {
       }
     }
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, RETRY_EVENTS);
     this.maxAttempts = maxAttempts;
     this.backoff = backoff;
     this.retryOn = retryOn;
     this.minAttemptTime = minAttemptTime;
     this.budget = budget;
-  }
-
-  /** Subscribes to `retry`, `budgetExhausted` or `giveUp`; dispose the result to unsubscribe. */
-  on<K extends keyof RetryEvents>(event: K, listener: Listener<RetryEvents[K]>): Disposable {
-    return this.events.on(event, listener);
   }
 
   private shouldRetry(outcome: unknown, ctx: CallContext, kind: 'error' | 'result'): boolean {
