@@ -14,6 +14,7 @@ import type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/
 import {
   BasePolicy,
   pipeline,
+  type AnyPolicy,
   type ExecuteOptions,
   type Pipeline,
   type Policy,
@@ -102,11 +103,24 @@ const CONFIG_KEYS = [
 ] as const;
 
 /**
+ * The substitute a dependency config's `fallback: { value }` may resolve with: what
+ * `execute` returns besides fn's own value (`never` without a fallback).
+ */
+export type FallbackValueOf<C> = C extends { fallback?: infer S }
+  ? S extends { value: infer V }
+    ? V
+    : never
+  : never;
+
+/** `A` with every key that `B` does not know typed `never`: keeps typos compile errors. */
+type OnlyKnownKeys<A, B> = A & { [K in Exclude<keyof A, keyof B>]: never };
+
+/**
  * One downstream's policy set, built by `dependency()`: itself a policy, so it can be
  * `execute`d or put in a pipeline. Each configured part is exposed for its events, state
- * and stats; an unconfigured one is `undefined`.
+ * and stats; an unconfigured one is `undefined`. `F`: the configured fallback value's type.
  */
-export interface Dependency extends Policy {
+export interface Dependency<F = never> extends Policy<F> {
   /** The name given to `dependency()`: in error messages and as the metrics label. */
   readonly name: string;
   /** The whole-call budget in ms (Infinity only when written out). */
@@ -128,7 +142,7 @@ export interface Dependency extends Policy {
   /** The idempotency policy, when configured. */
   readonly idempotency: IdempotencyPolicy | undefined;
   /** The composed policies, outer to inner. */
-  readonly pipeline: Pipeline;
+  readonly pipeline: Pipeline<F>;
 }
 
 /** The outermost step of a dependency with metrics: times every call and records its outcome. */
@@ -169,8 +183,9 @@ function outcomeOf(error: unknown): CallOutcome {
 }
 
 /** A dependency's built parts and its composed pipeline. */
-class DependencyPolicy implements Dependency {
+class DependencyPolicy implements Dependency<unknown> {
   readonly kind = 'dependency';
+  declare readonly substituteType?: () => unknown;
   readonly retry: RetryPolicy | undefined;
   readonly breaker: CircuitBreakerPolicy | undefined;
   readonly bulkhead: BulkheadPolicy | undefined;
@@ -184,7 +199,7 @@ class DependencyPolicy implements Dependency {
     readonly budget: number,
     readonly timeout: number,
     built: Partial<BuiltParts>,
-    readonly pipeline: Pipeline,
+    readonly pipeline: Pipeline<unknown>,
   ) {
     this.retry = built.retry;
     this.breaker = built.circuitBreaker;
@@ -203,7 +218,7 @@ class DependencyPolicy implements Dependency {
     this.pipeline.clock = clock;
   }
 
-  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | unknown> {
     const signal = options?.signal;
     if (signal !== undefined && signal.aborted)
       return Promise.reject(abortedBeforeStart(signal.reason, this.name));
@@ -245,10 +260,15 @@ class DependencyPolicy implements Dependency {
  * });
  * ```
  */
+export function dependency<V>(
+  name: string,
+  config: DependencyConfig & DependencyOptions & { fallback: { value: V } },
+): Dependency<V>;
+export function dependency(name: string, config?: DependencyConfig & DependencyOptions): Dependency;
 export function dependency(
   name: string,
   config: DependencyConfig & DependencyOptions = {},
-): Dependency {
+): Dependency<unknown> {
   if (typeof name !== 'string' || name === '') {
     throw new ConfigError([
       { path: 'dependency(name)', expected: 'a non-empty string', got: name },
@@ -270,13 +290,13 @@ export function dependency(
     budgetMs: DEFAULT_BUDGET_MS,
     timeoutMs: Infinity,
   };
-  const built = env.built as Record<PartKey, Policy | undefined>;
+  const built = env.built as Record<PartKey, AnyPolicy | undefined>;
   for (const part of PARTS) built[part.key] = part.build(c[part.key], env);
   const problems = [...env.problems, ...v.problems];
   if (problems.length > 0) throw new ConfigError(problems);
 
   const recorder = metrics?.forDependency(name);
-  const steps: Policy[] = recorder ? [new MetricsStep(recorder, clock)] : [];
+  const steps: AnyPolicy[] = recorder ? [new MetricsStep(recorder, clock)] : [];
   for (const part of PARTS) {
     const policy = built[part.key];
     if (policy !== undefined) steps.push(policy);
@@ -289,7 +309,7 @@ export function dependency(
     for (const part of PARTS) {
       const policy = built[part.key];
       if (policy !== undefined && part.wire !== undefined)
-        (part.wire as (policy: Policy, recorder: DependencyMetrics) => void)(policy, recorder);
+        (part.wire as (policy: AnyPolicy, recorder: DependencyMetrics) => void)(policy, recorder);
     }
   }
   return new DependencyPolicy(name, env.budgetMs, env.timeoutMs, env.built, composed);
@@ -340,10 +360,16 @@ export interface DependenciesConfig {
  * );
  * ```
  */
-export function dependencies<K extends string>(
-  config: { defaults?: DependencyConfig } & Record<K, DependencyConfig>,
+export function dependencies<
+  C extends { defaults?: DependencyConfig } & { [K in keyof C]: DependencyConfig | undefined },
+>(
+  config: C & { [K in keyof C]: OnlyKnownKeys<C[K], DependencyConfig> },
   options: DependencyOptions = {},
-): Record<Exclude<K, 'defaults'>, Dependency> {
+): {
+  [K in Exclude<keyof C, 'defaults'>]: Dependency<
+    FallbackValueOf<C[K]> | FallbackValueOf<C['defaults' & keyof C]>
+  >;
+} {
   if (!isPlainObject(config))
     throw new ConfigError([
       { path: 'dependencies', expected: 'an object of dependency configs', got: config },
@@ -384,5 +410,5 @@ export function dependencies<K extends string>(
     if (dep) out[name] = dep;
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return out as Record<Exclude<K, 'defaults'>, Dependency>;
+  return out as never;
 }

@@ -5,8 +5,9 @@ import { BasePolicy } from './pipeline.js';
 /**
  * Base of every policy that publishes events: one `on()` for all of them, checking the
  * event name at run time (an unknown one is an error, not a listener that never fires).
+ * `F`: what `execute` may resolve with besides fn's value (see Policy).
  */
-export abstract class ObservablePolicy<Events extends object> extends BasePolicy {
+export abstract class ObservablePolicy<Events extends object, F = never> extends BasePolicy<F> {
   /** The policy's listeners; subclasses `emit` into it, guarded by `has()` where costly. */
   protected readonly events: EventHub<Events>;
 

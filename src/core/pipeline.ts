@@ -37,11 +37,17 @@ export interface ExecuteOptions {
 
 /**
  * What every policy, pipeline and dependency is: something that can `execute` a
- * function, and that `pipeline()` can compose with others.
+ * function, and that `pipeline()` can compose with others. `F` is what `execute` may
+ * resolve with instead of fn's own value (a fallback's substitute); `never` for most.
  */
-export interface Policy {
+export interface Policy<F = never> {
   /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   readonly kind: string;
+  /**
+   * Type only, never set at run time: what `execute` may resolve with besides fn's own
+   * value, so that `pipeline()` and `dependency()` carry a fallback into their result types.
+   */
+  readonly substituteType?: () => F;
   /**
    * The clock this policy was given, if any. A policy without one runs each call on the
    * call's clock (`ctx.clock`: the clock of the pipeline or policy `execute` started on);
@@ -53,7 +59,7 @@ export interface Policy {
    * and settles with its value or the error that ended the call. Never throws
    * synchronously: bad options reject with a `ConfigError`.
    */
-  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T>;
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | F>;
   /**
    * Runs one call through this policy and then `next`. Implementations return a promise
    * and never throw synchronously.
@@ -77,7 +83,7 @@ export const terminalStep: Step = {
 /** A policy bound to the step after it: the chain is resolved once, at construction. */
 export class PolicyStep implements Step {
   constructor(
-    readonly policy: Policy,
+    readonly policy: AnyPolicy,
     readonly next: Step,
   ) {}
 
@@ -212,7 +218,7 @@ function unknownOption(key: string): ConfigError {
 
 /** The kind of policy a chain starts with, to name it in a message. */
 function kindOf(first: Step): string {
-  const policy = first instanceof PolicyStep ? first.policy : (first as Partial<Policy>);
+  const policy = first instanceof PolicyStep ? first.policy : (first as Partial<AnyPolicy>);
   return typeof policy.kind === 'string' ? policy.kind : 'call';
 }
 
@@ -260,10 +266,21 @@ function startUnder<T>(
   ).guard(fn, first, signal ?? ambient.signal);
 }
 
+/**
+ * What a policy (or any of a union of policies) may resolve with besides fn's own value:
+ * the substitute of a fallback among them, else `never`.
+ */
+export type SubstituteOf<P> = P extends { readonly substituteType?: () => infer F } ? F : never;
+
+/** Any policy, whatever substitute it may resolve with: what `pipeline()` composes. */
+export type AnyPolicy = Policy<unknown>;
+
 /** Base of every policy: `execute()` runs the policy alone, as a one-step pipeline. */
-export abstract class BasePolicy implements Policy {
+export abstract class BasePolicy<F = never> implements Policy<F> {
   /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   abstract readonly kind: string;
+  /** Type only (see Policy): never set. */
+  declare readonly substituteType?: () => F;
   /** The clock this policy was given; without one, each call runs on the call's clock. */
   clock: Clock | undefined;
   private step: Step | undefined;
@@ -277,7 +294,7 @@ export abstract class BasePolicy implements Policy {
    * ended the call. To combine policies, compose them with `pipeline()` rather than
    * nesting `execute` calls: the chain is then resolved once, not per call.
    */
-  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | F> {
     return startCall(
       this.clock ?? systemClock,
       (this.step ??= new PolicyStep(this, terminalStep)),
@@ -293,19 +310,23 @@ export abstract class BasePolicy implements Policy {
   abstract run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T>;
 }
 
-/** Policies composed by `pipeline()`, itself a policy (so pipelines nest). */
-export interface Pipeline extends Policy {
+/**
+ * Policies composed by `pipeline()`, itself a policy (so pipelines nest). `F`: the
+ * substitute a fallback among the parts may resolve with.
+ */
+export interface Pipeline<F = never> extends Policy<F> {
   /** The parts, outer to inner; nested pipelines are flattened into this list. */
-  readonly policies: readonly Policy[];
+  readonly policies: readonly AnyPolicy[];
 }
 
-class PipelinePolicy implements Pipeline {
+class PipelinePolicy implements Pipeline<unknown> {
   readonly kind = 'pipeline';
-  readonly policies: readonly Policy[];
+  declare readonly substituteType?: () => unknown;
+  readonly policies: readonly AnyPolicy[];
   clock: Clock | undefined;
   private readonly first: Step;
 
-  constructor(policies: readonly Policy[]) {
+  constructor(policies: readonly AnyPolicy[]) {
     this.policies = policies;
     // Resolved here, once, and carried to every part by the call's context: the parts
     // are not written to, so a policy shared by two pipelines serves each on its clock.
@@ -327,7 +348,7 @@ class PipelinePolicy implements Pipeline {
 }
 
 function runChain<T>(
-  policies: readonly Policy[],
+  policies: readonly AnyPolicy[],
   i: number,
   ctx: CallContext,
   fn: Operation<T>,
@@ -363,7 +384,7 @@ function runChain<T>(
  * });
  * ```
  */
-export function pipeline(...policies: Policy[]): Pipeline {
+export function pipeline<P extends AnyPolicy[]>(...policies: P): Pipeline<SubstituteOf<P[number]>> {
   policies.forEach((p, i) => {
     if (p === null || typeof p !== 'object' || typeof p.run !== 'function') {
       throw new ConfigError([{ path: `pipeline[${i}]`, expected: 'a bulwark policy', got: p }]);
@@ -371,5 +392,5 @@ export function pipeline(...policies: Policy[]): Pipeline {
   });
   // Nested pipelines are flattened so the chain stays one resolved list of steps.
   const flat = policies.flatMap((p) => (p instanceof PipelinePolicy ? p.policies : [p]));
-  return new PipelinePolicy(flat);
+  return new PipelinePolicy(flat) as Pipeline<SubstituteOf<P[number]>>;
 }

@@ -50,7 +50,7 @@ const KNOWN = ['on', 'clock'];
  * the outcome and context. The caller's own abort is never replaced: the caller has gone,
  * and a value nobody receives must not cost a fallback call (nor its side effects).
  */
-export class FallbackPolicy<F = unknown> extends ObservablePolicy<FallbackEvents> {
+export class FallbackPolicy<F = unknown> extends ObservablePolicy<FallbackEvents, F> {
   readonly kind = 'fallback';
   private readonly make: FallbackFunction<F> | undefined;
   private readonly value: F | undefined;
@@ -72,8 +72,8 @@ export class FallbackPolicy<F = unknown> extends ObservablePolicy<FallbackEvents
     this.predicate = on;
   }
 
-  // The substitute stands in for the call's own value: `T` is the caller's to keep consistent
-  // with F (a pipeline cannot carry the union through its types).
+  // The substitute stands in for the call's own value: the chain is typed per T, and the
+  // union T | F reaches the caller through `execute` (see Policy's F, carried by pipeline()).
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     const result = next.invoke(ctx, fn);
     // One closure per call is the price of reaching ctx from the reaction.
