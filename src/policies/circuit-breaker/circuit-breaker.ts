@@ -131,7 +131,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     if (admitted === undefined) return this.run(ctx, fn, next);
     if (admitted instanceof CircuitOpenError) return Promise.reject(admitted);
     const trial = admitted;
-    const promise = next.invoke(ctx, fn);
+    const promise = next.invoke(ctx, this.trialWork(trial, fn));
     promise.then(
       (value) => this.trialDone(trial, this.resultVerdict(value), value),
       (error: unknown) => this.trialDone(trial, this.errorVerdict(error, ctx), error),
@@ -146,7 +146,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     const effective = verdict === SUCCEEDED && slow ? FAILED : verdict;
     if (this.events !== undefined && effective !== NEUTRAL)
       this.emitOutcome(effective, slow, outcome);
-    this.settleTrial(trial, effective, now);
+    this.endTrial(trial, effective, now);
   }
 
   private resultVerdict(value: unknown): Verdict {
