@@ -195,7 +195,7 @@ export const PARTS: readonly AnyPartEntry[] = [
     ),
     wire: (retry, recorder) => {
       retry.on('retry', (e) => recorder.recordRetry(e.reason));
-      retry.on('budgetExhausted', () => recorder.recordRetryBudgetExhausted());
+      retry.on('retryBudgetExhausted', () => recorder.recordRetryBudgetExhausted());
     },
   },
   {

@@ -37,7 +37,8 @@ export interface RetryOptions {
 
 /**
  * Why retrying stopped: every attempt was used, too little time was left before the
- * deadline, the retry budget refused, or the outcome was not worth retrying.
+ * deadline, the retry budget refused (`'budget'`: the retry allowance, not the time
+ * budget, which ends as `'deadline'`), or the outcome was not worth retrying.
  */
 export type GiveUpReason = 'attempts' | 'deadline' | 'budget' | 'not-retryable';
 
@@ -46,12 +47,19 @@ export interface RetryEvents {
   /** A retry is about to sleep `delay` ms and then run attempt `attempt`. */
   retry: { attempt: number; delay: number; reason: RetryReason; outcome: unknown };
   /** The retry budget refused a retry. */
+  retryBudgetExhausted: { attempt: number };
+  /** @deprecated Renamed `retryBudgetExhausted`; this name subscribes to it, for this release. */
   budgetExhausted: { attempt: number };
   /** Retrying stopped with a failed outcome. */
   giveUp: { attempt: number; reason: GiveUpReason; outcome: unknown };
 }
 
-const RETRY_EVENTS: EventNames<RetryEvents> = { retry: true, budgetExhausted: true, giveUp: true };
+const RETRY_EVENTS: EventNames<RetryEvents> = {
+  retry: true,
+  retryBudgetExhausted: true,
+  budgetExhausted: 'retryBudgetExhausted',
+  giveUp: true,
+};
 
 const KNOWN = [
   'maxAttempts',
@@ -75,7 +83,7 @@ export class RetryPolicy extends ObservablePolicy<RetryEvents> {
   /** ms an attempt needs at least: a retry that would start with less left is not made. */
   readonly minAttemptTime: number;
   /** The retry budget this policy draws on (shared or its own), if it has one. */
-  readonly budget: RetryBudget | undefined;
+  readonly retryBudget: RetryBudget | undefined;
   private readonly backoff: Backoff;
   private readonly retryOn: RetryOptions['retryOn'];
 
@@ -102,7 +110,15 @@ export class RetryPolicy extends ObservablePolicy<RetryEvents> {
     this.backoff = backoff;
     this.retryOn = retryOn;
     this.minAttemptTime = minAttemptTime;
-    this.budget = budget;
+    this.retryBudget = budget;
+  }
+
+  /**
+   * @deprecated Renamed `retryBudget` ("budget" alone means a time limit in bulwark); this
+   * alias is kept for this release.
+   */
+  get budget(): RetryBudget | undefined {
+    return this.retryBudget;
   }
 
   private shouldRetry(outcome: unknown, ctx: CallContext, kind: 'error' | 'result'): boolean {
@@ -111,7 +127,7 @@ export class RetryPolicy extends ObservablePolicy<RetryEvents> {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
-    if (this.budget !== undefined) this.budget.recordRequest(ctx.clock.now());
+    if (this.retryBudget !== undefined) this.retryBudget.recordRequest(ctx.clock.now());
     ctx.attempt = 1;
     // The first attempt needs no loop: one reaction on its promise; only the failure
     // path (or a user retryOn that inspects results) goes further. (Kept as a single
@@ -166,9 +182,9 @@ export class RetryPolicy extends ObservablePolicy<RetryEvents> {
         delay = requested ?? this.backoff(attempt, previousDelay, outcome);
         // Retry-After and backoff alike: if sleeping leaves no time for an attempt, stop now.
         if (delay + this.minAttemptTime > ctx.remaining()) stop = 'deadline';
-        else if (this.budget !== undefined && !this.budget.tryAcquire(clock.now())) {
+        else if (this.retryBudget !== undefined && !this.retryBudget.tryAcquire(clock.now())) {
           stop = 'budget';
-          this.events.emit('budgetExhausted', { attempt });
+          this.events.emit('retryBudgetExhausted', { attempt });
         }
       }
       if (stop === undefined) {
