@@ -1,7 +1,14 @@
 // Public API of 'bulwark': re-exports only.
 export { systemClock, type Clock, type TimerHandle } from './core/clock.js';
 export type { Context, Operation, Priority } from './core/context.js';
-export { pipeline, type ExecuteOptions, type Pipeline, type Policy } from './core/pipeline.js';
+export {
+  pipeline,
+  type AnyPolicy,
+  type ExecuteOptions,
+  type Pipeline,
+  type Policy,
+  type SubstituteOf,
+} from './core/pipeline.js';
 export {
   BulwarkError,
   ConfigError,
@@ -126,6 +133,7 @@ export {
   type DependencyConfig,
   type DependenciesConfig,
   type DependencyOptions,
+  type FallbackValueOf,
 } from './dependency.js';
 export { dependencyConfigSchema } from './config-schema.js';
 export type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';
