@@ -38,14 +38,14 @@ export interface ExecuteOptions {
 /**
  * What every policy, pipeline and dependency is: something that can `execute` a
  * function, and that `pipeline()` can compose with others. `F` is what `execute` may
- * resolve with instead of fn's own value (a fallback's substitute); `never` for most.
+ * resolve with instead of fn's own value (a substitute for a failure); `never` for most.
  */
 export interface Policy<F = never> {
   /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   readonly kind: string;
   /**
    * Type only, never set at run time: what `execute` may resolve with besides fn's own
-   * value, so that `pipeline()` and `dependency()` carry a fallback into their result types.
+   * value, so that composing policies carries a substitute into the result type.
    */
   readonly substituteType?: () => F;
   /**
@@ -268,7 +268,7 @@ function startUnder<T>(
 
 /**
  * What a policy (or any of a union of policies) may resolve with besides fn's own value:
- * the substitute of a fallback among them, else `never`.
+ * the substitute one of them may put in place of a failure, else `never`.
  */
 export type SubstituteOf<P> = P extends { readonly substituteType?: () => infer F } ? F : never;
 
@@ -312,7 +312,7 @@ export abstract class BasePolicy<F = never> implements Policy<F> {
 
 /**
  * Policies composed by `pipeline()`, itself a policy (so pipelines nest). `F`: the
- * substitute a fallback among the parts may resolve with.
+ * substitute one of the parts may resolve with.
  */
 export interface Pipeline<F = never> extends Policy<F> {
   /** The parts, outer to inner; nested pipelines are flattened into this list. */
