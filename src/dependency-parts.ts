@@ -2,7 +2,7 @@
 // built from its section, and how that policy's events reach the metrics recorder.
 import type { Clock } from './core/clock.js';
 import { ConfigError, type ConfigProblem } from './core/errors.js';
-import { isPlainObject, type Validator } from './core/validate.js';
+import { hasInheritedOptions, isPlainObject, type Validator } from './core/validate.js';
 import type { DependencyMetrics } from './metrics/recorder.js';
 import { BulkheadPolicy, type BulkheadOptions } from './policies/bulkhead.js';
 import { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
@@ -87,8 +87,12 @@ const FALLBACK_KEYS = ['value', 'on'];
  */
 function section(key: string, value: unknown, v: Validator): Record<string, unknown> | undefined {
   if (value === undefined || value === false) return undefined;
-  if (!isPlainObject(value)) {
-    v.problem(key, 'an options object', value);
+  if (!isPlainObject(value) || hasInheritedOptions(value)) {
+    v.problem(
+      key,
+      isPlainObject(value) ? 'options as own keys, not through __proto__' : 'an options object',
+      value,
+    );
     return undefined;
   }
   return value;
@@ -194,7 +198,7 @@ export const PARTS: readonly AnyPartEntry[] = [
     ),
     wire: (retry, recorder) => {
       retry.on('retry', (e) => recorder.recordRetry(e.reason));
-      retry.on('budgetExhausted', () => recorder.recordRetryBudgetExhausted());
+      retry.on('retryBudgetExhausted', () => recorder.recordRetryBudgetExhausted());
     },
   },
   {

@@ -2,17 +2,29 @@ import { systemClock, type Clock } from './core/clock.js';
 import type { CallContext, Operation, Step } from './core/context.js';
 import { BulkheadRejectedError } from './policies/bulkhead-error.js';
 import { CircuitOpenError } from './policies/circuit-breaker/errors.js';
-import { ConfigError, TimeoutError, type ConfigProblem } from './core/errors.js';
+import {
+  abortedBeforeStart,
+  attributeError,
+  ConfigError,
+  TimeoutError,
+  type ConfigProblem,
+} from './core/errors.js';
 import { LoadShedError } from './policies/load-shedder/errors.js';
 import type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';
 import {
   BasePolicy,
   pipeline,
+  type AnyPolicy,
   type ExecuteOptions,
   type Pipeline,
   type Policy,
 } from './core/pipeline.js';
-import { isPlainObject, Validator } from './core/validate.js';
+import {
+  hasInheritedOptions,
+  isPlainObject,
+  PROTO_KEY_PROBLEM,
+  Validator,
+} from './core/validate.js';
 import type { BulkheadOptions, BulkheadPolicy } from './policies/bulkhead.js';
 import type { CircuitBreakerPolicy } from './policies/circuit-breaker/circuit-breaker.js';
 import { withDependencyDefaults } from './dependency-defaults.js';
@@ -109,11 +121,24 @@ const CONFIG_KEYS = [
 ] as const;
 
 /**
+ * The substitute a dependency config's `fallback: { value }` may resolve with: what
+ * `execute` returns besides fn's own value (`never` without a fallback).
+ */
+export type FallbackValueOf<C> = C extends { fallback?: infer S }
+  ? S extends { value: infer V }
+    ? V
+    : never
+  : never;
+
+/** `A` with every key that `B` does not know typed `never`: keeps typos compile errors. */
+type OnlyKnownKeys<A, B> = A & { [K in Exclude<keyof A, keyof B>]: never };
+
+/**
  * One downstream's policy set, built by `dependency()`: itself a policy, so it can be
  * `execute`d or put in a pipeline. Each configured part is exposed for its events, state
- * and stats; an unconfigured one is `undefined`.
+ * and stats; an unconfigured one is `undefined`. `F`: the configured fallback value's type.
  */
-export interface Dependency extends Policy {
+export interface Dependency<F = never> extends Policy<F> {
   /** The name given to `dependency()`: in error messages and as the metrics label. */
   readonly name: string;
   /** The whole-call budget in ms (Infinity only when written out). */
@@ -137,7 +162,7 @@ export interface Dependency extends Policy {
   /** The idempotency policy, when configured. */
   readonly idempotency: IdempotencyPolicy | undefined;
   /** The composed policies, outer to inner. */
-  readonly pipeline: Pipeline;
+  readonly pipeline: Pipeline<F>;
 }
 
 /** The outermost step of a dependency with metrics: times every call and records its outcome. */
@@ -185,8 +210,9 @@ function outcomeOf(error: unknown): CallOutcome {
 }
 
 /** A dependency's built parts and its composed pipeline. */
-class DependencyPolicy implements Dependency {
+class DependencyPolicy implements Dependency<unknown> {
   readonly kind = 'dependency';
+  declare readonly substituteType?: () => unknown;
   readonly retry: RetryPolicy | undefined;
   readonly breaker: CircuitBreakerPolicy | undefined;
   readonly bulkhead: BulkheadPolicy | undefined;
@@ -201,7 +227,7 @@ class DependencyPolicy implements Dependency {
     readonly budget: number,
     readonly timeout: number,
     built: Partial<BuiltParts>,
-    readonly pipeline: Pipeline,
+    readonly pipeline: Pipeline<unknown>,
   ) {
     this.retry = built.retry;
     this.breaker = built.circuitBreaker;
@@ -221,9 +247,18 @@ class DependencyPolicy implements Dependency {
     this.pipeline.clock = clock;
   }
 
-  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
-    return this.pipeline.execute(fn, options);
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | unknown> {
+    const signal = options?.signal;
+    if (signal !== undefined && signal.aborted)
+      return Promise.reject(abortedBeforeStart(signal.reason, this.name));
+    return this.pipeline.execute(fn, options).then(undefined, this.attribute);
   }
+
+  /** Names this dependency in the bulwark errors its calls end with (bound once, not per call). */
+  private readonly attribute = (error: unknown): never => {
+    attributeError(error, this.name);
+    throw error;
+  };
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     return this.pipeline.run(ctx, fn, next);
@@ -254,10 +289,15 @@ class DependencyPolicy implements Dependency {
  * });
  * ```
  */
+export function dependency<V>(
+  name: string,
+  config: DependencyConfig & DependencyOptions & { fallback: { value: V } },
+): Dependency<V>;
+export function dependency(name: string, config?: DependencyConfig & DependencyOptions): Dependency;
 export function dependency(
   name: string,
   config: DependencyConfig & DependencyOptions = {},
-): Dependency {
+): Dependency<unknown> {
   if (typeof name !== 'string' || name === '') {
     throw new ConfigError([
       { path: 'dependency(name)', expected: 'a non-empty string', got: name },
@@ -279,13 +319,13 @@ export function dependency(
     budgetMs: DEFAULT_BUDGET_MS,
     timeoutMs: Infinity,
   };
-  const built = env.built as Record<PartKey, Policy | undefined>;
+  const built = env.built as Record<PartKey, AnyPolicy | undefined>;
   for (const part of PARTS) built[part.key] = part.build(c[part.key], env);
   const problems = [...env.problems, ...v.problems];
   if (problems.length > 0) throw new ConfigError(problems);
 
   const recorder = metrics?.forDependency(name);
-  const steps: Policy[] = recorder ? [new MetricsStep(recorder, clock)] : [];
+  const steps: AnyPolicy[] = recorder ? [new MetricsStep(recorder, clock)] : [];
   for (const part of PARTS) {
     const policy = built[part.key];
     if (policy !== undefined) steps.push(policy);
@@ -300,7 +340,7 @@ export function dependency(
     for (const part of PARTS) {
       const policy = built[part.key];
       if (policy !== undefined && part.wire !== undefined)
-        (part.wire as (policy: Policy, recorder: DependencyMetrics) => void)(policy, recorder);
+        (part.wire as (policy: AnyPolicy, recorder: DependencyMetrics) => void)(policy, recorder);
     }
     const b = env.built;
     recorder.tracing?.watch({
@@ -362,15 +402,23 @@ export interface DependenciesConfig {
  * );
  * ```
  */
-export function dependencies<K extends string>(
-  config: { defaults?: DependencyConfig } & Record<K, DependencyConfig>,
+export function dependencies<
+  C extends { defaults?: DependencyConfig } & { [K in keyof C]: DependencyConfig | undefined },
+>(
+  config: C & { [K in keyof C]: OnlyKnownKeys<C[K], DependencyConfig> },
   options: DependencyOptions = {},
-): Record<Exclude<K, 'defaults'>, Dependency> {
+): {
+  [K in Exclude<keyof C, 'defaults'>]: Dependency<
+    FallbackValueOf<C[K]> | FallbackValueOf<C['defaults' & keyof C]>
+  >;
+} {
   if (!isPlainObject(config))
     throw new ConfigError([
       { path: 'dependencies', expected: 'an object of dependency configs', got: config },
     ]);
   const problems: ConfigProblem[] = [];
+  if (hasInheritedOptions(config))
+    problems.push({ path: 'dependencies', expected: 'a plain object (own keys)', got: config });
   let defaults = (config as { defaults?: unknown }).defaults;
   if (defaults !== undefined && !isPlainObject(defaults))
     problems.push({ path: 'defaults', expected: 'an options object', got: defaults });
@@ -379,12 +427,24 @@ export function dependencies<K extends string>(
   const out: Record<string, Dependency> = {};
   for (const [name, own] of Object.entries(config)) {
     if (name === 'defaults') continue;
-    if (!isPlainObject(own)) {
-      problems.push({ path: name, expected: 'an options object', got: own });
+    // JSON.parse makes "__proto__" an own key; written into `out` it would set the prototype.
+    if (name === '__proto__') {
+      problems.push({ path: name, got: own, ...PROTO_KEY_PROBLEM });
+      continue;
+    }
+    if (!isPlainObject(own) || hasInheritedOptions(own)) {
+      const expected = isPlainObject(own)
+        ? 'options as own keys, not through __proto__'
+        : 'an options object';
+      problems.push({ path: name, expected, got: own });
       continue;
     }
     const merged: Record<string, unknown> = { ...(isPlainObject(defaults) ? defaults : {}) };
     for (const [key, value] of Object.entries(own)) {
+      if (key === '__proto__') {
+        problems.push({ path: `${name}.${key}`, got: value, ...PROTO_KEY_PROBLEM });
+        continue;
+      }
       const base = merged[key];
       merged[key] = isPlainObject(base) && isPlainObject(value) ? { ...base, ...value } : value;
     }
@@ -392,5 +452,5 @@ export function dependencies<K extends string>(
     if (dep) out[name] = dep;
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return out as Record<Exclude<K, 'defaults'>, Dependency>;
+  return out as never;
 }

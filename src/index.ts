@@ -1,7 +1,14 @@
 // Public API of 'bulwark': re-exports only.
 export { systemClock, type Clock, type TimerHandle } from './core/clock.js';
 export type { Context, Operation, Priority } from './core/context.js';
-export { pipeline, type ExecuteOptions, type Pipeline, type Policy } from './core/pipeline.js';
+export {
+  pipeline,
+  type AnyPolicy,
+  type ExecuteOptions,
+  type Pipeline,
+  type Policy,
+  type SubstituteOf,
+} from './core/pipeline.js';
 export {
   BulwarkError,
   ConfigError,
@@ -19,7 +26,7 @@ export {
   IdempotencyStoreError,
 } from './policies/idempotency/errors.js';
 export { LoadShedError, type LoadShedReason } from './policies/load-shedder/errors.js';
-export type { Disposable, Listener } from './core/events.js';
+export type { Disposable, Listener, Subscription } from './core/events.js';
 export { parseDuration, toMs } from './core/duration.js';
 export { timeout, TimeoutPolicy, type TimeoutOptions } from './policies/timeout.js';
 export { budget, type BudgetOptions } from './policies/budget.js';
@@ -128,6 +135,7 @@ export {
   type DependencyConfig,
   type DependenciesConfig,
   type DependencyOptions,
+  type FallbackValueOf,
 } from './dependency.js';
 export { dependencyConfigSchema } from './config-schema.js';
 export type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';

@@ -201,6 +201,74 @@ describe('dependency()', () => {
   });
 });
 
+describe('dependency() errors name the dependency', () => {
+  const never = () => new Promise<never>(() => {});
+  // One attempt, no breaker wait: the message of the first timeout is what is checked.
+  const single = { retry: false, circuitBreaker: false, loadShedder: false } as const;
+
+  it('an attempt TimeoutError says which dependency timed out', async () => {
+    const clock = new VirtualClock();
+    const payments = dependency('payments', { ...single, clock, budget: '1s', timeout: 20 });
+    const call = payments.execute(never).catch((e: unknown) => e);
+    await clock.advance(20);
+    const error = (await call) as TimeoutError;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.message).toBe('payments: attempt timed out after 20 ms');
+    expect(error.dependency).toBe('payments');
+  });
+
+  it('a budget TimeoutError says which dependency ran out of time', async () => {
+    const clock = new VirtualClock();
+    const payments = dependency('payments', { ...single, clock, budget: 50 });
+    const call = payments.execute(never).catch((e: unknown) => e);
+    await clock.advance(50);
+    expect(((await call) as Error).message).toBe(
+      'payments: call exceeded its time budget of 50 ms',
+    );
+  });
+
+  it('keeps the name of the inner dependency when one calls another', async () => {
+    const clock = new VirtualClock();
+    const ledger = dependency('ledger', { ...single, clock, budget: '1s', timeout: 10 });
+    const payments = dependency('payments', { ...single, clock, budget: '1s', timeout: 500 });
+    const call = payments.execute(() => ledger.execute(never)).catch((e: unknown) => e);
+    await clock.advance(10);
+    const error = (await call) as TimeoutError;
+    expect(error.message).toBe('ledger: attempt timed out after 10 ms');
+    expect(error.dependency).toBe('ledger');
+  });
+
+  it('an already-aborted caller signal with no reason of its own yields an AbortError naming what happened', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const original = controller.signal.reason as Error;
+    let ran = false;
+    const error = (await dependency('payments')
+      .execute(
+        () => {
+          ran = true;
+        },
+        { signal: controller.signal },
+      )
+      .catch((e: unknown) => e)) as Error;
+    expect(ran).toBe(false);
+    expect(error.name).toBe('AbortError');
+    expect(error.message).toBe(
+      "payments: the caller's signal was already aborted; the call was not started",
+    );
+    expect(error.cause).toBe(original);
+  });
+
+  it('an already-aborted caller signal with its own reason rejects with that reason, unchanged', async () => {
+    const controller = new AbortController();
+    const reason = new Error('request closed');
+    controller.abort(reason);
+    await expect(
+      dependency('payments').execute(() => 1, { signal: controller.signal }),
+    ).rejects.toBe(reason);
+  });
+});
+
 describe('dependencies()', () => {
   it('builds many from one plain object, merging defaults section by section', () => {
     const deps = dependencies({
@@ -239,6 +307,47 @@ describe('dependencies()', () => {
   it('refuses unknown keys in fallback', () => {
     const e = configError(() => dependency('p', { fallback: { value: 1, oops: 2 } } as never));
     expect(e.message).toMatch(/^p\.fallback\.oops: unknown option/m);
+  });
+
+  it('reports a bad default once, under defaults, not under each dependency that inherits it', () => {
+    const e = configError(() =>
+      dependencies({
+        defaults: { budget: 'soon', retry: { maxAttempts: 0 } },
+        a: {},
+        b: {},
+      } as never),
+    );
+    expect(e.problems.map((p) => p.path).sort()).toEqual([
+      'defaults.budget',
+      'defaults.retry.maxAttempts',
+    ]);
+  });
+
+  it('refuses a __proto__ dependency name from JSON instead of making it the prototype', () => {
+    const config = JSON.parse('{"__proto__": {"budget": "1s"}, "payments": {}}') as never;
+    const e = configError(() => dependencies(config));
+    expect(e.problems.map((p) => p.path)).toEqual(['__proto__']);
+    expect(e.message).toMatch(/^__proto__: /m);
+  });
+
+  it('refuses a __proto__ key inside a section, from JSON or from an object literal', () => {
+    const parsed = JSON.parse('{"payments": {"__proto__": {"budget": "1s"}}}') as never;
+    expect(configError(() => dependencies(parsed)).problems.map((p) => p.path)).toEqual([
+      'payments.__proto__',
+    ]);
+    const literal = { payments: { __proto__: { budget: '1s' } } } as never;
+    expect(configError(() => dependencies(literal)).problems.map((p) => p.path)).toEqual([
+      'payments',
+    ]);
+    const nested = JSON.parse(
+      '{"payments": {"retry": {"__proto__": {"maxAttempts": 9}}}}',
+    ) as never;
+    expect(configError(() => dependencies(nested)).problems.map((p) => p.path)).toEqual([
+      'payments.retry.__proto__',
+    ]);
+    expect(() => dependency('p', { retry: { __proto__: { maxAttempts: 9 } } } as never)).toThrow(
+      /^p\.retry: /m,
+    );
   });
 
   it('reports the problems of every dependency in one error', () => {

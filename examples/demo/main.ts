@@ -64,7 +64,7 @@ function watchRetry(r: ReturnType<typeof retry>): void {
     ),
   );
   r.on('giveUp', (e) => log(`  retry: gave up after attempt ${e.attempt} (${e.reason})`));
-  r.on('budgetExhausted', () => log('  retry: retry budget exhausted, not retrying'));
+  r.on('retryBudgetExhausted', () => log('  retry: retry budget exhausted, not retrying'));
 }
 
 async function scenario(

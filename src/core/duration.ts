@@ -5,7 +5,8 @@ const PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/;
 
 /**
  * Reads a duration: a number of ms, a string like '250ms', '2s', '1.5m', '1h', or
- * Infinity / 'Infinity'. Returns undefined for anything else (including negatives).
+ * Infinity / 'Infinity'. Returns undefined for anything else (including negatives, and a
+ * string too large to be finite: Infinity is only ever meant when written out).
  * Every duration option of bulwark accepts the same forms.
  *
  * @example
@@ -24,7 +25,9 @@ export function parseDuration(value: unknown): number | undefined {
   if (value.trim() === 'Infinity') return Infinity;
   const m = PATTERN.exec(value);
   if (!m) return undefined;
-  return Number(m[1]) * UNITS[m[2]!]!;
+  const ms = Number(m[1]) * UNITS[m[2]!]!;
+  // '1'.repeat(400) + 'ms' would read as Infinity: a typo must not mean "no limit".
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /**

@@ -115,6 +115,32 @@ export class TimeoutError extends BulwarkError {
   }
 }
 
+/**
+ * Attributes a bulwark error to the dependency whose call it ended: sets `dependency` and,
+ * for a TimeoutError (whose message otherwise names no one), prefixes the message. The
+ * innermost dependency wins: an error already attributed is left as it is.
+ * @internal
+ */
+export function attributeError(error: unknown, dependency: string): void {
+  if (!(error instanceof BulwarkError) || error.dependency !== undefined) return;
+  error.dependency = dependency;
+  if (error instanceof TimeoutError) error.message = `${dependency}: ${error.message}`;
+}
+
+/**
+ * What a call whose caller signal is already aborted rejects with: the caller's own reason,
+ * unchanged — except a bare `abort()`'s generic AbortError, which names nothing; that one
+ * becomes an AbortError saying what happened where, with the caller's reason as `cause`.
+ * @internal
+ */
+export function abortedBeforeStart(reason: unknown, label: string): unknown {
+  if (!(reason instanceof DOMException) || reason.name !== 'AbortError') return reason;
+  return new DOMException(
+    `${label}: the caller's signal was already aborted; the call was not started`,
+    { name: 'AbortError', cause: reason },
+  );
+}
+
 /** One bad option: where it is, what it should be, and what was given. */
 export interface ConfigProblem {
   /** Dotted path of the bad option, e.g. `payments.timeout.ms`. */

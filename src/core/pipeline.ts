@@ -8,14 +8,18 @@ import {
   type Priority,
   type Step,
 } from './context.js';
-import { ConfigError } from './errors.js';
+import { parseDuration } from './duration.js';
+import { abortedBeforeStart, ConfigError } from './errors.js';
 
 /** Per-call options of `execute()`, on any policy, pipeline or dependency. */
 export interface ExecuteOptions {
   /** The caller's signal: aborting it ends the call at once with its reason. */
   signal?: AbortSignal;
-  /** ms from now for the whole call (measured on the outermost policy's clock). */
-  budget?: number;
+  /**
+   * Time from now for the whole call: ms, or a duration string like '1s' (measured on the
+   * outermost policy's clock).
+   */
+  budget?: number | string;
   /** Absolute deadline, in ms on the policy clock (epoch ms on the system clock). */
   deadline?: number;
   /** How much this call matters under overload (default `'normal'`); read by admission policies. */
@@ -33,11 +37,17 @@ export interface ExecuteOptions {
 
 /**
  * What every policy, pipeline and dependency is: something that can `execute` a
- * function, and that `pipeline()` can compose with others.
+ * function, and that `pipeline()` can compose with others. `F` is what `execute` may
+ * resolve with instead of fn's own value (a substitute for a failure); `never` for most.
  */
-export interface Policy {
+export interface Policy<F = never> {
   /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   readonly kind: string;
+  /**
+   * Type only, never set at run time: what `execute` may resolve with besides fn's own
+   * value, so that composing policies carries a substitute into the result type.
+   */
+  readonly substituteType?: () => F;
   /**
    * The clock this policy was given, if any. A policy without one runs each call on the
    * call's clock (`ctx.clock`: the clock of the pipeline or policy `execute` started on);
@@ -49,7 +59,7 @@ export interface Policy {
    * and settles with its value or the error that ended the call. Never throws
    * synchronously: bad options reject with a `ConfigError`.
    */
-  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T>;
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | F>;
   /**
    * Runs one call through this policy and then `next`. Implementations return a promise
    * and never throw synchronously.
@@ -62,7 +72,7 @@ export interface Policy {
    * (`entry`: it then receives the call's fresh root context). Undefined: a plain step.
    * @internal
    */
-  composeStep?(inner: readonly Policy[], next: Step, entry: boolean): Step | undefined;
+  composeStep?(inner: readonly AnyPolicy[], next: Step, entry: boolean): Step | undefined;
 }
 
 /** The innermost step: calls the user's function, turning a sync throw into a rejection. */
@@ -80,7 +90,7 @@ export const terminalStep: Step = {
 /** A policy bound to the step after it: the chain is resolved once, at construction. */
 export class PolicyStep implements Step {
   constructor(
-    readonly policy: Policy,
+    readonly policy: AnyPolicy,
     readonly next: Step,
   ) {}
 
@@ -101,6 +111,7 @@ export function startCall<T>(
   first: Step,
   fn: Operation<T>,
   options: ExecuteOptions | undefined,
+  label?: string,
 ): Promise<T> {
   if (typeof fn !== 'function') {
     return Promise.reject(
@@ -113,9 +124,14 @@ export function startCall<T>(
     options = NO_OPTIONS;
   }
 
+  for (const key in options) {
+    // Plain JS can pass anything: a misspelt or foreign option must not be silently ignored.
+    if (!EXECUTE_KEYS.has(key)) return Promise.reject(unknownOption(key));
+  }
   let deadline = Infinity;
   let limit = Infinity;
-  const { budget, deadline: absolute, signal, priority, parent } = options;
+  const { deadline: absolute, signal, priority, parent } = options;
+  let budget = options.budget;
   if (absolute !== undefined) {
     if (typeof absolute !== 'number' || Number.isNaN(absolute)) {
       return Promise.reject(
@@ -126,9 +142,16 @@ export function startCall<T>(
     limit = absolute - clock.now();
   }
   if (budget !== undefined) {
+    if (typeof budget === 'string') budget = parseDuration(budget) ?? NaN;
     if (typeof budget !== 'number' || !(budget >= 0)) {
       return Promise.reject(
-        new ConfigError([{ path: 'budget', expected: 'a number of ms ≥ 0', got: budget }]),
+        new ConfigError([
+          {
+            path: 'budget',
+            expected: "a duration ≥ 0 (ms, or '250ms', '2s', '1m')",
+            got: options.budget,
+          },
+        ]),
       );
     }
     const d = clock.now() + budget;
@@ -144,6 +167,8 @@ export function startCall<T>(
       ]),
     );
   }
+  if (signal !== undefined && signal.aborted)
+    return Promise.reject(abortedBeforeStart(signal.reason, label ?? kindOf(first)));
   let parentCtx: CallContext | undefined;
   if (parent !== undefined) {
     if (!(parent instanceof CallContext)) {
@@ -175,6 +200,34 @@ export function startCall<T>(
 }
 
 const NO_OPTIONS: ExecuteOptions = {};
+
+const EXECUTE_OPTIONS = [
+  'signal',
+  'budget',
+  'deadline',
+  'priority',
+  'idempotencyKey',
+  'fingerprint',
+  'parent',
+] as const satisfies readonly (keyof ExecuteOptions)[];
+const EXECUTE_KEYS: ReadonlySet<string> = new Set(EXECUTE_OPTIONS);
+
+function unknownOption(key: string): ConfigError {
+  return new ConfigError([
+    {
+      path: key,
+      expected: `one of ${EXECUTE_OPTIONS.join(', ')}`,
+      got: key,
+      message: `unknown option (known: ${EXECUTE_OPTIONS.join(', ')})`,
+    },
+  ]);
+}
+
+/** The kind of policy a chain starts with, to name it in a message. */
+function kindOf(first: Step): string {
+  const policy = first instanceof PolicyStep ? first.policy : (first as Partial<AnyPolicy>);
+  return typeof policy.kind === 'string' ? policy.kind : 'call';
+}
 
 /**
  * A call with no explicit `parent`, made while an ambient context is current (e.g. inside
@@ -220,10 +273,21 @@ function startUnder<T>(
   ).guard(fn, first, signal ?? ambient.signal);
 }
 
+/**
+ * What a policy (or any of a union of policies) may resolve with besides fn's own value:
+ * the substitute one of them may put in place of a failure, else `never`.
+ */
+export type SubstituteOf<P> = P extends { readonly substituteType?: () => infer F } ? F : never;
+
+/** Any policy, whatever substitute it may resolve with: what `pipeline()` composes. */
+export type AnyPolicy = Policy<unknown>;
+
 /** Base of every policy: `execute()` runs the policy alone, as a one-step pipeline. */
-export abstract class BasePolicy implements Policy {
+export abstract class BasePolicy<F = never> implements Policy<F> {
   /** Short name of the policy kind (`timeout`, `budget`, …), used in metrics and messages. */
   abstract readonly kind: string;
+  /** Type only (see Policy): never set. */
+  declare readonly substituteType?: () => F;
   /** The clock this policy was given; without one, each call runs on the call's clock. */
   clock: Clock | undefined;
   private step: Step | undefined;
@@ -237,7 +301,7 @@ export abstract class BasePolicy implements Policy {
    * ended the call. To combine policies, compose them with `pipeline()` rather than
    * nesting `execute` calls: the chain is then resolved once, not per call.
    */
-  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
+  execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | F> {
     return startCall(
       this.clock ?? systemClock,
       (this.step ??= new PolicyStep(this, terminalStep)),
@@ -253,21 +317,25 @@ export abstract class BasePolicy implements Policy {
   abstract run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T>;
 }
 
-/** Policies composed by `pipeline()`, itself a policy (so pipelines nest). */
-export interface Pipeline extends Policy {
+/**
+ * Policies composed by `pipeline()`, itself a policy (so pipelines nest). `F`: the
+ * substitute one of the parts may resolve with.
+ */
+export interface Pipeline<F = never> extends Policy<F> {
   /** The parts, outer to inner; nested pipelines are flattened into this list. */
-  readonly policies: readonly Policy[];
+  readonly policies: readonly AnyPolicy[];
 }
 
-class PipelinePolicy implements Pipeline {
+class PipelinePolicy implements Pipeline<unknown> {
   readonly kind = 'pipeline';
-  readonly policies: readonly Policy[];
+  declare readonly substituteType?: () => unknown;
+  readonly policies: readonly AnyPolicy[];
   clock: Clock | undefined;
   private readonly first: Step;
   /** The first step of a call started by `execute` (it may differ: see composeStep). */
   private readonly entry: Step;
 
-  constructor(policies: readonly Policy[]) {
+  constructor(policies: readonly AnyPolicy[]) {
     this.policies = policies;
     // Resolved here, once, and carried to every part by the call's context: the parts
     // are not written to, so a policy shared by two pipelines serves each on its clock.
@@ -286,7 +354,7 @@ class PipelinePolicy implements Pipeline {
   }
 
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
-    return startCall(this.clock ?? systemClock, this.entry, fn, options);
+    return startCall(this.clock ?? systemClock, this.entry, fn, options, this.kind);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
@@ -297,7 +365,7 @@ class PipelinePolicy implements Pipeline {
 }
 
 function runChain<T>(
-  policies: readonly Policy[],
+  policies: readonly AnyPolicy[],
   i: number,
   ctx: CallContext,
   fn: Operation<T>,
@@ -333,7 +401,7 @@ function runChain<T>(
  * });
  * ```
  */
-export function pipeline(...policies: Policy[]): Pipeline {
+export function pipeline<P extends AnyPolicy[]>(...policies: P): Pipeline<SubstituteOf<P[number]>> {
   policies.forEach((p, i) => {
     if (p === null || typeof p !== 'object' || typeof p.run !== 'function') {
       throw new ConfigError([{ path: `pipeline[${i}]`, expected: 'a bulwark policy', got: p }]);
@@ -341,5 +409,5 @@ export function pipeline(...policies: Policy[]): Pipeline {
   });
   // Nested pipelines are flattened so the chain stays one resolved list of steps.
   const flat = policies.flatMap((p) => (p instanceof PipelinePolicy ? p.policies : [p]));
-  return new PipelinePolicy(flat);
+  return new PipelinePolicy(flat) as Pipeline<SubstituteOf<P[number]>>;
 }

@@ -7,6 +7,26 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 /**
+ * True for an object whose options sit on its prototype (`{ __proto__: { … } }` in a
+ * literal): Object.keys and spreads do not see them, so they would be silently dropped.
+ * Class instances (a prototype with its own `constructor`) are not flagged.
+ */
+export function hasInheritedOptions(value: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(value);
+  return (
+    proto !== Object.prototype &&
+    proto !== null &&
+    !Object.prototype.hasOwnProperty.call(proto, 'constructor')
+  );
+}
+
+/** What a `__proto__` key is told: parsed JSON can hold one, and it must not set a prototype. */
+export const PROTO_KEY_PROBLEM = {
+  expected: 'no __proto__ key',
+  message: 'a __proto__ key is not an option (it would replace the prototype)',
+} as const;
+
+/**
  * Collects every problem in an options object, so a ConfigError lists them all at once
  * with the dotted path of each.
  */
@@ -43,8 +63,19 @@ export class Validator {
       });
       return {};
     }
+    if (hasInheritedOptions(value)) {
+      this.problems.push({
+        path: this.prefix || 'options',
+        expected: 'a plain options object',
+        got: value,
+        message: 'options set through __proto__ would be ignored: write them as own keys',
+      });
+      return {};
+    }
     for (const key of Object.keys(value)) {
-      if (!known.includes(key)) this.unknownKey(key, known);
+      if (key === '__proto__')
+        this.problems.push({ path: this.path(key), got: key, ...PROTO_KEY_PROBLEM });
+      else if (!known.includes(key)) this.unknownKey(key, known);
     }
     return value as Record<string, unknown>;
   }

@@ -8,7 +8,8 @@ export interface BudgetOptions {
 }
 
 /**
- * Bounds the whole call — every attempt and every backoff sleep — to `ms`. Put it
+ * Bounds the whole call — every attempt and every backoff sleep — to `ms` (≥ 1, or
+ * `Infinity`). Put it
  * outside `retry()`. Rejects with `TimeoutError { scope: 'budget' }` at the deadline.
  * Retries inside it give up early, rather than sleep past what is left.
  *

@@ -4,8 +4,8 @@ import { BulkheadRejectedError, type BulkheadRejectReason } from './bulkhead-err
 import { formatMs, withoutStack } from '../core/errors.js';
 import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
 import { stacklessErrorOf } from '../core/fail-fast.js';
-import { EventHub, type Disposable, type Listener } from '../core/events.js';
-import { BasePolicy } from '../core/pipeline.js';
+import { ObservablePolicy } from '../core/observable-policy.js';
+import type { EventNames } from '../core/events.js';
 import { Validator } from '../core/validate.js';
 import type { ConcurrencyStore } from '../stores/limit-store.js';
 import { FleetSlots } from './bulkhead-fleet.js';
@@ -40,6 +40,13 @@ export interface BulkheadEvents {
   /** A queued call left the queue because its own call ended (deadline or caller abort). */
   abandoned: { waitedMs: number; reason: unknown };
 }
+
+const BULKHEAD_EVENTS: EventNames<BulkheadEvents> = {
+  rejected: true,
+  queued: true,
+  dequeued: true,
+  abandoned: true,
+};
 
 const RESOLVED = Promise.resolve();
 // A 'full' refusal is built without the Error constructor (no stack: ~0.1 µs, not ~1 µs).
@@ -80,7 +87,7 @@ class Waiter implements AbortSubscriber, TimedWaiter {
  * Queue timeouts share one clock timer armed for the head of the queue: with one fixed
  * `queueTimeout`, waiters expire in arrival order.
  */
-export class BulkheadPolicy extends BasePolicy {
+export class BulkheadPolicy extends ObservablePolicy<BulkheadEvents> {
   readonly kind = 'bulkhead';
   /** Calls allowed to run at once. */
   readonly maxConcurrent: number;
@@ -97,7 +104,6 @@ export class BulkheadPolicy extends BasePolicy {
   private tail: Waiter | undefined;
   // One clock timer for every waiter's queue timeout (none when it is Infinity).
   private readonly timers: TimerQueue<Waiter> | undefined;
-  private readonly events = new EventHub<BulkheadEvents>();
   private readonly fullMessage: string;
   private readonly timeoutMessage: string;
   /** The fleet-wide slots, when a `store` was given. */
@@ -121,7 +127,7 @@ export class BulkheadPolicy extends BasePolicy {
     if (store !== undefined && (store === null || typeof store.acquire !== 'function'))
       v.problem('store', 'a concurrency store (e.g. new RedisConcurrencyStore(...))', store);
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, BULKHEAD_EVENTS);
     this.maxConcurrent = maxConcurrent;
     this.maxQueue = maxQueue;
     this.queueTimeout = queueTimeout;
@@ -150,14 +156,6 @@ export class BulkheadPolicy extends BasePolicy {
   /** Calls waiting for a slot now. */
   get queued(): number {
     return this.length;
-  }
-
-  /**
-   * Subscribes to `rejected`, `queued`, `dequeued` or `abandoned`; dispose the result to
-   * unsubscribe.
-   */
-  on<K extends keyof BulkheadEvents>(event: K, listener: Listener<BulkheadEvents[K]>): Disposable {
-    return this.events.on(event, listener);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

@@ -7,8 +7,8 @@ import {
   type Step,
 } from '../core/context.js';
 import { isAbortError } from '../core/errors.js';
-import { EventHub, type Disposable, type Listener } from '../core/events.js';
-import { BasePolicy } from '../core/pipeline.js';
+import { ObservablePolicy } from '../core/observable-policy.js';
+import type { EventNames } from '../core/events.js';
 import { Validator } from '../core/validate.js';
 
 /** Set on the call's context when the fallback replaced the outcome (read by metrics). */
@@ -41,6 +41,8 @@ export interface FallbackEvents {
   fallback: { kind: FallbackKind; outcome: unknown };
 }
 
+const FALLBACK_EVENTS: EventNames<FallbackEvents> = { fallback: true };
+
 const KNOWN = ['on', 'clock'];
 
 /**
@@ -48,12 +50,11 @@ const KNOWN = ['on', 'clock'];
  * the outcome and context. The caller's own abort is never replaced: the caller has gone,
  * and a value nobody receives must not cost a fallback call (nor its side effects).
  */
-export class FallbackPolicy<F = unknown> extends BasePolicy {
+export class FallbackPolicy<F = unknown> extends ObservablePolicy<FallbackEvents, F> {
   readonly kind = 'fallback';
   private readonly make: FallbackFunction<F> | undefined;
   private readonly value: F | undefined;
   private readonly predicate: FallbackOptions['on'];
-  private readonly events = new EventHub<FallbackEvents>();
 
   constructor(
     valueOrFn: F | FallbackFunction<F>,
@@ -64,20 +65,15 @@ export class FallbackPolicy<F = unknown> extends BasePolicy {
     const o = v.object(options, KNOWN);
     const on = v.func<FallbackOptions['on']>('on', o.on, undefined);
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, FALLBACK_EVENTS);
     // A function is called; to fall back to a function value, return it from one: `() => fn`.
     if (typeof valueOrFn === 'function') this.make = valueOrFn as FallbackFunction<F>;
     else this.value = valueOrFn;
     this.predicate = on;
   }
 
-  /** Subscribes to `fallback`; dispose the result to unsubscribe. */
-  on<K extends keyof FallbackEvents>(event: K, listener: Listener<FallbackEvents[K]>): Disposable {
-    return this.events.on(event, listener);
-  }
-
-  // The substitute stands in for the call's own value: `T` is the caller's to keep consistent
-  // with F (a pipeline cannot carry the union through its types).
+  // The substitute stands in for the call's own value: the chain is typed per T, and the
+  // union T | F reaches the caller through `execute` (see Policy's F, carried by pipeline()).
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     const result = next.invoke(ctx, fn);
     // One closure per call is the price of reaching ctx from the reaction.

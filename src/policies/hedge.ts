@@ -2,8 +2,8 @@ import type { Clock } from '../core/clock.js';
 import type { CallContext, Context, Operation, Step } from '../core/context.js';
 import { withoutStack } from '../core/errors.js';
 import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
-import { EventHub, type Disposable, type Listener } from '../core/events.js';
-import { BasePolicy } from '../core/pipeline.js';
+import { ObservablePolicy } from '../core/observable-policy.js';
+import type { EventNames } from '../core/events.js';
 import { Validator } from '../core/validate.js';
 import { isRetryableError } from './retry/classification.js';
 
@@ -32,6 +32,8 @@ export interface HedgeEvents {
   /** Attempt `attempt` answered first, out of `started` attempts. */
   win: { attempt: number; started: number };
 }
+
+const HEDGE_EVENTS: EventNames<HedgeEvents> = { hedge: true, win: true };
 
 const KNOWN = ['delay', 'maxHedges', 'hedgeOn', 'clock'];
 
@@ -160,7 +162,7 @@ class HedgeRace implements TimedWaiter {
  * what retry would retry) starts the next attempt at once; any other failure ends the call. All attempts share the call's
  * idempotency key. Use it only for idempotent work.
  */
-export class HedgePolicy extends BasePolicy {
+export class HedgePolicy extends ObservablePolicy<HedgeEvents> {
   readonly kind = 'hedge';
   /** ms to wait for an answer before the next attempt starts (Infinity: only after a failure). */
   readonly delay: number;
@@ -168,7 +170,6 @@ export class HedgePolicy extends BasePolicy {
   readonly maxHedges: number;
   /** Whether a failure starts the next attempt (otherwise it ends the call). */
   readonly hedgeOn: (error: unknown, ctx: Context) => boolean;
-  private readonly events = new EventHub<HedgeEvents>();
   // Races waiting for their next hedge. With one fixed delay they fall due in the order
   // they were scheduled, so one timer queue (one clock timer) serves every call.
   private readonly races: TimerQueue<HedgeRace> | undefined;
@@ -191,16 +192,11 @@ export class HedgePolicy extends BasePolicy {
       isRetryableError,
     );
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, HEDGE_EVENTS);
     this.delay = delay;
     this.races = delay === Infinity ? undefined : new TimerQueue(delay, (race) => race.onDue());
     this.maxHedges = maxHedges;
     this.hedgeOn = hedgeOn;
-  }
-
-  /** Subscribes to `hedge` or `win`; dispose the result to unsubscribe. */
-  on<K extends keyof HedgeEvents>(event: K, listener: Listener<HedgeEvents[K]>): Disposable {
-    return this.events.on(event, listener);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

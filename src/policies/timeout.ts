@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import type { CallContext, Operation, Step } from '../core/context.js';
-import { BasePolicy, type Policy } from '../core/pipeline.js';
+import { BasePolicy, type AnyPolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
 /** Options of `timeout()`. */
@@ -27,7 +27,11 @@ export class TimeoutPolicy extends BasePolicy {
   constructor(ms: number, options: TimeoutOptions | undefined, kind: 'timeout' | 'budget') {
     const v = new Validator(kind);
     const opts = v.object(options, ['clock']);
-    const limit = v.duration('ms', ms, Infinity, { min: 0, allowInfinity: true });
+    // Required and ≥ 1, as in dependency(): an omitted limit must not mean "no limit", nor 0
+    // "fail every call". No limit is written out as Infinity.
+    if (ms === undefined)
+      v.problem('ms', "a duration ≥ 1 ms (number of ms or '250ms', '2s', '1m') or Infinity", ms);
+    const limit = v.duration('ms', ms, Infinity, { min: 1, allowInfinity: true });
     v.done();
     super(opts.clock as Clock | undefined);
     this.ms = limit;
@@ -51,7 +55,7 @@ export class TimeoutPolicy extends BasePolicy {
   }
 
   /** @internal A budget over covered attempts takes a lazy step (see runLazy). */
-  composeStep(inner: readonly Policy[], next: Step, entry: boolean): Step | undefined {
+  composeStep(inner: readonly AnyPolicy[], next: Step, entry: boolean): Step | undefined {
     if (this.kind !== 'budget' || !attemptsCovered(inner)) return undefined;
     return new LazyBudgetStep(this, next, entry);
   }
@@ -91,7 +95,7 @@ const WAITS_BY_SUBSCRIBING: ReadonlySet<string> = new Set([
  * True when every attempt under a budget runs inside a tighter `timeout()`: the parts
  * between them only wait by subscribing, and one of them is a timeout.
  */
-function attemptsCovered(inner: readonly Policy[]): boolean {
+function attemptsCovered(inner: readonly AnyPolicy[]): boolean {
   for (const p of inner) {
     if (p instanceof TimeoutPolicy && p.kind === 'timeout' && p.ms !== Infinity) return true;
     if (!WAITS_BY_SUBSCRIBING.has(p.kind)) return false;
@@ -117,7 +121,7 @@ class LazyBudgetStep implements Step {
 }
 
 /**
- * Bounds one attempt to `ms` (number or '250ms'); see TimeoutPolicy. Put it inside
+ * Bounds one attempt to `ms` (≥ 1: a number or '250ms'; `Infinity` for none); see TimeoutPolicy. Put it inside
  * `retry()` so each attempt gets its own limit, and pass `ctx.signal` on so the work is
  * cancelled rather than merely abandoned.
  *

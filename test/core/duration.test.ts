@@ -27,4 +27,11 @@ describe('durations', () => {
       );
     },
   );
+
+  it('rejects a duration string too large to be finite: Infinity must be written out', () => {
+    const huge = '1'.repeat(400) + 'ms';
+    expect(parseDuration(huge)).toBeUndefined();
+    expect(parseDuration('1'.repeat(310) + 'h')).toBeUndefined();
+    expect(() => toMs(huge, 'payments.budget')).toThrow(/^payments\.budget: expected a duration/);
+  });
 });

@@ -3,7 +3,7 @@ import { EventHub } from '../../src/core/events.js';
 
 describe('EventHub', () => {
   it('delivers events to listeners until disposed', () => {
-    const hub = new EventHub<{ ping: number }>();
+    const hub = new EventHub<{ ping: number }>({ ping: true });
     const seen: number[] = [];
     expect(hub.has('ping')).toBe(false);
     const sub = hub.on('ping', (n) => seen.push(n));
@@ -16,7 +16,7 @@ describe('EventHub', () => {
   });
 
   it('keeps delivering to the others when a listener throws', async () => {
-    const hub = new EventHub<{ ping: number }>();
+    const hub = new EventHub<{ ping: number }>({ ping: true });
     const seen: number[] = [];
     const thrown = new Promise<unknown>((resolve) => {
       const original = queueMicrotask;

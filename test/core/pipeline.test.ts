@@ -220,6 +220,52 @@ describe('execute and the call context', () => {
     expect(given).toBe('order-7');
   });
 
+  it('a bare abort() before the call names the policy, keeping the reason as cause', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const error = (await pipeline(retry(), timeout(100))
+      .execute(() => 1, { signal: controller.signal })
+      .catch((e: unknown) => e)) as Error;
+    expect(error.name).toBe('AbortError');
+    expect(error.message).toBe(
+      "pipeline: the caller's signal was already aborted; the call was not started",
+    );
+    expect(error.cause).toBe(controller.signal.reason);
+  });
+
+  it('rejects an unknown execute option (plain JS) with an error naming it', async () => {
+    let ran = false;
+    const error = (await timeout(100)
+      .execute(
+        () => {
+          ran = true;
+        },
+        { timeout: 50 } as never,
+      )
+      .catch((e: unknown) => e)) as ConfigError;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(/^timeout: unknown option \(known: signal, budget, /m);
+    expect(ran).toBe(false);
+    await expect(pipeline(retry()).execute(() => 1, { budgt: 5 } as never)).rejects.toThrow(
+      /^budgt: unknown option/m,
+    );
+  });
+
+  it('reads the budget option as a duration, as config does', async () => {
+    const clock = new VirtualClock();
+    let deadline = 0;
+    await timeout(10_000, { clock }).execute(
+      (ctx) => {
+        deadline = ctx.deadline;
+      },
+      { budget: '1s' },
+    );
+    expect(deadline).toBe(clock.now() + 1000);
+    await expect(timeout(10).execute(() => 1, { budget: '1 fortnight' })).rejects.toThrow(
+      /^budget: expected a duration/m,
+    );
+  });
+
   it('rejects bad execute options with a ConfigError naming the option', async () => {
     await expect(timeout(10).execute(() => 1, { budget: -5 })).rejects.toThrow(
       /budget: expected .* got -5/,

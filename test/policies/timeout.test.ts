@@ -75,6 +75,20 @@ describe('timeout (per attempt)', () => {
     },
   );
 
+  it.each([
+    ['timeout', timeout],
+    ['budget', budget],
+  ] as const)('%s() requires a limit of at least 1 ms, as dependency() does', (name, make) => {
+    expect(() => make(undefined as unknown as number)).toThrow(ConfigError);
+    expect(() => make(undefined as unknown as number)).toThrow(
+      new RegExp(`^${name}\\.ms: expected a duration ≥ 1 ms`, 'm'),
+    );
+    expect(() => make(0)).toThrow(new RegExp(`^${name}\\.ms: expected a duration ≥ 1 ms`, 'm'));
+    expect(() => make('0ms')).toThrow(ConfigError);
+    expect(make(1).ms).toBe(1);
+    expect(make('Infinity').ms).toBe(Infinity);
+  });
+
   it('rejects unknown options', () => {
     expect(() => timeout(10, { clok: 1 } as never)).toThrow(
       /timeout\.clok: unknown option \(known: clock\)/,

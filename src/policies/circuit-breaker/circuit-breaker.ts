@@ -234,7 +234,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
   private runTrial<T>(trial: Trial, ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     let promise: Promise<T>;
     try {
-      promise = next.invoke(ctx, fn);
+      promise = next.invoke(ctx, this.trialWork(trial, fn));
     } catch (error) {
       promise = Promise.reject(error);
     }
@@ -252,7 +252,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     const effective = verdict === SUCCEEDED && slow ? FAILED : verdict;
     if (this.events !== undefined && effective !== NEUTRAL)
       this.emitOutcome(effective, slow, outcome);
-    this.settleTrial(trial, effective, now);
+    this.endTrial(trial, effective, now);
     // Still half-open (more successes needed, or a neutral outcome): the next waiter may try.
     if (this.waiting > 0) this.drainSoon();
   }

@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import { CircuitOpenError } from './errors.js';
-import { EventHub, type Disposable, type Listener } from '../../core/events.js';
+import { EventHub, type EventNames, type Listener, type Subscription } from '../../core/events.js';
+import type { Operation } from '../../core/context.js';
 import { BasePolicy } from '../../core/pipeline.js';
 import { openDuration } from './open-duration.js';
 import type { TripRule } from './trip-rule.js';
@@ -23,6 +24,21 @@ export interface CircuitBreakerEvents {
   failure: { state: BreakerState; slow: boolean; errorOrResult: unknown };
   /** A call was refused without running. */
   rejected: { state: 'open' | 'half-open' | 'isolated' };
+}
+
+const BREAKER_EVENTS: EventNames<CircuitBreakerEvents> = {
+  stateChange: true,
+  success: true,
+  failure: true,
+  rejected: true,
+};
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** A snapshot from `breaker.stats()`: the state and what the rolling window holds now. */
@@ -67,6 +83,10 @@ export interface IsolationHandle {
 export interface Trial {
   readonly start: number;
   readonly round: HalfOpenRound;
+  /** Work started under this trial (fn calls) that has not settled yet. */
+  working: number;
+  /** The call's verdict, kept while its work still runs (the caller left first). */
+  pending: Verdict | undefined;
 }
 
 /** What a finished call means for the breaker. */
@@ -159,14 +179,15 @@ export abstract class BreakerController extends BasePolicy {
   }
 
   /**
-   * Subscribes to `stateChange`, `success`, `failure` or `rejected`; dispose the result to
-   * unsubscribe.
+   * Subscribes to `stateChange`, `success`, `failure` or `rejected`; dispose the result (or
+   * hold it with `using`) to unsubscribe. The one policy that does not extend
+   * ObservablePolicy: its hub is created on first use, so an idle breaker stays small.
    */
   on<K extends keyof CircuitBreakerEvents>(
     event: K,
     listener: Listener<CircuitBreakerEvents[K]>,
-  ): Disposable {
-    return (this.events ??= new EventHub<CircuitBreakerEvents>()).on(event, listener);
+  ): Subscription {
+    return (this.events ??= new EventHub(BREAKER_EVENTS)).on(event, listener, this.kind);
   }
 
   /**
@@ -273,7 +294,7 @@ export abstract class BreakerController extends BasePolicy {
     if (state === 'half-open') {
       const trials = this.round!.trials;
       if (trials.length < this.halfOpenMaxCalls) {
-        const trial: Trial = { start: now, round: this.round! };
+        const trial: Trial = { start: now, round: this.round!, working: 0, pending: undefined };
         trials.push(trial);
         return trial;
       }
@@ -282,6 +303,35 @@ export abstract class BreakerController extends BasePolicy {
     if (state === 'open') return this.rejection('open', this.openUntil - now);
     if (state === 'isolated') return this.rejection('isolated', Infinity);
     return undefined;
+  }
+
+  /**
+   * `fn` for a half-open trial: it tells the trial when the work itself has settled. The
+   * call can end first (the caller aborts, an outer deadline passes) while the dependency
+   * is still busy with the work: the trial slot belongs to the work, not to the caller.
+   * (Half-open calls are rare: a closure per trial costs nothing that matters.)
+   */
+  protected trialWork<T>(trial: Trial, fn: Operation<T>): Operation<T> {
+    return (ctx) => {
+      const result = fn(ctx);
+      if (!isPromiseLike(result)) return result;
+      trial.working++;
+      const settled = (): void => {
+        if (--trial.working === 0 && trial.pending !== undefined)
+          this.settleTrial(trial, trial.pending, this.now());
+      };
+      Promise.resolve(result).then(settled, settled);
+      return result;
+    };
+  }
+
+  /**
+   * A half-open trial's call ended with `verdict`. A failure counts at once; otherwise the
+   * slot is freed only when the work has settled too (a hung one is failed by `refresh`).
+   */
+  protected endTrial(trial: Trial, verdict: Verdict, now: number): void {
+    if (verdict === FAILED || trial.working === 0) this.settleTrial(trial, verdict, now);
+    else trial.pending = verdict;
   }
 
   /** A half-open trial finished. */

@@ -6,8 +6,9 @@ import {
   IdempotencyStoreError,
 } from './errors.js';
 import { ConfigError, isAbortError, isBulwarkError, withoutStack } from '../../core/errors.js';
-import { EventHub, type Disposable, type Listener } from '../../core/events.js';
-import { BasePolicy, terminalStep } from '../../core/pipeline.js';
+import { ObservablePolicy } from '../../core/observable-policy.js';
+import type { Disposable, EventNames } from '../../core/events.js';
+import { terminalStep } from '../../core/pipeline.js';
 import { AttemptTracker } from './attempt-tracker.js';
 import { Validator } from '../../core/validate.js';
 import { MemoryStore } from '../../stores/memory.js';
@@ -77,6 +78,16 @@ export interface IdempotencyEvents {
   lock_lost: KeyEvent;
 }
 
+const IDEMPOTENCY_EVENTS: EventNames<IdempotencyEvents> = {
+  executed: true,
+  replayed: true,
+  in_progress: true,
+  key_reused: true,
+  released: true,
+  store_error: true,
+  lock_lost: true,
+};
+
 const KNOWN = [
   'store',
   'ttl',
@@ -108,7 +119,7 @@ const POLL_MAX = 500;
  * `lockTtl`, and every write carries the claim's fencing token, so a holder that crashed
  * or overran can never overwrite the outcome of the caller that took over.
  */
-export class IdempotencyPolicy extends BasePolicy {
+export class IdempotencyPolicy extends ObservablePolicy<IdempotencyEvents> {
   readonly kind = 'idempotency';
   /** How long an outcome is kept and replayed, in ms. */
   readonly ttl: number;
@@ -125,7 +136,6 @@ export class IdempotencyPolicy extends BasePolicy {
   private readonly isRetryable: (error: unknown) => boolean;
   private readonly serializer: Serializer;
   private readonly scope: IdempotencyOptions['scope'];
-  private readonly events = new EventHub<IdempotencyEvents>();
 
   constructor(options: IdempotencyOptions = {}, path = 'idempotency') {
     const v = new Validator(path);
@@ -181,7 +191,7 @@ export class IdempotencyPolicy extends BasePolicy {
       v.problem('scope', 'a string or a function of the call context', scope);
     }
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, IDEMPOTENCY_EVENTS);
     this.store = store;
     this.ttl = ttl;
     this.lockTtl = lockTtl;
@@ -192,14 +202,6 @@ export class IdempotencyPolicy extends BasePolicy {
     this.isRetryable = isRetryable;
     this.serializer = serializer;
     this.scope = scope;
-  }
-
-  /** Subscribes to one of the IdempotencyEvents; dispose the result to unsubscribe. */
-  on<K extends keyof IdempotencyEvents>(
-    event: K,
-    listener: Listener<IdempotencyEvents[K]>,
-  ): Disposable {
-    return this.events.on(event, listener);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

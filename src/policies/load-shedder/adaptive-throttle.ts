@@ -2,8 +2,8 @@ import { systemClock, type Clock } from '../../core/clock.js';
 import type { CallContext, Operation, Priority, Step } from '../../core/context.js';
 import { LoadShedError } from './errors.js';
 import { TimeoutError, withoutStack } from '../../core/errors.js';
-import { EventHub, type Disposable, type Listener } from '../../core/events.js';
-import { BasePolicy } from '../../core/pipeline.js';
+import { ObservablePolicy } from '../../core/observable-policy.js';
+import type { EventNames } from '../../core/events.js';
 import { Validator } from '../../core/validate.js';
 import { statusOf } from '../retry/classification.js';
 
@@ -35,6 +35,8 @@ export interface AdaptiveThrottleEvents {
   /** A request was refused locally, without reaching the dependency. */
   shed: { priority: Priority; reason: 'capacity'; probability: number };
 }
+
+const ADAPTIVE_THROTTLE_EVENTS: EventNames<AdaptiveThrottleEvents> = { shed: true };
 
 const KNOWN = ['k', 'window', 'isRejected', 'random', 'clock'];
 const BUCKETS = 20;
@@ -71,7 +73,7 @@ export function isOverloadRejection(outcome: unknown, kind: 'error' | 'result'):
  * seen from here) and no `retryAfterMs`: the decision is random per request, so there is
  * no moment at which a retry becomes sure to pass.
  */
-export class AdaptiveThrottlePolicy extends BasePolicy {
+export class AdaptiveThrottlePolicy extends ObservablePolicy<AdaptiveThrottleEvents> {
   readonly kind = 'adaptiveThrottle';
   /** Requests the dependency may be sent per request it accepts. */
   readonly k: number;
@@ -83,7 +85,6 @@ export class AdaptiveThrottlePolicy extends BasePolicy {
   private readonly epochs = new Float64Array(BUCKETS).fill(-Infinity);
   private readonly requestCounts = new Float64Array(BUCKETS);
   private readonly acceptCounts = new Float64Array(BUCKETS);
-  private readonly events = new EventHub<AdaptiveThrottleEvents>();
   private sumRequests = 0;
   private sumAccepts = 0;
 
@@ -95,20 +96,12 @@ export class AdaptiveThrottlePolicy extends BasePolicy {
     const random = v.func('random', o.random, Math.random);
     const isRejected = v.func('isRejected', o.isRejected, isOverloadRejection);
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, ADAPTIVE_THROTTLE_EVENTS);
     this.k = k;
     this.window = window;
     this.bucketMs = window / BUCKETS;
     this.random = random;
     this.isRejected = isRejected;
-  }
-
-  /** Subscribes to `shed`; dispose the result to unsubscribe. */
-  on<K extends keyof AdaptiveThrottleEvents>(
-    event: K,
-    listener: Listener<AdaptiveThrottleEvents[K]>,
-  ): Disposable {
-    return this.events.on(event, listener);
   }
 
   private nowOrClock(now: number | undefined): number {

@@ -12,13 +12,15 @@ import { LoadShedError, type LoadShedReason } from './errors.js';
 import { rejectAfterAttach } from '../../core/fail-fast.js';
 import { TimeoutError, formatMs, withoutStack } from '../../core/errors.js';
 import { TimerQueue, type TimedWaiter } from '../../core/timer-queue.js';
-import { EventHub, type Disposable, type Listener } from '../../core/events.js';
-import { BasePolicy } from '../../core/pipeline.js';
+import { ObservablePolicy } from '../../core/observable-policy.js';
+import type { EventNames } from '../../core/events.js';
 import { Validator } from '../../core/validate.js';
 import { FixedLimiter } from './limits/fixed.js';
 import type { LoadShedderEvents, LoadShedderOptions } from './options.js';
 import { eventLoopPressure, type PressureProbe } from './pressure.js';
 import type { Limiter } from './limits/limiter.js';
+
+const LOAD_SHEDDER_EVENTS: EventNames<LoadShedderEvents> = { shed: true, limitChange: true };
 
 const KNOWN = [
   'limit',
@@ -80,7 +82,7 @@ class Waiter implements AbortSubscriber, TimedWaiter {
  * cheap early refusals for calls that cannot meet their deadline or arrive while the
  * event loop is lagging. Every refusal is a `LoadShedError` built without a stack.
  */
-export class LoadShedderPolicy extends BasePolicy {
+export class LoadShedderPolicy extends ObservablePolicy<LoadShedderEvents> {
   readonly kind = 'loadShedder';
   /** Where the concurrency limit comes from (a `FixedLimiter` for a number). */
   readonly limiter: Limiter;
@@ -99,7 +101,6 @@ export class LoadShedderPolicy extends BasePolicy {
   /** Calls waiting in the queue. */
   queued = 0;
 
-  private readonly events = new EventHub<LoadShedderEvents>();
   private readonly shares: readonly number[];
   private readonly isDrop: (error: unknown) => boolean;
   private readonly pressureOption: PressureProbe | undefined;
@@ -188,7 +189,7 @@ export class LoadShedderPolicy extends BasePolicy {
     v.problems.push(...qv.problems);
     v.done();
 
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, LOAD_SHEDDER_EVENTS);
     this.limiter = limiter;
     this.priorityShares = shares;
     this.shares = PRIORITIES.map((p) => shares[p]);
@@ -212,14 +213,6 @@ export class LoadShedderPolicy extends BasePolicy {
   get limit(): number {
     const raw = this.limiter.limit;
     return raw === this.rawLimit ? this.effectiveLimit : raw >= 1 ? Math.floor(raw) : 1;
-  }
-
-  /** Subscribes to `shed` or `limitChange`; dispose the result to unsubscribe. */
-  on<K extends keyof LoadShedderEvents>(
-    event: K,
-    listener: Listener<LoadShedderEvents[K]>,
-  ): Disposable {
-    return this.events.on(event, listener);
   }
 
   /** Re-reads the limiter and recomputes each priority's allowance. */

@@ -1,8 +1,8 @@
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { AbortSubscriber, CallContext, Operation, Step } from '../../core/context.js';
 import { formatMs } from '../../core/errors.js';
-import { EventHub, type Disposable, type Listener } from '../../core/events.js';
-import { BasePolicy } from '../../core/pipeline.js';
+import type { EventNames } from '../../core/events.js';
+import { ObservablePolicy } from '../../core/observable-policy.js';
 import { Validator } from '../../core/validate.js';
 import { retryAfterOf, statusOf } from '../retry/classification.js';
 import type { GcraLimit, RateLimitGrant, RateLimitStore } from '../../stores/limit-store.js';
@@ -53,6 +53,12 @@ export interface RateLimitEvents {
 const RESOLVED = Promise.resolve();
 const KNOWN = ['rate', 'per', 'burst', 'wait', 'store', 'name', 'clock', 'pauseOn429'];
 
+const RATE_LIMIT_EVENTS: EventNames<RateLimitEvents> = {
+  rejected: true,
+  paced: true,
+  abandoned: true,
+};
+
 /** A call held for its slot: a queue node and the subscriber its context calls on abort. */
 class PacedCall implements Paced, AbortSubscriber {
   prev: Paced | undefined = undefined;
@@ -84,7 +90,10 @@ class PacedCall implements Paced, AbortSubscriber {
  * the call's budget (so it never starts after its deadline). Held calls share one clock
  * timer armed for the earliest slot; one that aborts leaves at once and gives its slot back.
  */
-export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall> {
+export class RateLimitPolicy
+  extends ObservablePolicy<RateLimitEvents>
+  implements PacingOwner<PacedCall>
+{
   readonly kind = 'rate-limit';
   /** Calls per `per`. */
   readonly rate: number;
@@ -108,7 +117,6 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
   private pausedUntil = -Infinity;
   private readonly state = new GcraState();
   private readonly queue = new PacingQueue<PacedCall>(this);
-  private readonly events = new EventHub<RateLimitEvents>();
   private readonly who: string | undefined;
   private readonly description: string;
 
@@ -134,7 +142,7 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
       v.problem('name', 'a non-empty string', o.name);
     const pauseOn429 = v.bool('pauseOn429', o.pauseOn429, false);
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, RATE_LIMIT_EVENTS);
     this.rate = rate;
     this.per = per;
     this.burst = burst;
@@ -151,14 +159,6 @@ export class RateLimitPolicy extends BasePolicy implements PacingOwner<PacedCall
   /** Calls held for their slot now. */
   get waiting(): number {
     return this.queue.size;
-  }
-
-  /** Subscribes to `rejected`, `paced` or `abandoned`; dispose the result to unsubscribe. */
-  on<K extends keyof RateLimitEvents>(
-    event: K,
-    listener: Listener<RateLimitEvents[K]>,
-  ): Disposable {
-    return this.events.on(event, listener);
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Clock } from '../../core/clock.js';
 import type { CallContext, Context, Operation, Step } from '../../core/context.js';
-import { EventHub, type Disposable, type Listener } from '../../core/events.js';
-import { BasePolicy } from '../../core/pipeline.js';
+import { ObservablePolicy } from '../../core/observable-policy.js';
+import type { EventNames } from '../../core/events.js';
 import { Validator } from '../../core/validate.js';
 import { compileBackoff, type Backoff, type BackoffOption } from './backoff.js';
 import {
@@ -37,7 +37,8 @@ export interface RetryOptions {
 
 /**
  * Why retrying stopped: every attempt was used, too little time was left before the
- * deadline, the retry budget refused, or the outcome was not worth retrying.
+ * deadline, the retry budget refused (`'budget'`: the retry allowance, not the time
+ * budget, which ends as `'deadline'`), or the outcome was not worth retrying.
  */
 export type GiveUpReason = 'attempts' | 'deadline' | 'budget' | 'not-retryable';
 
@@ -46,10 +47,19 @@ export interface RetryEvents {
   /** A retry is about to sleep `delay` ms and then run attempt `attempt`. */
   retry: { attempt: number; delay: number; reason: RetryReason; outcome: unknown };
   /** The retry budget refused a retry. */
+  retryBudgetExhausted: { attempt: number };
+  /** @deprecated Renamed `retryBudgetExhausted`; this name subscribes to it, for this release. */
   budgetExhausted: { attempt: number };
   /** Retrying stopped with a failed outcome. */
   giveUp: { attempt: number; reason: GiveUpReason; outcome: unknown };
 }
+
+const RETRY_EVENTS: EventNames<RetryEvents> = {
+  retry: true,
+  retryBudgetExhausted: true,
+  budgetExhausted: 'retryBudgetExhausted',
+  giveUp: true,
+};
 
 const KNOWN = [
   'maxAttempts',
@@ -66,17 +76,16 @@ const KNOWN = [
  * the deadline and never starts an attempt that cannot get `minAttemptTime`; it gives up
  * early instead and rethrows the last error unchanged.
  */
-export class RetryPolicy extends BasePolicy {
+export class RetryPolicy extends ObservablePolicy<RetryEvents> {
   readonly kind = 'retry';
   /** Attempts in all, counting the first. */
   readonly maxAttempts: number;
   /** ms an attempt needs at least: a retry that would start with less left is not made. */
   readonly minAttemptTime: number;
   /** The retry budget this policy draws on (shared or its own), if it has one. */
-  readonly budget: RetryBudget | undefined;
+  readonly retryBudget: RetryBudget | undefined;
   private readonly backoff: Backoff;
   private readonly retryOn: RetryOptions['retryOn'];
-  private readonly events = new EventHub<RetryEvents>();
 
   constructor(options: RetryOptions = {}, path = 'retry') {
     const v = new Validator(path);
@@ -96,17 +105,20 @@ export class RetryPolicy extends BasePolicy {
       }
     }
     v.done();
-    super(o.clock as Clock | undefined);
+    super(o.clock as Clock | undefined, RETRY_EVENTS);
     this.maxAttempts = maxAttempts;
     this.backoff = backoff;
     this.retryOn = retryOn;
     this.minAttemptTime = minAttemptTime;
-    this.budget = budget;
+    this.retryBudget = budget;
   }
 
-  /** Subscribes to `retry`, `budgetExhausted` or `giveUp`; dispose the result to unsubscribe. */
-  on<K extends keyof RetryEvents>(event: K, listener: Listener<RetryEvents[K]>): Disposable {
-    return this.events.on(event, listener);
+  /**
+   * @deprecated Renamed `retryBudget` ("budget" alone means a time limit in bulwark); this
+   * alias is kept for this release.
+   */
+  get budget(): RetryBudget | undefined {
+    return this.retryBudget;
   }
 
   private shouldRetry(outcome: unknown, ctx: CallContext, kind: 'error' | 'result'): boolean {
@@ -115,7 +127,7 @@ export class RetryPolicy extends BasePolicy {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
-    if (this.budget !== undefined) this.budget.recordRequest(ctx.clock.now());
+    if (this.retryBudget !== undefined) this.retryBudget.recordRequest(ctx.clock.now());
     ctx.attempt = 1;
     // The first attempt needs no loop: one reaction on its promise; only the failure
     // path (or a user retryOn that inspects results) goes further. (Kept as a single
@@ -170,9 +182,9 @@ export class RetryPolicy extends BasePolicy {
         delay = requested ?? this.backoff(attempt, previousDelay, outcome);
         // Retry-After and backoff alike: if sleeping leaves no time for an attempt, stop now.
         if (delay + this.minAttemptTime > ctx.remaining()) stop = 'deadline';
-        else if (this.budget !== undefined && !this.budget.tryAcquire(clock.now())) {
+        else if (this.retryBudget !== undefined && !this.retryBudget.tryAcquire(clock.now())) {
           stop = 'budget';
-          this.events.emit('budgetExhausted', { attempt });
+          this.events.emit('retryBudgetExhausted', { attempt });
         }
       }
       if (stop === undefined) {

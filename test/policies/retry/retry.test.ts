@@ -271,7 +271,7 @@ describe('retry', () => {
     const shared = retryBudget({ ratio: 0, minPerSecond: 0.2, window: 10_000 }); // 2 retries per window
     const r = retry({ clock, maxAttempts: 5, backoff: 0, retryBudget: shared });
     const exhausted: number[] = [];
-    r.on('budgetExhausted', (e) => exhausted.push(e.attempt));
+    r.on('retryBudgetExhausted', (e) => exhausted.push(e.attempt));
     let calls = 0;
     const fail = () => {
       calls++;
@@ -283,6 +283,25 @@ describe('retry', () => {
     expect(calls).toBe(4); // no retry left
     expect(exhausted).toEqual([3, 1]);
     expect(shared.exhausted).toBe(2);
+  });
+
+  it('names the retry allowance retryBudget; the old names still work, deprecated', async () => {
+    const clock = new VirtualClock();
+    const shared = retryBudget({ ratio: 0, minPerSecond: 0, window: 10_000 });
+    const r = retry({ clock, maxAttempts: 2, backoff: 0, retryBudget: shared });
+    expect(r.retryBudget).toBe(shared);
+    expect(r.budget).toBe(shared);
+    expect(retry().retryBudget).toBeUndefined();
+    const heard: string[] = [];
+    r.on('retryBudgetExhausted', () => heard.push('retryBudgetExhausted'));
+    r.on('budgetExhausted', () => heard.push('budgetExhausted'));
+    await settle(
+      clock,
+      r.execute(() => {
+        throw httpError(503);
+      }),
+    );
+    expect(heard).toEqual(['retryBudgetExhausted', 'budgetExhausted']);
   });
 
   it('refills the retry budget as the window slides', async () => {
