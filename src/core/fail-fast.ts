@@ -1,6 +1,6 @@
 /**
- * Cheap fail-fast rejections. An open breaker, a full bulkhead or a shedder refuses work
- * at high rates exactly when a system is in trouble; `new Error()` costs about 1 µs even
+ * Cheap fail-fast rejections. A policy that refuses work at once (it is open, full or
+ * shedding) does so at high rates exactly when a system is in trouble; `new Error()` costs about 1 µs even
  * without a stack, and `Promise.reject()` before anyone listens costs Node's
  * unhandled-rejection bookkeeping on top. These build the error without the Error
  * constructor and reject only once the caller's handler is attached.
