@@ -349,7 +349,10 @@ function ignore(): void {}
  * import { dependency } from 'bulwark';
  * import { messageHandler } from 'bulwark/queue';
  *
- * const payments = dependency('payments', { circuitBreaker: { consecutiveFailures: 5 } });
+ * const payments = dependency('payments', {
+ *   retry: false, // the queue's redelivery is the retry
+ *   circuitBreaker: { consecutiveFailures: 5 },
+ * });
  * const charge = messageHandler(payments, async (order: { id: string }, ctx) => {
  *   const res = await fetch('https://payments.internal/charges', {
  *     method: 'POST',
