@@ -19,6 +19,8 @@ import { classifyFailure, type Decision, type FailureKind } from './decision.js'
  */
 export interface MessageDependency extends Policy {
   readonly name: string;
+  /** The whole-call budget in ms: `lockTtl` must be longer, so no run outlives its claim. */
+  readonly budget?: number;
   /** The dependency's retry, when it has one: refused when it makes more than one attempt. */
   readonly retry?: { readonly maxAttempts: number } | undefined;
   /** The dependency's circuit breaker, when it has one. */
@@ -168,6 +170,16 @@ class Handler<M, R> implements MessageHandler<M, R> {
     this.deferDelay = v.duration('deferDelay', o.deferDelay, 1000);
     this.ttl = v.duration('ttl', o.ttl, 86_400_000, { min: 1 });
     this.lockTtl = v.duration('lockTtl', o.lockTtl, 60_000, { min: 1 });
+    // A call may wait inside the dependency (slow start, a bulkhead queue) up to its budget:
+    // a claim that expired meanwhile would let a redelivery run the same message alongside.
+    const budget = (dependency as MessageDependency | null)?.budget;
+    if (typeof budget === 'number' && !(this.lockTtl > budget)) {
+      v.problem(
+        'lockTtl',
+        `longer than the budget of '${dependency.name}' (${budget} ms), so no run outlives its claim`,
+        o.lockTtl ?? this.lockTtl,
+      );
+    }
     this.classify = v.func('classify', o.classify, classifyFailure);
     const store = o.store as IdempotencyStore | undefined;
     if (store !== undefined && (typeof store !== 'object' || typeof store?.claim !== 'function')) {

@@ -265,6 +265,16 @@ describe('messageHandler', () => {
     ).not.toThrow();
   });
 
+  it('refuses a lockTtl no longer than the dependency budget: no run outlives its claim', () => {
+    const dep = dependency('payments', { retry: false, budget: 2000 });
+    expect(() => messageHandler(dep, async () => 1, { lockTtl: 2000 })).toThrow(
+      /messageHandler\.lockTtl: expected longer than the budget of 'payments' \(2000 ms\)/,
+    );
+    expect(() => messageHandler(dep, async () => 1, { lockTtl: '3s' })).not.toThrow();
+    // The defaults fit: a 60 s lock over a 10 s budget.
+    expect(() => messageHandler(dependency('d', { retry: false }), async () => 1)).not.toThrow();
+  });
+
   it('runs a message whose breaker trial is due: it is the trial, and closes the breaker', async () => {
     const clock = new VirtualClock();
     const dep = dependency('payments', {
