@@ -66,7 +66,8 @@ export interface MessageHandlerOptions<M> {
   ttl?: number | string;
   /**
    * How long a running message holds its key (default 60 s): a redelivery while it is held
-   * is deferred. Longer than the work can take; a holder that crashes frees it after this.
+   * is deferred. Longer than the work can take, and than the dependency's budget (checked);
+   * a holder that crashes frees it after this.
    */
   lockTtl?: number | string;
   /** Turns a failure into a retry, a deferral or a dead letter (default `classifyFailure`). */
