@@ -179,6 +179,7 @@ function withBulwark(redisPort: number, io: Redis): Variant {
     async start(name, call) {
       const payments = dependency('payments', {
         timeout: '1s',
+        retry: false,
         circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: '1s' },
       });
       const handler = messageHandler(payments, (_job: unknown, ctx) => call(ctx.idempotencyKey), {
@@ -323,7 +324,7 @@ function report(runs: Run[], meta: { startedAt: string; load: number[]; loadEnd:
     `${JOBS.toLocaleString('en')} jobs are added at an even rate over ${PRODUCE_MS / 1000} s to a BullMQ queue on a local redis-server; one worker (concurrency ${CONCURRENCY}) runs each as \`POST /charge?key=<job id>\` to a node:http server on 127.0.0.1 (${SERVICE_MS} ms of work, counted per key). From ${OUTAGE.from / 1000} s to ${OUTAGE.to / 1000} s the server is down (socket closed, connections destroyed: ECONNREFUSED), then it listens again on the same port.`,
     '',
     '- **plain BullMQ**: `attempts: 5, backoff: { type: "exponential", delay: 200 }`; the processor throws on a failed call.',
-    "- **bulwark**: `dependency('payments', { timeout: '1s', circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: '1s' } })`, `messageHandler(payments, work, { maxDeliveries: 5, backoff: 200 ms doubling, store: RedisStore })`, `bullmqProcessor(handler, { deadLetterQueue })` and `processor.attach(worker)`.",
+    "- **bulwark**: `dependency('payments', { timeout: '1s', retry: false, circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: '1s' } })`, `messageHandler(payments, work, { maxDeliveries: 5, backoff: 200 ms doubling, store: RedisStore })`, `bullmqProcessor(handler, { deadLetterQueue })` and `processor.attach(worker)`.",
     '',
     `Run ${meta.startedAt}, Node ${process.version} ${process.platform}/${process.arch}; load average (1/5/15 min) ${meta.load.map((l) => l.toFixed(2)).join(' / ')} at start, ${meta.loadEnd.map((l) => l.toFixed(2)).join(' / ')} at end.`,
     '',

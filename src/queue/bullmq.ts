@@ -114,7 +114,10 @@ function asError(error: unknown): Error {
  * import { bullmqProcessor, messageHandler } from 'bulwark/queue';
  *
  * const connection = { host: '127.0.0.1', port: 6379 };
- * const payments = dependency('payments', { circuitBreaker: { consecutiveFailures: 5 } });
+ * const payments = dependency('payments', {
+ *   retry: false, // the queue's redelivery is the retry
+ *   circuitBreaker: { consecutiveFailures: 5 },
+ * });
  * const handler = messageHandler(payments, (order: { id: string }, ctx) => charge(order, ctx));
  * const processor = bullmqProcessor(handler, {
  *   deadLetterQueue: new Queue('orders-dead', { connection }),

@@ -5,6 +5,7 @@ import { Validator } from '../core/validate.js';
 import type { DependencyMetrics, MessageOutcome, MetricsProvider } from '../metrics/recorder.js';
 import type { BreakerState } from '../index.js';
 import { compileBackoff, type Backoff, type BackoffOption } from '../policies/retry/backoff.js';
+import { CircuitOpenError } from '../policies/circuit-breaker/errors.js';
 import { retryAfterOf } from '../policies/retry/classification.js';
 import { MemoryStore } from '../stores/memory.js';
 import type { IdempotencyStore } from '../stores/store.js';
@@ -13,10 +14,15 @@ import { classifyFailure, type Decision, type FailureKind } from './decision.js'
 /**
  * What `messageHandler()` needs of a dependency: a policy to run through, its name, and
  * its breaker when it has one (so a failure that opens it counts as unavailability).
- * `dependency()` from `bulwark` returns one.
+ * `dependency()` from `bulwark` returns one; it must not retry in-process (`retry: false`):
+ * the queue's redelivery is the retry.
  */
 export interface MessageDependency extends Policy {
   readonly name: string;
+  /** The whole-call budget in ms: `lockTtl` must be longer, so no run outlives its claim. */
+  readonly budget?: number;
+  /** The dependency's retry, when it has one: refused when it makes more than one attempt. */
+  readonly retry?: { readonly maxAttempts: number } | undefined;
   /** The dependency's circuit breaker, when it has one. */
   readonly breaker?: MessageBreaker | undefined;
   /** The same, under the name some dependency objects give it. */
@@ -60,7 +66,8 @@ export interface MessageHandlerOptions<M> {
   ttl?: number | string;
   /**
    * How long a running message holds its key (default 60 s): a redelivery while it is held
-   * is deferred. Longer than the work can take; a holder that crashes frees it after this.
+   * is deferred. Longer than the work can take, and than the dependency's budget (checked);
+   * a holder that crashes frees it after this.
    */
   lockTtl?: number | string;
   /** Turns a failure into a retry, a deferral or a dead letter (default `classifyFailure`). */
@@ -143,6 +150,16 @@ class Handler<M, R> implements MessageHandler<M, R> {
     ) {
       v.problem('dependency', 'a dependency (from dependency())', dependency);
     }
+    // In-process retries would run the work deliveries × attempts times and send that many
+    // calls into an outage; the queue already retries, with its own backoff and count.
+    const retry = (dependency as MessageDependency | null)?.retry;
+    if (retry !== undefined && retry !== null && retry.maxAttempts > 1) {
+      v.problem(
+        'dependency.retry',
+        `no in-process retry (build '${dependency.name}' with retry: false; the queue's redelivery is the retry)`,
+        `maxAttempts ${retry.maxAttempts}`,
+      );
+    }
     if (typeof work !== 'function') v.problem('handler', 'a function (message, ctx)', work);
     this.keyOf = v.func('key', o.key, defaultKey);
     this.maxDeliveries = v.int('maxDeliveries', o.maxDeliveries, 5, 1);
@@ -154,6 +171,16 @@ class Handler<M, R> implements MessageHandler<M, R> {
     this.deferDelay = v.duration('deferDelay', o.deferDelay, 1000);
     this.ttl = v.duration('ttl', o.ttl, 86_400_000, { min: 1 });
     this.lockTtl = v.duration('lockTtl', o.lockTtl, 60_000, { min: 1 });
+    // A call may wait inside the dependency (slow start, a bulkhead queue) up to its budget:
+    // a claim that expired meanwhile would let a redelivery run the same message alongside.
+    const budget = (dependency as MessageDependency | null)?.budget;
+    if (typeof budget === 'number' && !(this.lockTtl > budget)) {
+      v.problem(
+        'lockTtl',
+        `longer than the budget of '${dependency.name}' (${budget} ms), so no run outlives its claim`,
+        o.lockTtl ?? this.lockTtl,
+      );
+    }
     this.classify = v.func('classify', o.classify, classifyFailure);
     const store = o.store as IdempotencyStore | undefined;
     if (store !== undefined && (typeof store !== 'object' || typeof store?.claim !== 'function')) {
@@ -223,6 +250,11 @@ class Handler<M, R> implements MessageHandler<M, R> {
       );
     }
     const token = claim.token;
+    const unavailable = this.unavailable();
+    if (unavailable !== undefined) {
+      await this.store.release(key, token, SCOPE).catch(ignore);
+      return this.defer(unavailable, unavailable.retryAfterMs, deliveries);
+    }
     let result: R;
     try {
       result = await this.dependency.execute(this.run.bind(this, message), {
@@ -244,6 +276,22 @@ class Handler<M, R> implements MessageHandler<M, R> {
       .catch(ignore);
     this.record('processed');
     return { action: 'done', result, deliveries, at: this.clock.now() };
+  }
+
+  /**
+   * The breaker's refusal when it is open (or isolated, or its trials are taken) and the
+   * next trial is not due yet. The queue is the wait: the message is deferred until then
+   * instead of waiting inside the breaker (whileOpen), which would hold a worker slot.
+   * When the trial is due the message runs and may be the trial.
+   */
+  private unavailable(): CircuitOpenError | undefined {
+    const breaker = this.breaker;
+    if (breaker === undefined) return undefined;
+    const state = breaker.state;
+    if (state === 'closed') return undefined;
+    const retryAfterMs = breaker.stats().retryAfterMs;
+    if (retryAfterMs <= 0) return undefined;
+    return new CircuitOpenError(state, retryAfterMs, this.dependency.name);
   }
 
   private run(message: M, ctx: Context): Promise<R> | R {
@@ -314,7 +362,10 @@ function ignore(): void {}
  * import { dependency } from 'bulwark';
  * import { messageHandler } from 'bulwark/queue';
  *
- * const payments = dependency('payments', { circuitBreaker: { consecutiveFailures: 5 } });
+ * const payments = dependency('payments', {
+ *   retry: false, // the queue's redelivery is the retry
+ *   circuitBreaker: { consecutiveFailures: 5 },
+ * });
  * const charge = messageHandler(payments, async (order: { id: string }, ctx) => {
  *   const res = await fetch('https://payments.internal/charges', {
  *     method: 'POST',

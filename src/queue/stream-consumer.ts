@@ -351,7 +351,10 @@ function parseMeta(text: string, entryId: string): Meta {
  * import { dependency } from 'bulwark';
  * import { messageHandler, streamConsumer, type StreamMessage } from 'bulwark/queue';
  *
- * const mailer = dependency('mailer', { circuitBreaker: { consecutiveFailures: 5 } });
+ * const mailer = dependency('mailer', {
+ *   retry: false, // the queue's redelivery is the retry
+ *   circuitBreaker: { consecutiveFailures: 5 },
+ * });
  * const handler = messageHandler(mailer, (msg: StreamMessage, ctx) => sendMail(msg.fields, ctx));
  * const consumer = streamConsumer(handler, {
  *   client: new Redis(), // a connection of its own: reads block

@@ -71,7 +71,7 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
   it('dead-letters a poison message on its first delivery, without retries', async () => {
     const { queue, dead, name } = queues('poison');
     let calls = 0;
-    const handler = messageHandler(dependency('orders'), async () => {
+    const handler = messageHandler(dependency('orders', { retry: false }), async () => {
       calls++;
       throw Object.assign(new Error('HTTP 400: amount must be positive'), { status: 400 });
     });
@@ -99,7 +99,7 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     const { queue, dead, name } = queues('retryable');
     let calls = 0;
     const handler = messageHandler(
-      dependency('orders'),
+      dependency('orders', { retry: false }),
       async () => {
         calls++;
         throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
@@ -118,7 +118,7 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
 
   it('fails the job with an UnrecoverableError when there is no dead-letter queue', async () => {
     const { queue, name } = queues('no-dlq');
-    const handler = messageHandler(dependency('orders'), async () => {
+    const handler = messageHandler(dependency('orders', { retry: false }), async () => {
       throw Object.assign(new Error('HTTP 422'), { status: 422 });
     });
     startWorker(name, bullmqProcessor(handler));
@@ -135,7 +135,7 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     const { queue, name } = queues('replay');
     let calls = 0;
     const handler = messageHandler(
-      dependency('mailer'),
+      dependency('mailer', { retry: false }),
       async (msg: { to: string }) => {
         calls++;
         return { sent: msg.to };
@@ -160,7 +160,12 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     let callsWhileNotClosed = 0;
     let trials = 0;
     const payments = dependency('payments', {
-      circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: 150 },
+      retry: false,
+      circuitBreaker: {
+        consecutiveFailures: 3,
+        halfOpenAfter: 150,
+        whileOpen: { wait: true, maxWait: 1000 },
+      },
     });
     payments.breaker!.on('stateChange', (e) => {
       if (e.to === 'half-open') trials++;
@@ -214,7 +219,12 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     const { queue, dead, name } = queues('trial');
     let down = true;
     const payments = dependency('payments', {
-      circuitBreaker: { consecutiveFailures: 1, halfOpenAfter: 50 },
+      retry: false,
+      circuitBreaker: {
+        consecutiveFailures: 1,
+        halfOpenAfter: 50,
+        whileOpen: { wait: true, maxWait: 1000 },
+      },
     });
     let calls = 0;
     const handler = messageHandler(
@@ -240,7 +250,7 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
   it('does not run a recovered stalled job again once it is in the dead-letter queue', async () => {
     const { queue, dead, name } = queues('stalled-after-dlq');
     let calls = 0;
-    const handler = messageHandler(dependency('orders'), async () => {
+    const handler = messageHandler(dependency('orders', { retry: false }), async () => {
       calls++;
       return 'ran';
     });
@@ -273,7 +283,7 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
         return dead.add(jobName, data, opts);
       },
     };
-    const handler = messageHandler(dependency('orders'), async () => {
+    const handler = messageHandler(dependency('orders', { retry: false }), async () => {
       throw Object.assign(new Error('HTTP 400'), { status: 400 });
     });
     startWorker(name, bullmqProcessor(handler, { deadLetterQueue: flaky }));
@@ -287,11 +297,14 @@ describeRedis('bullmqProcessor on real BullMQ workers', () => {
     const { queue, dead, name } = queues('redrive');
     let fixed = false;
     const runs: string[] = [];
-    const handler = messageHandler(dependency('orders'), async (msg: { sku: string }) => {
-      runs.push(msg.sku);
-      if (!fixed) throw Object.assign(new Error('HTTP 422 unknown sku'), { status: 422 });
-      return msg.sku;
-    });
+    const handler = messageHandler(
+      dependency('orders', { retry: false }),
+      async (msg: { sku: string }) => {
+        runs.push(msg.sku);
+        if (!fixed) throw Object.assign(new Error('HTTP 422 unknown sku'), { status: 422 });
+        return msg.sku;
+      },
+    );
     startWorker(name, bullmqProcessor(handler, { deadLetterQueue: dead }));
     await queue.add('o', { sku: 'a' }, { jobId: 'a' });
     await queue.add('o', { sku: 'b' }, { jobId: 'b' });

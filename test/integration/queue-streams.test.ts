@@ -58,7 +58,7 @@ describeRedis('streamConsumer on a real redis-server', () => {
     const { stream, group, deadLetterStream } = names('basic');
     const runs = new Map<string, number>();
     const handler = messageHandler(
-      dependency('streams'),
+      dependency('streams', { retry: false }),
       async (msg: StreamMessage) => {
         runs.set(msg.fields.kind!, (runs.get(msg.fields.kind!) ?? 0) + 1);
         if (msg.fields.kind === 'poison')
@@ -111,7 +111,12 @@ describeRedis('streamConsumer on a real redis-server', () => {
     let callsWhileDown = 0;
     const done = new Set<string>();
     const dep = dependency('streams-outage', {
-      circuitBreaker: { consecutiveFailures: 2, halfOpenAfter: 100 },
+      retry: false,
+      circuitBreaker: {
+        consecutiveFailures: 2,
+        halfOpenAfter: 100,
+        whileOpen: { wait: true, maxWait: 1000 },
+      },
     });
     const handler = messageHandler(
       dep,
@@ -155,9 +160,12 @@ describeRedis('streamConsumer on a real redis-server', () => {
     // A consumer reads it and dies before acknowledging.
     await io.xreadgroup('GROUP', group, 'dead-consumer', 'COUNT', 1, 'STREAMS', stream, '>');
     const seen: string[] = [];
-    const handler = messageHandler(dependency('streams-claim'), async (msg: StreamMessage) => {
-      seen.push(msg.id);
-    });
+    const handler = messageHandler(
+      dependency('streams-claim', { retry: false }),
+      async (msg: StreamMessage) => {
+        seen.push(msg.id);
+      },
+    );
     run(
       streamConsumer(handler, {
         client: client(),
@@ -186,8 +194,11 @@ describeRedis('streamConsumer on a real redis-server', () => {
       return n;
     };
     const options = { store, maxDeliveries: 3, backoff: 5, lockTtl: 300, deferDelay: 50 };
+    // No in-process retry; the default breaker stays (30 % errors may trip it at this low
+    // traffic: its deferrals are part of the run), and a budget under lockTtl.
+    const config = { retry: false, budget: 250 } as const;
     const clientA = new Redis({ host: '127.0.0.1', port: redisPort() });
-    const a = streamConsumer(messageHandler(dependency('takeover'), work, options), {
+    const a = streamConsumer(messageHandler(dependency('takeover', config), work, options), {
       client: clientA,
       stream,
       group,
@@ -196,7 +207,7 @@ describeRedis('streamConsumer on a real redis-server', () => {
       count: 20,
       block: 50,
     });
-    const b = streamConsumer(messageHandler(dependency('takeover'), work, options), {
+    const b = streamConsumer(messageHandler(dependency('takeover', config), work, options), {
       client: client(),
       stream,
       group,

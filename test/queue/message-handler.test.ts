@@ -44,7 +44,7 @@ describe('messageHandler', () => {
     const { provider, counts } = recorderSpy();
     let runs = 0;
     const handler = messageHandler(
-      dependency('mailer', { clock }),
+      dependency('mailer', { clock, retry: false }),
       async (msg: { to: string }, ctx) => {
         runs++;
         return { to: msg.to, key: ctx.idempotencyKey };
@@ -62,7 +62,7 @@ describe('messageHandler', () => {
 
   it('keys a message by the queue id by default', async () => {
     const seen: string[] = [];
-    const handler = messageHandler(dependency('d'), async (_m: unknown, ctx) => {
+    const handler = messageHandler(dependency('d', { retry: false }), async (_m: unknown, ctx) => {
       seen.push(ctx.idempotencyKey);
     });
     await handler.handle({}, { id: 'job-7', deliveries: 1 });
@@ -71,7 +71,7 @@ describe('messageHandler', () => {
 
   it('dead-letters a poison message on its first delivery', async () => {
     const clock = new VirtualClock({ start: 5000 });
-    const handler = messageHandler(dependency('d', { clock }), async () => {
+    const handler = messageHandler(dependency('d', { clock, retry: false }), async () => {
       throw status(400);
     });
     const d = await handler.handle({}, { id: '1', deliveries: 1 });
@@ -81,7 +81,7 @@ describe('messageHandler', () => {
 
   it('retries a retryable failure with the backoff, and dead-letters it at maxDeliveries', async () => {
     const handler = messageHandler(
-      dependency('d'),
+      dependency('d', { retry: false }),
       async () => {
         throw reset();
       },
@@ -100,7 +100,7 @@ describe('messageHandler', () => {
 
   it('frees the key after a failure, so the redelivery runs the work', async () => {
     let runs = 0;
-    const handler = messageHandler(dependency('d'), async () => {
+    const handler = messageHandler(dependency('d', { retry: false }), async () => {
       if (++runs === 1) throw reset();
       return 'ok';
     });
@@ -111,37 +111,47 @@ describe('messageHandler', () => {
     });
   });
 
-  it('defers on an open breaker for its retryAfterMs, without counting a delivery', async () => {
-    const clock = new VirtualClock();
-    const dep = dependency('payments', {
-      clock,
-      circuitBreaker: { consecutiveFailures: 1, halfOpenAfter: 2000 },
-    });
-    const { provider, counts } = recorderSpy();
-    const handler = messageHandler(
-      dep,
-      async () => {
-        throw status(503);
-      },
-      { maxDeliveries: 1, metrics: provider },
-    );
-    // This failure opens the breaker: it proves the dependency down, so it is a deferral.
-    const tripping = await handler.handle({}, { id: '1', deliveries: 1 });
-    expect(tripping).toMatchObject({ action: 'defer', delayMs: 2000, deliveries: 1 });
-    await clock.advance(500);
-    const refused = await handler.handle({}, { id: '1', deliveries: 1 });
-    expect(refused.action).toBe('defer');
-    expect(refused.delayMs).toBe(1500);
-    expect(refused.error).toBeInstanceOf(CircuitOpenError);
-    await clock.advance(1500);
-    // The half-open trial fails and reopens the breaker: still a deferral.
-    expect((await handler.handle({}, { id: '1', deliveries: 1 })).action).toBe('defer');
-    expect(counts).toEqual({ deferred: 3 });
-  });
+  // dependency() makes its breaker wait for the trial while open; the handler must defer
+  // instead (the queue is the wait), whichever the breaker does.
+  it.each([
+    ['waits for its trial (as in dependency())', { wait: true, maxWait: 5000 }],
+    ['fails at once', { wait: false }],
+  ])(
+    'defers on an open breaker that %s for its retryAfterMs, without counting a delivery',
+    async (_how, whileOpen) => {
+      const clock = new VirtualClock();
+      const dep = dependency('payments', {
+        clock,
+        retry: false,
+        circuitBreaker: { consecutiveFailures: 1, halfOpenAfter: 2000, whileOpen },
+      });
+      const { provider, counts } = recorderSpy();
+      const handler = messageHandler(
+        dep,
+        async () => {
+          throw status(503);
+        },
+        { maxDeliveries: 1, metrics: provider },
+      );
+      // This failure opens the breaker: it proves the dependency down, so it is a deferral.
+      const tripping = await handler.handle({}, { id: '1', deliveries: 1 });
+      expect(tripping).toMatchObject({ action: 'defer', delayMs: 2000, deliveries: 1 });
+      await clock.advance(500);
+      // Settles without the clock moving: nothing waits inside the breaker.
+      const refused = await handler.handle({}, { id: '1', deliveries: 1 });
+      expect(refused.action).toBe('defer');
+      expect(refused.delayMs).toBe(1500);
+      expect(refused.error).toBeInstanceOf(CircuitOpenError);
+      await clock.advance(1500);
+      // The half-open trial fails and reopens the breaker: still a deferral.
+      expect((await handler.handle({}, { id: '1', deliveries: 1 })).action).toBe('defer');
+      expect(counts).toEqual({ deferred: 3 });
+    },
+  );
 
   it('never defers for less than min(deferDelay, 100 ms), whatever the refusal says', async () => {
     const handler = messageHandler(
-      dependency('d'),
+      dependency('d', { retry: false }),
       async () => {
         throw new LoadShedError('capacity', 'full', 0);
       },
@@ -157,7 +167,7 @@ describe('messageHandler', () => {
     const store = new MemoryStore();
     let release!: () => void;
     const handler = messageHandler(
-      dependency('d'),
+      dependency('d', { retry: false }),
       () => new Promise<void>((resolve) => (release = resolve)),
       { store, deferDelay: 250 },
     );
@@ -173,7 +183,10 @@ describe('messageHandler', () => {
     let runs = 0;
     const store = new MemoryStore();
     store.claim = () => Promise.reject(new Error('connection lost'));
-    const handler = messageHandler(dependency('d'), async () => runs++, { store, deferDelay: 300 });
+    const handler = messageHandler(dependency('d', { retry: false }), async () => runs++, {
+      store,
+      deferDelay: 300,
+    });
     expect(await handler.handle({}, { id: '1', deliveries: 1 })).toMatchObject({
       action: 'defer',
       delayMs: 300,
@@ -184,7 +197,9 @@ describe('messageHandler', () => {
   it('acknowledges work that succeeded even when its outcome cannot be stored', async () => {
     const store = new MemoryStore();
     store.complete = () => Promise.reject(new Error('connection lost'));
-    const handler = messageHandler(dependency('d'), async () => 'sent', { store });
+    const handler = messageHandler(dependency('d', { retry: false }), async () => 'sent', {
+      store,
+    });
     expect(await handler.handle({}, { id: '1', deliveries: 1 })).toMatchObject({
       action: 'done',
       result: 'sent',
@@ -192,7 +207,7 @@ describe('messageHandler', () => {
   });
 
   it('dead-letters a message whose key function throws', async () => {
-    const handler = messageHandler(dependency('d'), async () => 1, {
+    const handler = messageHandler(dependency('d', { retry: false }), async () => 1, {
       key: () => {
         throw new TypeError('no id on message');
       },
@@ -205,7 +220,7 @@ describe('messageHandler', () => {
 
   it('dead-letters a message with no key: no id from the queue and no key option', async () => {
     let runs = 0;
-    const handler = messageHandler(dependency('d'), async () => runs++);
+    const handler = messageHandler(dependency('d', { retry: false }), async () => runs++);
     const d = await handler.handle({}, { deliveries: 1 });
     expect(d).toMatchObject({ action: 'dead-letter', reason: 'not-retryable' });
     expect(String(d.error)).toMatch(/d: a message needs a key/);
@@ -215,7 +230,7 @@ describe('messageHandler', () => {
   it('rejects bad options with every path named', () => {
     let error: unknown;
     try {
-      messageHandler(dependency('d'), async () => 1, {
+      messageHandler(dependency('d', { retry: false }), async () => 1, {
         maxDeliveries: 0,
         lockTtl: 'soon',
         nope: true,
@@ -231,6 +246,65 @@ describe('messageHandler', () => {
       'messageHandler.nope',
     ]);
     expect(() => messageHandler({} as never, async () => 1)).toThrow(/messageHandler.dependency/);
+  });
+
+  it('refuses a dependency that retries in-process: the redelivery is the retry', () => {
+    let error: unknown;
+    try {
+      messageHandler(dependency('payments'), async () => 1);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.path)).toEqual([
+      'messageHandler.dependency.retry',
+    ]);
+    expect(String(error)).toMatch(/payments.*retry: false/);
+    expect(() =>
+      messageHandler(dependency('payments', { retry: { maxAttempts: 1 } }), async () => 1),
+    ).not.toThrow();
+  });
+
+  it('refuses a lockTtl no longer than the dependency budget: no run outlives its claim', () => {
+    const dep = dependency('payments', { retry: false, budget: 2000 });
+    expect(() => messageHandler(dep, async () => 1, { lockTtl: 2000 })).toThrow(
+      /messageHandler\.lockTtl: expected longer than the budget of 'payments' \(2000 ms\)/,
+    );
+    expect(() => messageHandler(dep, async () => 1, { lockTtl: '3s' })).not.toThrow();
+    // The defaults fit: a 60 s lock over a 10 s budget.
+    expect(() => messageHandler(dependency('d', { retry: false }), async () => 1)).not.toThrow();
+  });
+
+  it('runs a message whose breaker trial is due: it is the trial, and closes the breaker', async () => {
+    const clock = new VirtualClock();
+    const dep = dependency('payments', {
+      clock,
+      retry: false,
+      circuitBreaker: {
+        consecutiveFailures: 1,
+        halfOpenAfter: 1000,
+        slowStart: false,
+        whileOpen: { wait: true, maxWait: 1000 },
+      },
+    });
+    let failing = true;
+    let runs = 0;
+    const handler = messageHandler(dep, async () => {
+      runs++;
+      if (failing) throw status(503);
+      return 'ok';
+    });
+    expect((await handler.handle({}, { id: '1', deliveries: 1 })).action).toBe('defer');
+    expect((await handler.handle({}, { id: '2', deliveries: 1 })).action).toBe('defer');
+    expect(runs).toBe(1);
+    failing = false;
+    await clock.advance(1000);
+    expect(await handler.handle({}, { id: '2', deliveries: 1 })).toMatchObject({
+      action: 'done',
+      result: 'ok',
+    });
+    expect(runs).toBe(2);
+    expect(dep.breaker!.state).toBe('closed');
   });
 });
 

@@ -33,7 +33,12 @@ function setup() {
   const dep = dependency('payments', {
     clock,
     metrics,
-    circuitBreaker: { consecutiveFailures: 1, halfOpenAfter: 1000 },
+    retry: false,
+    circuitBreaker: {
+      consecutiveFailures: 1,
+      halfOpenAfter: 1000,
+      whileOpen: { wait: true, maxWait: 1000 },
+    },
   });
   let failing = true;
   const handler = messageHandler(
@@ -104,7 +109,11 @@ describe('processor.attach(worker): pause while the breaker is open', () => {
 
   it('finds the breaker under circuitBreaker too', async () => {
     const clock = new VirtualClock();
-    const dep = dependency('alt', { clock, circuitBreaker: { consecutiveFailures: 1 } });
+    const dep = dependency('alt', {
+      clock,
+      retry: false,
+      circuitBreaker: { consecutiveFailures: 1, whileOpen: { wait: false } },
+    });
     const alt = {
       name: dep.name,
       kind: dep.kind,
@@ -124,15 +133,17 @@ describe('processor.attach(worker): pause while the breaker is open', () => {
 
   it('a dependency without a breaker is never paused', async () => {
     const worker = new RecordingWorker();
-    const handle = bullmqProcessor(messageHandler(dependency('plain'), async () => 1)).attach(
-      worker,
-    );
+    const handle = bullmqProcessor(
+      messageHandler(dependency('plain', { retry: false }), async () => 1),
+    ).attach(worker);
     handle.dispose();
     expect(worker.log).toEqual([]);
   });
 
   it('refuses what is not a worker', () => {
-    const processor = bullmqProcessor(messageHandler(dependency('x'), async () => 1));
+    const processor = bullmqProcessor(
+      messageHandler(dependency('x', { retry: false }), async () => 1),
+    );
     expect(() => processor.attach({} as never)).toThrow(/expected a BullMQ Worker/);
   });
 });
