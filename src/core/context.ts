@@ -1,6 +1,7 @@
 import type { Clock } from './clock.js';
 import { randomKey } from './random-key.js';
 import { deadlineTimersOf, type DeadlineEntry, type DeadlineTimers } from './deadline-timers.js';
+import { joinCallerSignal, leaveCallerSignal } from './caller-signal.js';
 import { TimeoutError, type TimeoutScope } from './errors.js';
 
 /**
@@ -470,51 +471,5 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   /** @internal used by root contexts to know the budget they enforce. */
   setLimit(ms: number): void {
     this.limitMs = ms;
-  }
-}
-
-/**
- * One abort listener per caller signal, shared by every call under it: eleven calls on
- * one signal must not trip Node's MaxListenersExceededWarning (nor pay a listener each).
- */
-class CallerSignalFanout {
-  first: CallContext | undefined;
-  rest: Set<CallContext> | undefined;
-
-  constructor(readonly signal: AbortSignal) {}
-
-  /** EventTarget listener (an object listener: no closure). */
-  handleEvent(): void {
-    fanouts.delete(this.signal);
-    const reason = this.signal.reason;
-    const first = this.first;
-    const rest = this.rest;
-    this.first = this.rest = undefined;
-    first?.onCallerAbort(reason);
-    if (rest !== undefined) for (const ctx of rest) ctx.onCallerAbort(reason);
-  }
-}
-
-const fanouts = new WeakMap<AbortSignal, CallerSignalFanout>();
-
-function joinCallerSignal(signal: AbortSignal, ctx: CallContext): void {
-  let fanout = fanouts.get(signal);
-  if (fanout === undefined) {
-    fanout = new CallerSignalFanout(signal);
-    fanouts.set(signal, fanout);
-    signal.addEventListener('abort', fanout, { once: true });
-  }
-  if (fanout.first === undefined) fanout.first = ctx;
-  else (fanout.rest ??= new Set()).add(ctx);
-}
-
-function leaveCallerSignal(signal: AbortSignal, ctx: CallContext): void {
-  const fanout = fanouts.get(signal);
-  if (fanout === undefined) return;
-  if (fanout.first === ctx) fanout.first = undefined;
-  else fanout.rest?.delete(ctx);
-  if (fanout.first === undefined && (fanout.rest === undefined || fanout.rest.size === 0)) {
-    fanouts.delete(signal);
-    signal.removeEventListener('abort', fanout);
   }
 }
