@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
@@ -12,7 +12,8 @@ import {
 } from '../../src/index.js';
 import { RedisConcurrencyStore, RedisRateLimitStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
-import { freePort, waitForPort } from '../support/net.js';
+import { freePort } from '../support/net.js';
+import { killRedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
  * The limit stores while their redis-server is frozen (SIGSTOP) and while it is dead
@@ -54,33 +55,10 @@ describeRedis('Redis limit stores while Redis is frozen or dead', () => {
   let io: Redis;
 
   async function startServer(): Promise<void> {
-    server = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--protected-mode',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    );
-    await waitForPort(port, 10_000);
+    server = await startRedisServer(port);
   }
 
-  async function killServer(): Promise<void> {
-    const s = server;
-    if (s?.pid === undefined || s.exitCode !== null || s.signalCode !== null) return;
-    if (s.signalCode === null) process.kill(s.pid, 'SIGCONT');
-    const exited = new Promise((resolve) => s.once('exit', resolve));
-    process.kill(s.pid, 'SIGKILL');
-    await exited;
-  }
+  const killServer = () => killRedisServer(server);
 
   beforeAll(async () => {
     port = await freePort();

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,8 @@ import { IdempotencyStoreError, TimeoutError } from '../../src/index.js';
 import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
-import { freePort, waitForPort } from '../support/net.js';
+import { freePort } from '../support/net.js';
+import { killRedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
  * Runs on a redis-server of its own (append-only, fsync on every write), so that pausing
@@ -53,36 +54,10 @@ describeRedis('RedisStore while Redis is unreachable', () => {
   let admin: Redis;
 
   async function startServer(): Promise<void> {
-    server = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-        '--save',
-        '',
-        '--protected-mode',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    );
-    await waitForPort(port, 10_000);
+    server = await startRedisServer(port, { dir, appendOnly: true });
   }
 
-  async function killServer(): Promise<void> {
-    const s = server;
-    if (s?.pid === undefined || s.exitCode !== null || s.signalCode !== null) return;
-    const exited = new Promise((resolve) => s.once('exit', resolve));
-    process.kill(s.pid, 'SIGKILL');
-    await exited;
-  }
+  const killServer = () => killRedisServer(server);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bulwark-redis-outage-'));
