@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   BulkheadRejectedError,
@@ -13,6 +13,7 @@ import {
 import { RedisConcurrencyStore, RedisRateLimitStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
 import { freePort } from '../support/net.js';
+import { connectIoredis } from '../support/redis-clients.js';
 import { killRedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
@@ -63,9 +64,7 @@ describeRedis('Redis limit stores while Redis is frozen or dead', () => {
   beforeAll(async () => {
     port = await freePort();
     await startServer();
-    io = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 });
-    io.on('error', () => {});
-    await io.connect();
+    io = await connectIoredis(port, { retryEvery: 50 });
   });
 
   afterAll(async () => {

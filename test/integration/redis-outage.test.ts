@@ -2,14 +2,14 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { IdempotencyStoreError, TimeoutError } from '../../src/index.js';
 import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
 import { freePort } from '../support/net.js';
+import { connectIoredis, connectNodeRedis, type NodeRedis } from '../support/redis-clients.js';
 import { killRedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
@@ -50,7 +50,7 @@ describeRedis('RedisStore while Redis is unreachable', () => {
   let port: number;
   let server: ChildProcess | undefined;
   let io: Redis;
-  let nr: ReturnType<typeof createClient>;
+  let nr: NodeRedis;
   let admin: Redis;
 
   async function startServer(): Promise<void> {
@@ -63,15 +63,9 @@ describeRedis('RedisStore while Redis is unreachable', () => {
     dir = mkdtempSync(join(tmpdir(), 'bulwark-redis-outage-'));
     port = await freePort();
     await startServer();
-    io = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 });
-    io.on('error', () => {});
-    await io.connect();
-    admin = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 });
-    admin.on('error', () => {});
-    await admin.connect();
-    nr = createClient({ socket: { port, host: '127.0.0.1', reconnectStrategy: () => 50 } });
-    nr.on('error', () => {});
-    await nr.connect();
+    io = await connectIoredis(port, { retryEvery: 50 });
+    admin = await connectIoredis(port, { retryEvery: 50 });
+    nr = await connectNodeRedis(port, { retryEvery: 50 });
   });
 
   afterAll(async () => {
