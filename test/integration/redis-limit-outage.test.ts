@@ -13,6 +13,7 @@ import {
 import { RedisConcurrencyStore, RedisRateLimitStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
 import { freePort } from '../support/net.js';
+import { eventually, sleep, timed } from '../support/real-time.js';
 import { connectIoredis } from '../support/redis-clients.js';
 import { killRedisServer, startRedisServer } from '../support/redis-server.js';
 
@@ -24,31 +25,6 @@ import { killRedisServer, startRedisServer } from '../support/redis-server.js';
  */
 
 const TIMEOUT = 200;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function timed(
-  call: () => Promise<unknown>,
-): Promise<{ error: unknown; value: unknown; ms: number }> {
-  const t0 = performance.now();
-  try {
-    const value = await call();
-    return { error: undefined, value, ms: performance.now() - t0 };
-  } catch (error) {
-    return { error, value: undefined, ms: performance.now() - t0 };
-  }
-}
-
-async function eventually<T>(probe: () => Promise<T>, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return await probe();
-    } catch (error) {
-      if (Date.now() > until) throw error;
-      await sleep(50);
-    }
-  }
-}
 
 describeRedis('Redis limit stores while Redis is frozen or dead', () => {
   let port: number;

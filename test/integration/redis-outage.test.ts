@@ -9,6 +9,7 @@ import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
 import { freePort } from '../support/net.js';
+import { eventually, timed } from '../support/real-time.js';
 import { connectIoredis, connectNodeRedis, type NodeRedis } from '../support/redis-clients.js';
 import { killRedisServer, startRedisServer } from '../support/redis-server.js';
 
@@ -16,34 +17,6 @@ import { killRedisServer, startRedisServer } from '../support/redis-server.js';
  * Runs on a redis-server of its own (append-only, fsync on every write), so that pausing
  * and killing it disturbs no other test file.
  */
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` until it resolves, for at most `ms`. */
-async function eventually<T>(probe: () => Promise<T>, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return await probe();
-    } catch (error) {
-      if (Date.now() > until) throw error;
-      await sleep(50);
-    }
-  }
-}
-
-/** Runs `call` and returns its rejection and how long it took. */
-async function timed(
-  call: () => Promise<unknown>,
-): Promise<{ error: unknown; value: unknown; ms: number }> {
-  const t0 = performance.now();
-  try {
-    const value = await call();
-    return { error: undefined, value, ms: performance.now() - t0 };
-  } catch (error) {
-    return { error, value: undefined, ms: performance.now() - t0 };
-  }
-}
 
 describeRedis('RedisStore while Redis is unreachable', () => {
   let dir: string;
