@@ -7,6 +7,7 @@ import { stacklessErrorOf } from '../core/fail-fast.js';
 import { ObservablePolicy } from '../core/observable-policy.js';
 import type { EventNames } from '../core/events.js';
 import { Validator } from '../core/validate.js';
+import { promiseSettledBy } from '../core/settle-later.js';
 import type { ConcurrencyStore } from '../stores/limit-store.js';
 import { FleetSlots } from './bulkhead-fleet.js';
 
@@ -229,10 +230,7 @@ export class BulkheadPolicy extends ObservablePolicy<BulkheadEvents> {
     if (ctx.isAborted) return Promise.reject(ctx.abortReason);
     const clock = (this.callClock = this.clock ?? ctx.clock);
     const w = new Waiter(this, ctx, fn, next, clock.now());
-    const promise = new Promise<T>((resolve, reject) => {
-      w.resolve = resolve as (value: unknown) => void;
-      w.reject = reject;
-    });
+    const promise = promiseSettledBy<T>(w);
     const tail = this.tail;
     if (tail === undefined) this.head = w;
     else {

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { systemClock, type TimerHandle } from '../core/clock.js';
 import { Validator } from '../core/validate.js';
 import {
-  LimitStoreError,
   type ConcurrencyGrant,
   type ConcurrencyStore,
   type StoreErrorMode,
 } from './limit-store.js';
 import { LEASE_ACQUIRE, LEASE_RELEASE, LEASE_RENEW } from './lua/lease.js';
 import type { RedisClientLike } from './redis.js';
-import { ScriptRunner, evaluatorFor, luaScript, type ScriptCallError } from './redis-scripts.js';
+import { readClientAndPrefix, readStoreErrorOptions, storeFailure } from './redis-limit-options.js';
+import { ScriptRunner, luaScript, type ScriptCallError } from './redis-scripts.js';
 
 /** Options of `RedisConcurrencyStore`; only `client` is required. */
 export interface RedisConcurrencyStoreOptions {
@@ -110,25 +110,15 @@ export class RedisConcurrencyStore implements ConcurrencyStore {
       'onStoreError',
       'fleetSize',
     ]);
-    const evaluator = evaluatorFor(o.client);
-    if (evaluator === undefined)
-      v.problem('client', 'an ioredis client or a node-redis (v4+) client', o.client);
-    let prefix = 'bulwark:conc';
-    if (o.prefix !== undefined) {
-      if (typeof o.prefix !== 'string' || o.prefix === '')
-        v.problem('prefix', 'a non-empty string', o.prefix);
-      else prefix = o.prefix;
-    }
+    const { evaluator, prefix } = readClientAndPrefix(v, o, 'bulwark:conc');
     const leaseTtl = v.duration('leaseTtl', o.leaseTtl, 30_000, { min: 30 });
-    const timeout = v.duration('timeout', o.timeout, 1000, { min: 1, allowInfinity: true });
-    const mode = v.oneOf('onStoreError', o.onStoreError, ['fail', 'allow', 'local'], 'local');
-    const fleetSize = v.int('fleetSize', o.fleetSize, 1, 1);
+    const { timeout, onStoreError, fleetSize } = readStoreErrorOptions(v, o);
     v.done();
     this.runner = new ScriptRunner(evaluator!, timeout);
     this.prefix = prefix;
     this.leaseTtl = Math.ceil(leaseTtl);
     this.timeout = timeout;
-    this.onStoreError = mode;
+    this.onStoreError = onStoreError;
     this.fleetSize = fleetSize;
     this.name = `RedisConcurrencyStore(${prefix})`;
   }
@@ -201,8 +191,7 @@ export class RedisConcurrencyStore implements ConcurrencyStore {
   private failed(key: string, max: number, error: ScriptCallError): ConcurrencyGrant {
     this.storeErrors++;
     if (this.onStoreError === 'allow') return UNLEASED;
-    if (this.onStoreError === 'fail')
-      throw new LimitStoreError(this.name, error.message, { cause: error.cause ?? error });
+    if (this.onStoreError === 'fail') throw storeFailure(this.name, error);
     const share = Math.max(1, Math.floor(max / this.fleetSize));
     const used = this.localHeld.get(key) ?? 0;
     if (used >= share) return { ok: false, holders: used };

@@ -1,7 +1,6 @@
 import { Validator } from '../core/validate.js';
 import { GcraState, SLOT_EPSILON } from '../policies/rate-limit/gcra.js';
 import {
-  LimitStoreError,
   type GcraLimit,
   type RateLimitGrant,
   type RateLimitStore,
@@ -9,7 +8,8 @@ import {
 } from './limit-store.js';
 import { RATE_ACQUIRE, RATE_CANCEL } from './lua/rate-acquire.js';
 import type { RedisClientLike } from './redis.js';
-import { ScriptRunner, evaluatorFor, luaScript, type ScriptCallError } from './redis-scripts.js';
+import { readClientAndPrefix, readStoreErrorOptions, storeFailure } from './redis-limit-options.js';
+import { ScriptRunner, luaScript, type ScriptCallError } from './redis-scripts.js';
 
 /** Options of `RedisRateLimitStore`; only `client` is required. */
 export interface RedisRateLimitStoreOptions {
@@ -73,23 +73,13 @@ export class RedisRateLimitStore implements RateLimitStore {
   constructor(options: RedisRateLimitStoreOptions, path = 'RedisRateLimitStore') {
     const v = new Validator(path);
     const o = v.object(options, ['client', 'prefix', 'timeout', 'onStoreError', 'fleetSize']);
-    const evaluator = evaluatorFor(o.client);
-    if (evaluator === undefined)
-      v.problem('client', 'an ioredis client or a node-redis (v4+) client', o.client);
-    let prefix = 'bulwark:rate';
-    if (o.prefix !== undefined) {
-      if (typeof o.prefix !== 'string' || o.prefix === '')
-        v.problem('prefix', 'a non-empty string', o.prefix);
-      else prefix = o.prefix;
-    }
-    const timeout = v.duration('timeout', o.timeout, 1000, { min: 1, allowInfinity: true });
-    const mode = v.oneOf('onStoreError', o.onStoreError, ['fail', 'allow', 'local'], 'local');
-    const fleetSize = v.int('fleetSize', o.fleetSize, 1, 1);
+    const { evaluator, prefix } = readClientAndPrefix(v, o, 'bulwark:rate');
+    const { timeout, onStoreError, fleetSize } = readStoreErrorOptions(v, o);
     v.done();
     this.runner = new ScriptRunner(evaluator!, timeout);
     this.prefix = prefix;
     this.timeout = timeout;
-    this.onStoreError = mode;
+    this.onStoreError = onStoreError;
     this.fleetSize = fleetSize;
     this.name = `RedisRateLimitStore(${prefix})`;
   }
@@ -153,8 +143,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   ): RateLimitGrant {
     this.storeErrors++;
     if (this.onStoreError === 'allow') return NOW;
-    if (this.onStoreError === 'fail')
-      throw new LimitStoreError(this.name, error.message, { cause: error.cause ?? error });
+    if (this.onStoreError === 'fail') throw storeFailure(this.name, error);
     // This process's share: one n-th of the rate and of the burst.
     const share: GcraLimit = {
       interval: limit.interval * this.fleetSize,

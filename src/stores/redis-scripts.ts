@@ -15,7 +15,7 @@ export function luaScript(name: string, text: string): LuaScript {
 }
 
 /** The two commands sent, in one shape for ioredis (Redis or Cluster) and node-redis. */
-interface Evaluator {
+export interface Evaluator {
   evalsha(sha: string, keys: string[], args: string[]): Promise<unknown>;
   eval(text: string, keys: string[], args: string[]): Promise<unknown>;
 }

@@ -1,23 +1,20 @@
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { IdempotencyInProgressError } from '../../src/index.js';
 import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore } from '../../src/redis.js';
 import { describeRedis, redisPort } from '../setup/redis.js';
+import { connectIoredis, connectNodeRedis, type NodeRedis } from '../support/redis-clients.js';
 import { spawnWorker, type Worker } from './fixtures/spawn-worker.js';
 
 describeRedis('idempotency on Redis when a holder crashes or overruns', () => {
   let io: Redis;
-  let nr: ReturnType<typeof createClient>;
+  let nr: NodeRedis;
   const workers: Worker[] = [];
 
   beforeAll(async () => {
-    io = new Redis({ port: redisPort(), host: '127.0.0.1', lazyConnect: true });
-    await io.connect();
-    nr = createClient({ socket: { port: redisPort(), host: '127.0.0.1' } });
-    nr.on('error', () => {});
-    await nr.connect();
+    io = await connectIoredis(redisPort());
+    nr = await connectNodeRedis(redisPort());
   });
 
   afterAll(() => {

@@ -1,6 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRedis, redisPort } from '../setup/redis.js';
+import { connectIoredis } from '../support/redis-clients.js';
 import { spawnWorker, type Worker } from './fixtures/spawn-worker.js';
 
 const PROCESSES = 8;
@@ -12,8 +13,7 @@ describeRedis('idempotency on Redis across processes', () => {
   const workers: Worker[] = [];
 
   beforeAll(async () => {
-    io = new Redis({ port: redisPort(), host: '127.0.0.1', lazyConnect: true });
-    await io.connect();
+    io = await connectIoredis(redisPort());
   });
 
   afterAll(() => {

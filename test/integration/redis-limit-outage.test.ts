@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { Redis } from 'ioredis';
+import type { ChildProcess } from 'node:child_process';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   BulkheadRejectedError,
@@ -12,7 +12,10 @@ import {
 } from '../../src/index.js';
 import { RedisConcurrencyStore, RedisRateLimitStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
-import { freePort, waitForPort } from '../support/net.js';
+import { freePort } from '../support/net.js';
+import { eventually, sleep, timed } from '../support/real-time.js';
+import { connectIoredis } from '../support/redis-clients.js';
+import { killRedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
  * The limit stores while their redis-server is frozen (SIGSTOP) and while it is dead
@@ -22,31 +25,6 @@ import { freePort, waitForPort } from '../support/net.js';
  */
 
 const TIMEOUT = 200;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function timed(
-  call: () => Promise<unknown>,
-): Promise<{ error: unknown; value: unknown; ms: number }> {
-  const t0 = performance.now();
-  try {
-    const value = await call();
-    return { error: undefined, value, ms: performance.now() - t0 };
-  } catch (error) {
-    return { error, value: undefined, ms: performance.now() - t0 };
-  }
-}
-
-async function eventually<T>(probe: () => Promise<T>, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return await probe();
-    } catch (error) {
-      if (Date.now() > until) throw error;
-      await sleep(50);
-    }
-  }
-}
 
 describeRedis('Redis limit stores while Redis is frozen or dead', () => {
   let port: number;
@@ -54,40 +32,15 @@ describeRedis('Redis limit stores while Redis is frozen or dead', () => {
   let io: Redis;
 
   async function startServer(): Promise<void> {
-    server = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--protected-mode',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    );
-    await waitForPort(port, 10_000);
+    server = await startRedisServer(port);
   }
 
-  async function killServer(): Promise<void> {
-    const s = server;
-    if (s?.pid === undefined || s.exitCode !== null || s.signalCode !== null) return;
-    if (s.signalCode === null) process.kill(s.pid, 'SIGCONT');
-    const exited = new Promise((resolve) => s.once('exit', resolve));
-    process.kill(s.pid, 'SIGKILL');
-    await exited;
-  }
+  const killServer = () => killRedisServer(server);
 
   beforeAll(async () => {
     port = await freePort();
     await startServer();
-    io = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 });
-    io.on('error', () => {});
-    await io.connect();
+    io = await connectIoredis(port, { retryEvery: 50 });
   });
 
   afterAll(async () => {

@@ -1,102 +1,44 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { IdempotencyStoreError, TimeoutError } from '../../src/index.js';
 import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore } from '../../src/redis.js';
 import { describeRedis } from '../setup/redis.js';
-import { freePort, waitForPort } from '../support/net.js';
+import { freePort } from '../support/net.js';
+import { eventually, timed } from '../support/real-time.js';
+import { connectIoredis, connectNodeRedis, type NodeRedis } from '../support/redis-clients.js';
+import { killRedisServer, startRedisServer } from '../support/redis-server.js';
 
 /**
  * Runs on a redis-server of its own (append-only, fsync on every write), so that pausing
  * and killing it disturbs no other test file.
  */
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` until it resolves, for at most `ms`. */
-async function eventually<T>(probe: () => Promise<T>, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return await probe();
-    } catch (error) {
-      if (Date.now() > until) throw error;
-      await sleep(50);
-    }
-  }
-}
-
-/** Runs `call` and returns its rejection and how long it took. */
-async function timed(
-  call: () => Promise<unknown>,
-): Promise<{ error: unknown; value: unknown; ms: number }> {
-  const t0 = performance.now();
-  try {
-    const value = await call();
-    return { error: undefined, value, ms: performance.now() - t0 };
-  } catch (error) {
-    return { error, value: undefined, ms: performance.now() - t0 };
-  }
-}
-
 describeRedis('RedisStore while Redis is unreachable', () => {
   let dir: string;
   let port: number;
   let server: ChildProcess | undefined;
   let io: Redis;
-  let nr: ReturnType<typeof createClient>;
+  let nr: NodeRedis;
   let admin: Redis;
 
   async function startServer(): Promise<void> {
-    server = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-        '--save',
-        '',
-        '--protected-mode',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    );
-    await waitForPort(port, 10_000);
+    server = await startRedisServer(port, { dir, appendOnly: true });
   }
 
-  async function killServer(): Promise<void> {
-    const s = server;
-    if (s?.pid === undefined || s.exitCode !== null || s.signalCode !== null) return;
-    const exited = new Promise((resolve) => s.once('exit', resolve));
-    process.kill(s.pid, 'SIGKILL');
-    await exited;
-  }
+  const killServer = () => killRedisServer(server);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bulwark-redis-outage-'));
     port = await freePort();
     await startServer();
-    io = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 });
-    io.on('error', () => {});
-    await io.connect();
-    admin = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 });
-    admin.on('error', () => {});
-    await admin.connect();
-    nr = createClient({ socket: { port, host: '127.0.0.1', reconnectStrategy: () => 50 } });
-    nr.on('error', () => {});
-    await nr.connect();
+    io = await connectIoredis(port, { retryEvery: 50 });
+    admin = await connectIoredis(port, { retryEvery: 50 });
+    nr = await connectNodeRedis(port, { retryEvery: 50 });
   });
 
   afterAll(async () => {

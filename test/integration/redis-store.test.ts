@@ -1,29 +1,12 @@
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/index.js';
 import { idempotency } from '../../src/policies/idempotency/idempotency.js';
 import { RedisStore, redisStore, type RedisClientLike } from '../../src/redis.js';
 import { storeConformance } from '../../src/testing/store-conformance.js';
 import { describeRedis, redisPort } from '../setup/redis.js';
-
-type NodeRedis = ReturnType<typeof createClient>;
-
-/** Counts the script calls a client receives: one per store operation is the contract. */
-function counted<C extends object>(client: C): { client: C; calls: string[] } {
-  const calls: string[] = [];
-  const proxy = new Proxy(client, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { client: proxy, calls };
-}
+import { counted } from '../support/counted-client.js';
+import { connectIoredis, connectNodeRedis, type NodeRedis } from '../support/redis-clients.js';
 
 /** A client that answers SET … NX GET like Redis 6 does. */
 function oldRedis<C extends object>(client: C): C {
@@ -44,14 +27,9 @@ describeRedis('RedisStore', () => {
   let nr3: NodeRedis;
 
   beforeAll(async () => {
-    io = new Redis({ port: redisPort(), host: '127.0.0.1', lazyConnect: true });
-    await io.connect();
-    nr = createClient({ socket: { port: redisPort(), host: '127.0.0.1' } });
-    nr.on('error', () => {});
-    await nr.connect();
-    nr3 = createClient({ socket: { port: redisPort(), host: '127.0.0.1' }, RESP: 3 });
-    nr3.on('error', () => {});
-    await nr3.connect();
+    io = await connectIoredis(redisPort());
+    nr = await connectNodeRedis(redisPort());
+    nr3 = await connectNodeRedis(redisPort(), { resp3: true });
   });
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
-import { freePort, waitForPort } from '../support/net.js';
+import { freePort } from '../support/net.js';
+import { startRedisServer, stopRedisServer } from '../support/redis-server.js';
 
 /**
  * Starts one throwaway redis-server on 127.0.0.1 for the whole run (no persistence),
@@ -28,32 +29,11 @@ export async function setup(project: TestProject): Promise<void> {
     return;
   }
   const port = await freePort();
-  child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--protected-mode',
-      'no',
-    ],
-    { stdio: 'ignore' },
-  );
-  await waitForPort(port, 10_000);
+  child = await startRedisServer(port);
   project.provide('redisPort', port);
   project.provide('redisMissing', '');
 }
 
 export async function teardown(): Promise<void> {
-  if (child?.pid !== undefined && child.exitCode === null) {
-    const exited = new Promise((resolve) => child!.once('exit', resolve));
-    process.kill(child.pid, 'SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-    if (child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-  }
+  await stopRedisServer(child);
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitForPort } from '../support/net.js';
+import { spawnRedisServer, stopRedisServer } from '../support/redis-server.js';
 
 /**
  * A throwaway three-master Redis Cluster on 127.0.0.1 (no replicas, no persistence),
@@ -36,20 +37,12 @@ function run(cmd: string, args: string[], ms: number): Promise<string> {
   });
 }
 
-async function stopNode(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  process.kill(child.pid, 'SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-  if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-}
-
 export async function startRedisCluster(): Promise<RedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-cluster-'));
   const nodes: ChildProcess[] = [];
   const ports: number[] = [];
   const stop = async () => {
-    await Promise.all(nodes.map(stopNode));
+    await Promise.all(nodes.map(stopRedisServer));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
@@ -58,11 +51,9 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       const bus = await freePort();
       ports.push(port);
       nodes.push(
-        spawn(
-          'redis-server',
-          [
-            '--port',
-            String(port),
+        spawnRedisServer(port, {
+          dir,
+          args: [
             '--cluster-port',
             String(bus),
             '--cluster-enabled',
@@ -71,19 +62,8 @@ export async function startRedisCluster(): Promise<RedisCluster> {
             join(dir, `nodes-${port}.conf`),
             '--cluster-node-timeout',
             '5000',
-            '--dir',
-            dir,
-            '--bind',
-            '127.0.0.1',
-            '--save',
-            '',
-            '--appendonly',
-            'no',
-            '--protected-mode',
-            'no',
           ],
-          { stdio: 'ignore' },
-        ),
+        }),
       );
     }
     await Promise.all(ports.map((p) => waitForPort(p, 10_000)));

@@ -12,6 +12,7 @@ import {
   RedisRateLimitStore,
   type RedisClientLike,
 } from '../../src/redis.js';
+import { counted } from '../support/counted-client.js';
 
 /**
  * The behaviour every Redis limit store must show, on any client and topology (one server,
@@ -31,22 +32,6 @@ async function eventually(probe: () => Promise<boolean>, ms = 2000): Promise<boo
 }
 let unique = 0;
 const prefixOf = (what: string) => `${what}:${process.pid}:${Date.now()}:${++unique}`;
-
-/** Counts the script calls a client receives. */
-export function counted<C extends object>(client: C): { client: C; calls: string[] } {
-  const calls: string[] = [];
-  const proxy = new Proxy(client, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        if (/^eval/i.test(String(prop))) calls.push(String(prop));
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { client: proxy, calls };
-}
 
 export interface SuiteClients {
   /** The client the stores use (a plain client or a Cluster client). */
@@ -112,7 +97,7 @@ export function rateLimitStoreSuite(c: SuiteClients): void {
   });
 
   it('makes one round trip per acquire, and falls back to EVAL once after a script flush', async () => {
-    const { client, calls } = counted(c.client() as object);
+    const { client, calls } = counted(c.client() as object, /^eval/i);
     const store = new RedisRateLimitStore({
       client: client as RedisClientLike,
       prefix: prefixOf('rate'),

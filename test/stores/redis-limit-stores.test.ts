@@ -1,5 +1,4 @@
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, LimitStoreError, rateLimit } from '../../src/index.js';
 import { gcraLimit } from '../../src/policies/rate-limit/gcra.js';
@@ -9,6 +8,7 @@ import {
   type RedisClientLike,
 } from '../../src/redis.js';
 import { describeRedis, redisPort } from '../setup/redis.js';
+import { connectIoredis, connectNodeRedis, type NodeRedis } from '../support/redis-clients.js';
 import {
   concurrencyStoreSuite,
   rateLimitStoreSuite,
@@ -17,14 +17,11 @@ import {
 
 describeRedis('Redis limit stores', () => {
   let io: Redis;
-  let nr: ReturnType<typeof createClient>;
+  let nr: NodeRedis;
 
   beforeAll(async () => {
-    io = new Redis({ port: redisPort(), host: '127.0.0.1', lazyConnect: true });
-    await io.connect();
-    nr = createClient({ socket: { port: redisPort(), host: '127.0.0.1' } });
-    nr.on('error', () => {});
-    await nr.connect();
+    io = await connectIoredis(redisPort());
+    nr = await connectNodeRedis(redisPort());
   });
 
   afterAll(() => {

@@ -1,5 +1,6 @@
 import { setTimerRef, type Clock, type TimerHandle } from '../../core/clock.js';
 import type { AbortSubscriber, CallContext, Operation, Step } from '../../core/context.js';
+import { promiseSettledBy } from '../../core/settle-later.js';
 
 /**
  * One call waiting for an open breaker's trial. It listens for its context's abort (the
@@ -66,10 +67,7 @@ export class OpenWaiters {
   /** Queues a call (the owner has checked capacity); it settles when released, failed or aborted. */
   push<T>(ctx: CallContext, fn: Operation<T>, step: Step, expiresAt: number): Promise<T> {
     const w = new OpenWaiter(this, ctx, fn as Operation<unknown>, step, expiresAt);
-    const promise = new Promise<T>((resolve, reject) => {
-      w.resolve = resolve as (value: unknown) => void;
-      w.reject = reject;
-    });
+    const promise = promiseSettledBy<T>(w);
     const tail = this.tail;
     if (tail === undefined) this.head = w;
     else {

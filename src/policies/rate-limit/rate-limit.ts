@@ -4,6 +4,7 @@ import { formatMs } from '../../core/errors.js';
 import type { EventNames } from '../../core/events.js';
 import { ObservablePolicy } from '../../core/observable-policy.js';
 import { Validator } from '../../core/validate.js';
+import { promiseSettledBy } from '../../core/settle-later.js';
 import { retryAfterOf, statusOf } from '../retry/classification.js';
 import type { GcraLimit, RateLimitGrant, RateLimitStore } from '../../stores/limit-store.js';
 import { rateLimitError, rateLimitMessage } from './errors.js';
@@ -206,10 +207,7 @@ export class RateLimitPolicy
     // so the queue needs no per-call time and a call that leaves shifts the rest up.
     this.state.reserve(now, this.limit);
     const w = new PacedCall(this, ctx, fn, next, now);
-    const promise = new Promise<T>((resolve, reject) => {
-      w.resolve = resolve as (value: unknown) => void;
-      w.reject = reject;
-    });
+    const promise = promiseSettledBy<T>(w);
     ctx.subscribe(w);
     this.queue.append(w, clock);
     return promise;
@@ -290,10 +288,7 @@ export class RateLimitPolicy
     const left = ctx.remaining();
     const maxWait = Math.max(0, Math.min(this.maxWait, left - 2 * SLOT_EPSILON));
     const w = new PacedCall(this, ctx, fn, next, now);
-    const promise = new Promise<T>((resolve, reject) => {
-      w.resolve = resolve as (value: unknown) => void;
-      w.reject = reject;
-    });
+    const promise = promiseSettledBy<T>(w);
     let answer: RateLimitGrant | Promise<RateLimitGrant>;
     try {
       answer = this.store!.acquire(this.key, this.limit, maxWait, now);
