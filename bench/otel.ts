@@ -28,6 +28,7 @@ const config: DependencyConfig = {
   timeout: '1s',
   retry: { maxAttempts: 3 },
   circuitBreaker: { consecutiveFailures: 5 },
+  loadShedder: false, // the same pipeline as bench/metrics.ts
   bulkhead: { maxConcurrent: 100 },
 };
 
