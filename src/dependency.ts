@@ -145,15 +145,15 @@ export interface Dependency<F = never> extends Policy<F> {
   readonly budget: number;
   /** The attempt timeout in ms (Infinity: none). */
   readonly timeout: number;
-  /** The retry policy, when configured. */
+  /** The retry policy (built by default; `retry: false` leaves it out). */
   readonly retry: RetryPolicy | undefined;
-  /** The circuit breaker, when configured: read `state`, `stats()`, or `isolate()` it. */
+  /** The circuit breaker (built by default): read `state`, `stats()`, or `isolate()` it. */
   readonly breaker: CircuitBreakerPolicy | undefined;
   /** The bulkhead, when configured: read `inFlight` and `queued`. */
   readonly bulkhead: BulkheadPolicy | undefined;
   /** The rate limit, when configured: read `waiting`, subscribe to its events. */
   readonly rateLimit: RateLimitPolicy | undefined;
-  /** The load shedder, when configured: read `limit` and `inFlight`. */
+  /** The load shedder (built by default): read `limit` and `inFlight`. */
   readonly loadShedder: LoadShedderPolicy | undefined;
   /** The hedge policy, when configured. */
   readonly hedge: HedgePolicy | undefined;
