@@ -19,6 +19,7 @@ import {
   type BenchCase,
   type BenchResult,
 } from './harness.js';
+import { EMPTY_MODULE, importTimes } from './import-time.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -37,24 +38,6 @@ const { bareNs, results } = await measureInterleaved(cases, log);
 const table = formatTable(results, bareNs);
 
 // ---- import time, bundle contents ----------------------------------------------------
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
-
-/** Median over 11 fresh processes of the time `import(specifier)` takes. */
-function importMs(specifier: string): number {
-  const script = `const t = performance.now(); await import(${JSON.stringify(specifier)}); process.stdout.write(String(performance.now() - t));`;
-  const times: number[] = [];
-  for (let i = 0; i < 11; i++) {
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-      cwd: root,
-    });
-    times.push(Number(out.toString()));
-  }
-  return median(times);
-}
 
 const out = mkdtempSync(join(tmpdir(), 'bulwark-bench-'));
 const bundle = await build({
@@ -94,10 +77,12 @@ const nodeBuiltins = [
     ]!.imports.map((i) => i.path),
   ),
 ];
-const bulwarkImport = importMs(pathToFileURL(indexFile).href);
-const peerImports = ['cockatiel', 'opossum', 'mollitia'].map((p) => ({ p, ms: importMs(p) }));
-// What any import costs here: a one-line module (the loader itself, on a loaded machine).
-const emptyImport = importMs('data:text/javascript,export default 1');
+const bulwarkEntry = pathToFileURL(indexFile).href;
+const peers = ['cockatiel', 'opossum', 'mollitia'];
+const imports = importTimes([bulwarkEntry, ...peers, EMPTY_MODULE]);
+const bulwarkImport = imports.get(bulwarkEntry)!;
+const peerImports = peers.map((p) => ({ p, ms: imports.get(p)! }));
+const emptyImport = imports.get(EMPTY_MODULE)!;
 
 // ---- memory per in-flight call --------------------------------------------------------
 
