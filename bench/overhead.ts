@@ -74,7 +74,7 @@ const nodeBuiltins = [
   ...new Set(
     bundle.metafile.outputs[
       Object.keys(bundle.metafile.outputs).find((k) => k.endsWith('index.js'))!
-    ]!.imports.map((i) => i.path),
+    ]!.imports.filter((i) => i.kind !== 'dynamic-import').map((i) => i.path),
   ),
 ];
 const bulwarkEntry = pathToFileURL(indexFile).href;
@@ -205,7 +205,7 @@ const bundleText = [
   `Main entry bundled (esbuild, ESM, node20): ${(readFileSync(indexFile).length / 1024).toFixed(0)} KB unminified, ` +
     `${(minBytes.length / 1024).toFixed(0)} KB minified, ${(gzipSync(minBytes).length / 1024).toFixed(1)} KB min+gzip; ` +
     `${inputs.length} source files; subpath-only modules (http, metrics, testing, redis) in it: ` +
-    `${subpathOnly.length === 0 ? 'none' : subpathOnly.join(', ')}; node builtins it imports: ${nodeBuiltins.join(', ') || 'none'}.`,
+    `${subpathOnly.length === 0 ? 'none' : subpathOnly.join(', ')}; node builtins it imports at load: ${nodeBuiltins.join(', ') || 'none'}.`,
 ].join('\n');
 
 const header =
