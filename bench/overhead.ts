@@ -19,6 +19,7 @@ import {
   type BenchCase,
   type BenchResult,
 } from './harness.js';
+import { EMPTY_MODULE, importTimes } from './import-time.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -37,24 +38,6 @@ const { bareNs, results } = await measureInterleaved(cases, log);
 const table = formatTable(results, bareNs);
 
 // ---- import time, bundle contents ----------------------------------------------------
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
-
-/** Median over 11 fresh processes of the time `import(specifier)` takes. */
-function importMs(specifier: string): number {
-  const script = `const t = performance.now(); await import(${JSON.stringify(specifier)}); process.stdout.write(String(performance.now() - t));`;
-  const times: number[] = [];
-  for (let i = 0; i < 11; i++) {
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-      cwd: root,
-    });
-    times.push(Number(out.toString()));
-  }
-  return median(times);
-}
 
 const out = mkdtempSync(join(tmpdir(), 'bulwark-bench-'));
 const bundle = await build({
@@ -91,13 +74,15 @@ const nodeBuiltins = [
   ...new Set(
     bundle.metafile.outputs[
       Object.keys(bundle.metafile.outputs).find((k) => k.endsWith('index.js'))!
-    ]!.imports.map((i) => i.path),
+    ]!.imports.filter((i) => i.kind !== 'dynamic-import').map((i) => i.path),
   ),
 ];
-const bulwarkImport = importMs(pathToFileURL(indexFile).href);
-const peerImports = ['cockatiel', 'opossum', 'mollitia'].map((p) => ({ p, ms: importMs(p) }));
-// What any import costs here: a one-line module (the loader itself, on a loaded machine).
-const emptyImport = importMs('data:text/javascript,export default 1');
+const bulwarkEntry = pathToFileURL(indexFile).href;
+const peers = ['cockatiel', 'opossum', 'mollitia'];
+const imports = importTimes([bulwarkEntry, ...peers, EMPTY_MODULE]);
+const bulwarkImport = imports.get(bulwarkEntry)!;
+const peerImports = peers.map((p) => ({ p, ms: imports.get(p)! }));
+const emptyImport = imports.get(EMPTY_MODULE)!;
 
 // ---- memory per in-flight call --------------------------------------------------------
 
@@ -220,7 +205,7 @@ const bundleText = [
   `Main entry bundled (esbuild, ESM, node20): ${(readFileSync(indexFile).length / 1024).toFixed(0)} KB unminified, ` +
     `${(minBytes.length / 1024).toFixed(0)} KB minified, ${(gzipSync(minBytes).length / 1024).toFixed(1)} KB min+gzip; ` +
     `${inputs.length} source files; subpath-only modules (http, metrics, testing, redis) in it: ` +
-    `${subpathOnly.length === 0 ? 'none' : subpathOnly.join(', ')}; node builtins it imports: ${nodeBuiltins.join(', ') || 'none'}.`,
+    `${subpathOnly.length === 0 ? 'none' : subpathOnly.join(', ')}; node builtins it imports at load: ${nodeBuiltins.join(', ') || 'none'}.`,
 ].join('\n');
 
 const header =

@@ -28,10 +28,6 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-// The global `performance` is a lazy getter in Node: read it once, not on every now().
-const perf = performance;
-const origin = perf.timeOrigin;
-
 /** setTimeout's limit (2^31 − 1 ms, about 24.8 days); longer waits are re-armed when it fires. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
@@ -62,7 +58,7 @@ export { sleepOn as sleepWithTimers };
  * Policies run on it when neither they nor their pipeline were given a `clock`.
  */
 export const systemClock: Clock = {
-  now: () => origin + perf.now(),
+  now: firstNow,
   setTimeout(fn, ms) {
     const t = setTimeout(fn, Math.min(ms, MAX_TIMER_MS));
     t.unref();
@@ -80,6 +76,19 @@ export const systemClock: Clock = {
     );
   },
 };
+
+/**
+ * The system clock's first `now()`. The global `performance` is a lazy getter in Node whose
+ * first read loads perf_hooks (about 1 ms): `import 'bulwark'` must not pay that, so it is
+ * read here, once, and `now` is replaced by a reader with no branch of its own.
+ */
+function firstNow(): number {
+  const perf = performance;
+  const origin = perf.timeOrigin;
+  const now = (): number => origin + perf.now();
+  systemClock.now = now;
+  return now();
+}
 
 /**
  * Sets whether a timer keeps the process alive. Only Node Timeout handles (the system

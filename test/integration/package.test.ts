@@ -106,6 +106,16 @@ describe('the packed package', () => {
     expect(run(bare, 'cjs.cjs', `${code}\nconsole.log('ok');`).trim()).toBe('ok');
   });
 
+  it('loads neither perf_hooks, the performance global nor crypto at import (ESM and CJS)', () => {
+    // Each costs a millisecond or more on a cold start; bulwark loads them on first use.
+    const report = `const loaded = process.moduleLoadList.filter((m) => !before.has(m) && /perf|crypto/.test(m));
+      console.log(loaded.join(',') || 'none');`;
+    const esm = `const before = new Set(process.moduleLoadList); await import('bulwark');\n${report}`;
+    const cjs = `const before = new Set(process.moduleLoadList); require('bulwark');\n${report}`;
+    expect(run(bare, 'lazy-builtins.mjs', esm).trim()).toBe('none');
+    expect(run(bare, 'lazy-builtins.cjs', cjs).trim()).toBe('none');
+  });
+
   it('runs VirtualClock from bulwark/testing without fast-check installed (ESM and CJS)', () => {
     const use = `
       const clock = new VirtualClock();

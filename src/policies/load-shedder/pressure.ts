@@ -1,4 +1,29 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { IntervalHistogram, monitorEventLoopDelay as Monitor } from 'node:perf_hooks';
+
+type MonitorEventLoopDelay = typeof Monitor;
+
+let monitor: MonitorEventLoopDelay | undefined;
+let loading: Promise<void> | undefined;
+
+/**
+ * perf_hooks' `monitorEventLoopDelay`, loaded on the first probe read rather than at
+ * `import 'bulwark'` (a builtin import costs a fraction of a millisecond, and most
+ * processes never read a probe). Node ≥ 20.16 loads a builtin synchronously from ESM and
+ * CJS alike; on older 20.x this starts an import and returns undefined until it is done
+ * (a probe reads 0 until its monitor has samples anyway).
+ */
+function loadMonitor(): MonitorEventLoopDelay | undefined {
+  if (monitor !== undefined) return monitor;
+  const get = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  if (typeof get === 'function') {
+    const hooks = get('node:perf_hooks') as { monitorEventLoopDelay: MonitorEventLoopDelay };
+    return (monitor = hooks.monitorEventLoopDelay);
+  }
+  loading ??= import('node:perf_hooks').then((hooks) => {
+    monitor = hooks.monitorEventLoopDelay;
+  });
+  return undefined;
+}
 
 /** A source of process pressure; inject a fake in tests. */
 export interface PressureProbe {
@@ -50,7 +75,9 @@ export class EventLoopDelayProbe implements PressureProbe {
     this.lastRead = now;
     const h = this.histogram;
     if (h === undefined) {
-      this.histogram = monitorEventLoopDelay({ resolution: this.resolution });
+      const start = loadMonitor();
+      if (start === undefined) return this.value;
+      this.histogram = start({ resolution: this.resolution });
       this.histogram.enable();
       this.windowStart = now;
       return this.value;
