@@ -1,12 +1,7 @@
 import fc from 'fast-check';
 import type { DependencyConfig } from '../dependency.js';
 import type { AdaptiveOptions } from '../policies/load-shedder/limits/adaptive.js';
-import type {
-  FaultyDependencyOptions,
-  LatencyOption,
-  Outage,
-  Slowdown,
-} from './faulty-dependency.js';
+import type { FaultyDependencyOptions, LatencyOption, Outage, Slowdown } from './fault-types.js';
 
 /**
  * fast-check arbitraries for fault schedules and dependency configs. Every value they

@@ -20,19 +20,6 @@ import {
 } from './fault-types.js';
 import { mix, seededRandom } from './seeded-random.js';
 
-export {
-  FaultError,
-  type FaultInfo,
-  type FaultWindow,
-  type FaultyDependency,
-  type FaultyDependencyOptions,
-  type FaultyResponse,
-  type LatencyOption,
-  type Outage,
-  type Slowdown,
-} from './fault-types.js';
-export { seededRandom } from './seeded-random.js';
-
 /**
  * A seeded simulated downstream: latency from a distribution, random failures, outages
  * and brownouts on the clock's timeline, and hangs that end only when the caller's signal

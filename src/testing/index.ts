@@ -2,9 +2,9 @@
 // conformance. Nothing here loads fast-check; its arbitraries live in
 // 'bulwark/testing/arbitraries' so a user who only wants VirtualClock needs no fast-check.
 export { VirtualClock, type VirtualClockOptions } from './virtual-clock.js';
+export { faultyDependency } from './faulty-dependency.js';
+export { seededRandom } from './seeded-random.js';
 export {
-  faultyDependency,
-  seededRandom,
   FaultError,
   type FaultInfo,
   type FaultWindow,
@@ -14,7 +14,7 @@ export {
   type LatencyOption,
   type Outage,
   type Slowdown,
-} from './faulty-dependency.js';
+} from './fault-types.js';
 export {
   assertInvariants,
   breakerNeverCallsWhileOpen,
