@@ -17,15 +17,16 @@ import { isPlainObject } from './core/validate.js';
  */
 
 /**
- * Retry: 3 attempts with the default backoff (100 ms, ×2, full jitter), and a retry
- * budget so retries add at most half of recent traffic (plus 1 per second for a quiet
- * client). Half, not Finagle's 20 %: at 30 % random errors a request needs about 0.4
- * retries on average to succeed, and 20 % would leave half of them failing. Under a
- * total outage retries still add at most 1.5× load, and the breaker opens within a few
- * calls anyway.
+ * Retry: 4 attempts (Polly's default: 3 retries) with the default backoff (100 ms, ×2,
+ * full jitter), and a retry budget so retries add at most half of recent traffic (plus 1
+ * per second for a quiet client). At 30 % random errors a request then fails 0.3⁴ ≈ 0.8 %
+ * of the time instead of 0.3³ ≈ 2.7 % with 3 attempts (brownout scenario: 99.8 % against
+ * 98.7 %), for about 0.42 retries per request on average. Half, not Finagle's 20 %: 20 %
+ * would leave half of those retries unsent. Under a total outage the retry budget still
+ * caps retries at 1.5× load, and the breaker opens within a few calls anyway.
  */
 export const DEFAULT_RETRY = {
-  maxAttempts: 3,
+  maxAttempts: 4,
   retryBudget: { ratio: 0.5, minPerSecond: 1 },
 } as const;
 

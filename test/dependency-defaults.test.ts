@@ -26,7 +26,7 @@ describe('dependency() defaults', () => {
     expect(dep.retry?.maxAttempts).toBe(DEFAULT_RETRY.maxAttempts);
     expect(dep.loadShedder?.limit).toBe(DEFAULT_LOAD_SHEDDER.limit.initial);
     expect(dep.breaker?.state).toBe('closed');
-    expect(dep.timeout).toBe(Math.floor(10_000 / 3));
+    expect(dep.timeout).toBe(Math.floor(10_000 / DEFAULT_RETRY.maxAttempts));
   });
 
   it('turns each default part off with false', () => {
