@@ -120,10 +120,12 @@ describe('dependency() defaults', () => {
     expect(dep.breaker?.state).toBe('open');
     const start = clock.now();
     const outcomes = Array.from({ length: 150 }, () =>
-      dep.execute(() => 'ok', { budget: 3000 }).then(
-        () => 'ok',
-        (error: unknown) => ({ error, after: clock.now() - start }),
-      ),
+      dep
+        .execute(() => 'ok', { budget: 3000 })
+        .then(
+          () => 'ok',
+          (error: unknown) => ({ error, after: clock.now() - start }),
+        ),
     );
     expect(dep.breaker?.waiting).toBe(DEFAULT_WHILE_OPEN.maxQueue);
     await clock.advance(3000);

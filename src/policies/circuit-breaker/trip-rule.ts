@@ -11,12 +11,7 @@ export interface TripRule {
    * Takes one counted outcome; true means "open the breaker now". `now` is the outcome's
    * time when the breaker read the clock for it (always, with a timed window).
    */
-  record(
-    failed: boolean,
-    slow: boolean,
-    window: OutcomeWindow | undefined,
-    now?: number,
-  ): boolean;
+  record(failed: boolean, slow: boolean, window: OutcomeWindow | undefined, now?: number): boolean;
   /**
    * Forgets what it has seen (the breaker closed again). `recoveredAt` is given when it
    * closed because its trials succeeded: the dependency had tripped it and is back.
