@@ -60,7 +60,7 @@ export interface DependencyConfig {
   /** Per-attempt timeout (default: the budget shared equally by `retry.maxAttempts`). */
   timeout?: number | string;
   /**
-   * Retries (see RetryOptions). Left out: 3 attempts with a retry budget (dependency-defaults.ts);
+   * Retries (see RetryOptions). Left out: 4 attempts with a retry budget (dependency-defaults.ts);
    * `false`: no retries.
    */
   retry?: Omit<RetryOptions, 'clock'> | false;

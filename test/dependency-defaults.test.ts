@@ -26,7 +26,7 @@ describe('dependency() defaults', () => {
     expect(dep.retry?.maxAttempts).toBe(DEFAULT_RETRY.maxAttempts);
     expect(dep.loadShedder?.limit).toBe(DEFAULT_LOAD_SHEDDER.limit.initial);
     expect(dep.breaker?.state).toBe('closed');
-    expect(dep.timeout).toBe(Math.floor(10_000 / 3));
+    expect(dep.timeout).toBe(Math.floor(10_000 / DEFAULT_RETRY.maxAttempts));
   });
 
   it('turns each default part off with false', () => {
@@ -107,6 +107,47 @@ describe('dependency() defaults', () => {
     expect(error).toBeInstanceOf(CircuitOpenError);
     expect(clock.now() - start).toBe(0);
     expect(sent).toBe(0);
+  });
+
+  it('holds at most 100 calls waiting for an open breaker; the others fail at once', async () => {
+    const clock = new VirtualClock();
+    const dep = dependency('inventory', { clock });
+    for (let i = 0; i < 3; i++) {
+      const failing = dep.execute(refused, { budget: 1000 }).catch((e: unknown) => e);
+      await clock.advance(1000);
+      await failing;
+    }
+    expect(dep.breaker?.state).toBe('open');
+    const start = clock.now();
+    const outcomes = Array.from({ length: 150 }, () =>
+      dep
+        .execute(() => 'ok', { budget: 3000 })
+        .then(
+          () => 'ok',
+          (error: unknown) => ({ error, after: clock.now() - start }),
+        ),
+    );
+    expect(dep.breaker?.waiting).toBe(DEFAULT_WHILE_OPEN.maxQueue);
+    await clock.advance(3000);
+    const settled = await Promise.all(outcomes);
+    const failed = settled.filter((o) => o !== 'ok');
+    expect(failed).toHaveLength(50);
+    for (const r of failed) expect(r).toEqual({ error: expect.any(CircuitOpenError), after: 0 });
+  });
+
+  it('lets a call that finds the load shedder full wait briefly for a slot', async () => {
+    const clock = new VirtualClock();
+    const dep = dependency('search', { clock, retry: false, circuitBreaker: false });
+    const limit = dep.loadShedder!.limit;
+    const normalShare = Math.floor(limit * 0.8);
+    const running = Array.from({ length: normalShare }, (_, i) =>
+      dep.execute(() => clock.sleep(1 + (i % 10)).then(() => 'ok')),
+    );
+    // The share is full: this one queues instead of being refused, and runs 1 ms later.
+    const late = dep.execute(() => 'late');
+    await clock.advance(20);
+    await expect(late).resolves.toBe('late');
+    expect((await Promise.allSettled(running)).every((o) => o.status === 'fulfilled')).toBe(true);
   });
 
   it('never sheds a healthy dependency: 150 calls at once all run', async () => {

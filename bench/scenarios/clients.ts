@@ -303,10 +303,12 @@ const bulwarkDefaults: ClientVariant = {
     const limit = dep.loadShedder?.limiter;
     return (
       `dependency('dependency', {}), each call given the caller's budget (${CALLER_BUDGET_MS} ms) = ` +
-      `load shedder with a ${limit?.algorithm ?? '?'} limit in [${limit?.min}, ${limit?.max}] (initial ${dep.loadShedder?.limit}), ` +
+      `load shedder with a ${limit?.algorithm ?? '?'} limit in [${limit?.min}, ${limit?.max}] (initial ${dep.loadShedder?.limit}) ` +
+      'and a queue of 100 (LIFO and 50 ms while it stands), ' +
       `attempt timeout ${dep.timeout} ms, retry maxAttempts ${dep.retry?.maxAttempts} (backoff 100 ms ×2, full jitter; ` +
-      'retry budget 50 % + 1/s), breaker with the default trip rule (10 failures in a row, 5 at low traffic, or 50 % of ' +
-      '10 s), open 300 ms growing ×1.5 to 30 s, calls wait for the trial up to 1 s within their budget, 1 s slow start'
+      'retry budget 50 % + 1/s), breaker with the default trip rule (10 failures in a row, 5 at low traffic, 3 within ' +
+      '10 s of a recovery, or 50 % of 10 s), open 300 ms growing ×1.5 to 30 s, up to 100 calls wait for the trial up to ' +
+      '1 s within their budget, 1 s slow start'
     );
   },
 };

@@ -191,8 +191,9 @@ const SCENARIOS: ScenarioSpec[] = [
       'At best a client gets 400 of its 1200 requests/s through; the rest must fail either way. What matters is failing them fast and keeping ' +
         "the dependency's queue short, so that the requests it does serve are answered in time and nothing is left queued when the overload ends.",
       'A bulkhead of 100 caps the calls in flight, so the queue at the dependency stays at about 100 − 8 requests; an adaptive limit ' +
-        'aims lower, at the concurrency where latency stays near its healthy baseline. bulwark defaults has a gradient limit that never goes below 500 ' +
-        "(400 for normal priority): the queue at the dependency stays at about 400 requests (1 s), within the caller's 3 s, and the rest is refused at once.",
+        'aims lower, at the concurrency where latency stays near its healthy baseline. bulwark defaults has a gradient limit that never goes below 600 ' +
+        "(480 for normal priority): the queue at the dependency stays at about 480 requests (1.2 s), within the caller's 3 s, and the rest is refused " +
+        'after at most 50 ms in its short queue (which lets the calls that arrive as the overload ends take the slots its backlog frees).',
       'opossum + p-retry has no bulkhead; its breaker opens on the 1 s timeouts, but a timed-out attempt is not aborted and keeps its socket and ' +
         "its place in the dependency's queue while p-retry sends the next one. opossum also recomputes its window statistics on every failure " +
         "(sorting the window's latencies, by default): with thousands of failures a second that can stall the client's event loop (see ⚠ below).",
@@ -216,6 +217,10 @@ const SCENARIOS: ScenarioSpec[] = [
     down: true,
     notes: [
       'Every client must learn of the outage on its own: 50 breakers each need their own failures to open, and each sends its own trial calls.',
+      'A lower bound for any per-client breaker that also sees a short outage end within about a second (as the outage and flapping scenarios ask): ' +
+        'one failed call per client to learn of it, and trials at growing intervals — bulwark probes 0.3, 0.75, 1.4, 2.4, 4.0 s after the trip, ' +
+        "5 trials in a 6 s outage — so about 6 calls per client, 300 in all, against the bar's 5 % of no policy (150). " +
+        'Fewer needs trials at least 3 s apart, which would keep callers waiting seconds after a short fault is over.',
       'Calls in the window is the load the fleet puts on a dependency that is already down; with no policy it equals the requests, ' +
         'with plain retries it is up to 3× that.',
       "As in the outage, a fixed 5 s half-open delay makes recovery a matter of where the outage ends in each breaker's cycle (0–5 s).",
@@ -244,6 +249,8 @@ const SCENARIOS: ScenarioSpec[] = [
     notes: [
       '"in window" covers 3–17 s, up phases included; "calls in window" counts only the calls sent while the dependency was down.',
       'Every up phase is a recovery: a breaker that probes every 5 s misses most of them; one that never opens sends every request into the down phases.',
+      "bulwark's default rule keeps a recovered dependency on probation for 10 s: 3 failures in a row reopen the breaker, so each down phase after the first " +
+        'costs about 3 calls to detect instead of 10.',
     ],
   },
   {

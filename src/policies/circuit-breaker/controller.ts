@@ -280,8 +280,9 @@ export abstract class BreakerController extends BasePolicy {
     // is counted in the new closed period.)
     if (this.current !== 'closed') return;
     const window = this.window;
-    if (window !== undefined) window.record(window.timed ? (now ?? this.now()) : 0, failed, slow);
-    if (this.rule.record(failed, slow, window)) this.open(now ?? this.now());
+    if (window !== undefined && window.timed) now ??= this.now();
+    if (window !== undefined) window.record(now ?? 0, failed, slow);
+    if (this.rule.record(failed, slow, window, now)) this.open(now ?? this.now());
   }
 
   /**
@@ -342,7 +343,7 @@ export abstract class BreakerController extends BasePolicy {
     if (i >= 0) round.trials.splice(i, 1);
     // Past halfOpenTimeout the trial already counts as failed, whatever it returns now.
     if (verdict === FAILED || now - trial.start >= this.halfOpenTimeout) this.open(now);
-    else if (verdict === SUCCEEDED && ++round.successes >= this.halfOpenSuccesses) this.close();
+    else if (verdict === SUCCEEDED && ++round.successes >= this.halfOpenSuccesses) this.close(now);
   }
 
   /** Applies the transitions that are due by `now`: a hung trial fails, an open period ends. */
@@ -382,8 +383,9 @@ export abstract class BreakerController extends BasePolicy {
     this.transition('open');
   }
 
-  private close(): void {
-    this.rule.reset();
+  /** `recoveredAt`: closing because the trials succeeded (the trip rule may keep watch). */
+  private close(recoveredAt?: number): void {
+    this.rule.reset(recoveredAt);
     this.window?.reset();
     this.tripsInARow = 0;
     this.transition('closed');

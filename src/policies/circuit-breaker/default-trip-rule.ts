@@ -16,6 +16,10 @@ export const DEFAULT_RULE_WINDOW = { ms: 10_000, buckets: 10 } as const;
  *   that rate (about one a minute at 10 calls/s with 30 % errors).
  * - Half of the last 10 s failing (at least 20 calls) catches faults that fail most but
  *   not all calls (60 % errors rarely give 10 in a row).
+ * - For 10 s after the breaker closes because its trials succeeded, 3 failures in a row
+ *   reopen it: a dependency that has just come back and fails three calls running has not
+ *   recovered (a fault that comes and goes every few seconds), and telling that apart from
+ *   chance is worth less than the 7 calls more it would cost each time.
  */
 export const DEFAULT_RULE = {
   failureRate: 0.5,
@@ -23,18 +27,23 @@ export const DEFAULT_RULE = {
   consecutive: 10,
   lowTrafficConsecutive: 5,
   lowTrafficCalls: 100,
+  probationConsecutive: 3,
+  probationMs: 10_000,
 } as const;
 
 /**
  * The trip rule a breaker uses when none is given: failures in a row, with a shorter run
- * while traffic is low, or a failure rate over the window. It reads the breaker's time
- * window (DEFAULT_RULE_WINDOW), which the controller fills before each call to `record`.
+ * while traffic is low or just after a recovery, or a failure rate over the window. It
+ * reads the breaker's time window (DEFAULT_RULE_WINDOW), which the controller fills, with
+ * the clock read, before each call to `record`.
  */
 export class DefaultTripRule implements TripRule {
   /** Failures since the last success. */
   private count = 0;
+  /** Until when a recovered dependency is on probation (shorter run to reopen). */
+  private probationUntil = -Infinity;
 
-  record(failed: boolean, _slow: boolean, w: OutcomeWindow | undefined): boolean {
+  record(failed: boolean, _slow: boolean, w: OutcomeWindow | undefined, now?: number): boolean {
     if (!failed) {
       this.count = 0;
       return false;
@@ -42,9 +51,11 @@ export class DefaultTripRule implements TripRule {
     const run = ++this.count;
     const calls = w?.calls ?? 0;
     const needed =
-      calls < DEFAULT_RULE.lowTrafficCalls
-        ? DEFAULT_RULE.lowTrafficConsecutive
-        : DEFAULT_RULE.consecutive;
+      now !== undefined && now < this.probationUntil
+        ? DEFAULT_RULE.probationConsecutive
+        : calls < DEFAULT_RULE.lowTrafficCalls
+          ? DEFAULT_RULE.lowTrafficConsecutive
+          : DEFAULT_RULE.consecutive;
     if (run >= needed) return true;
     return (
       w !== undefined &&
@@ -53,8 +64,10 @@ export class DefaultTripRule implements TripRule {
     );
   }
 
-  reset(): void {
+  reset(recoveredAt?: number): void {
     this.count = 0;
+    this.probationUntil =
+      recoveredAt === undefined ? -Infinity : recoveredAt + DEFAULT_RULE.probationMs;
   }
 
   consecutiveFailures(): number {

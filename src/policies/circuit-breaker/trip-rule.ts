@@ -7,10 +7,16 @@ import type { OutcomeWindow } from './window.js';
  * to the state machine.
  */
 export interface TripRule {
-  /** Takes one counted outcome; true means "open the breaker now". */
-  record(failed: boolean, slow: boolean, window: OutcomeWindow | undefined): boolean;
-  /** Forgets what it has seen (the breaker closed again). */
-  reset(): void;
+  /**
+   * Takes one counted outcome; true means "open the breaker now". `now` is the outcome's
+   * time when the breaker read the clock for it (always, with a timed window).
+   */
+  record(failed: boolean, slow: boolean, window: OutcomeWindow | undefined, now?: number): boolean;
+  /**
+   * Forgets what it has seen (the breaker closed again). `recoveredAt` is given when it
+   * closed because its trials succeeded: the dependency had tripped it and is back.
+   */
+  reset(recoveredAt?: number): void;
   /** Failures in a row, for rules that count them (stats). */
   consecutiveFailures?(): number;
 }
@@ -19,14 +25,14 @@ export interface TripRule {
 export class AnyOfRules implements TripRule {
   constructor(readonly rules: readonly TripRule[]) {}
 
-  record(failed: boolean, slow: boolean, window: OutcomeWindow | undefined): boolean {
+  record(failed: boolean, slow: boolean, window: OutcomeWindow | undefined, now?: number): boolean {
     let trip = false;
-    for (const rule of this.rules) if (rule.record(failed, slow, window)) trip = true;
+    for (const rule of this.rules) if (rule.record(failed, slow, window, now)) trip = true;
     return trip;
   }
 
-  reset(): void {
-    for (const rule of this.rules) rule.reset();
+  reset(recoveredAt?: number): void {
+    for (const rule of this.rules) rule.reset(recoveredAt);
   }
 
   consecutiveFailures(): number {

@@ -98,6 +98,60 @@ describe('the default trip rule', () => {
     expect(openedAt).toBeDefined();
   });
 
+  /**
+   * Sends 100 calls/s: healthy for 5 s, down from 5 s until the breaker has opened and
+   * closed again (its trial succeeds once the dependency is back at 6 s), then healthy
+   * until `downAgainAt`, then down. Returns how many calls the second fault cost before
+   * the breaker reopened.
+   */
+  async function reopenCost(downAgainAt: number): Promise<number> {
+    const clock = new VirtualClock();
+    const breaker = circuitBreaker({ clock, slowStart: false });
+    const down = (t: number) => (t >= 5000 && t < 6000) || t >= downAgainAt;
+    let failedSinceDown = 0;
+    let reopenedAfter: number | undefined;
+    let closed = false;
+    breaker.on('stateChange', ({ to }) => {
+      if (to === 'closed') closed = true;
+      else if (to === 'open' && closed) reopenedAfter ??= failedSinceDown;
+    });
+    for (let t = 0; t < downAgainAt + 2000 && reopenedAfter === undefined; t += 10) {
+      await breaker
+        .execute(() => {
+          if (!down(clock.now())) return 'ok';
+          if (clock.now() >= downAgainAt) failedSinceDown++;
+          throw boom;
+        })
+        .catch(() => undefined);
+      await clock.advance(10);
+    }
+    expect(reopenedAfter).toBeDefined();
+    return reopenedAfter!;
+  }
+
+  it('reopens after 3 failures in a row within 10 s of recovering (probation)', async () => {
+    expect(await reopenCost(8000)).toBe(DEFAULT_RULE.probationConsecutive);
+  });
+
+  it('needs the full run again once the probation is over', async () => {
+    // Recovered at about 6.3 s; 12 s later the window is full of healthy traffic.
+    expect(await reopenCost(18_500)).toBe(DEFAULT_RULE.consecutive);
+  });
+
+  it('puts no probation on a breaker closed by hand', async () => {
+    const clock = new VirtualClock();
+    const breaker = circuitBreaker({ clock });
+    for (let i = 0; i < 200; i++) {
+      await breaker.execute(() => 'ok');
+      await clock.advance(10);
+    }
+    const isolation = breaker.isolate();
+    isolation.release();
+    for (let i = 0; i < DEFAULT_RULE.probationConsecutive; i++)
+      await breaker.execute(() => Promise.reject(boom)).catch(() => undefined);
+    expect(breaker.state).toBe('closed');
+  });
+
   it('starts with a short open period that grows to tens of seconds', () => {
     const { initial, multiplier, max } = DEFAULT_OPEN_DURATION;
     const durations = [1, 2, 3, 4, 20].map((trip) => openDuration(initial, multiplier, max, trip));
