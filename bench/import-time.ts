@@ -246,6 +246,7 @@ export async function startupReport(
       target: pathToFileURL(p).href,
     })),
   ];
+  const compareLabels = new Set(cases.slice(cases.length - compare.length).map((c) => c.label));
   let samples: Map<string, number[]>;
   try {
     samples = startupSamples(cases, rounds);
@@ -259,13 +260,17 @@ export async function startupReport(
     const ys = samples.get(b)!;
     return median(xs.map((x, i) => x - ys[i]!)).toFixed(1);
   };
-  const row = (label: string): string => `| ${label} | ${ms(label).toFixed(1)} |`;
+  const fastest = (label: string): number => Math.min(...samples.get(label)!);
+  const row = (label: string): string => {
+    const vsMain = compareLabels.has(label) ? `${over(label, L.esm)} ms` : '';
+    return `| ${label} | ${ms(label).toFixed(1)} | ${fastest(label).toFixed(1)} | ${vsMain} |`;
+  };
   const sizes = await Promise.all(IMPORT_SETS.map((s) => bundledSize(main.esm, s)));
   const inputs = await mainEntryInputs();
   const esmBytes = readFileSync(main.esm).length;
   const markdown = [
-    `| cold start, fresh process (median of ${rounds}, interleaved) | ms |`,
-    '|---|---:|',
+    `| cold start, fresh process (${rounds} interleaved rounds) | median ms | fastest ms | compared: more than dist/index.js (median of per-round differences) |`,
+    '|---|---:|---:|---:|',
     ...cases.map((c) => row(c.label)),
     '',
     `Above the floors (medians of per-round differences): bulwark's ESM import costs ${over(L.esm, L.empty)} ms more ` +
