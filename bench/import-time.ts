@@ -84,11 +84,6 @@ export function startupSamples(cases: StartupCase[], rounds = 11): Map<string, n
   return new Map([...samples].map(([c, xs]) => [c.label, xs]));
 }
 
-/** Median ms of each case in a fresh process, over `rounds` interleaved rounds. */
-export function startupTimes(cases: StartupCase[], rounds = 11): Map<string, number> {
-  return new Map([...startupSamples(cases, rounds)].map(([label, xs]) => [label, median(xs)]));
-}
-
 /** A one-line module: what any import costs here (the loader itself, on a loaded machine). */
 export const EMPTY_MODULE = 'data:text/javascript,export default 1';
 
