@@ -201,14 +201,14 @@ async function mainEntryInputs(): Promise<{ files: string[]; subpathOnly: string
 const kb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
 
 /**
- * Measures startup and bundle sizes; returns the markdown and the headline number (the
- * cold ESM import of the main entry). `compare` adds other builds of the main entry (paths
- * to an index.js, each beside its index.cjs or not) to the same rounds.
+ * Measures startup and bundle sizes; returns the markdown, the headline number (the cold
+ * ESM import of the main entry) and its two file floors (medians). `compare` adds other
+ * builds of the main entry (paths to an index.js) to the same rounds.
  */
 export async function startupReport(
   rounds = 11,
   compare: string[] = [],
-): Promise<{ markdown: string; importMs: number }> {
+): Promise<{ markdown: string; importMs: number; emptyFileMs: number; parseOnlyMs: number }> {
   const main = builtMainEntry();
   const floors = writeFloors(main.esm);
   const mainUrl = pathToFileURL(main.esm).href;
@@ -284,7 +284,7 @@ export async function startupReport(
       'Bundle sizes are esbuild ' +
       '(ESM, minified) bundling dist/index.js, the file a user gets.',
   ].join('\n');
-  return { markdown, importMs: ms(L.esm) };
+  return { markdown, importMs: ms(L.esm), emptyFileMs: ms(L.empty), parseOnlyMs: ms(L.parse) };
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
