@@ -1,17 +1,15 @@
 /**
  * `npm run bench`: the cost bulwark adds per call, against a bare `await fn()`, the
  * hand-rolled floor of each job and the peers, all interleaved in one run (see
- * harness.ts); plus import time, bundle contents and memory per in-flight call.
+ * harness.ts); plus startup and bundle sizes of the built main entry (bench/import-time.ts:
+ * `npm run bench` builds it first) and memory per in-flight call.
  * Writes bench/results/overhead.md. `tsx bench/overhead.ts kernel breaker` runs some suites
  * only and writes nothing.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   fmt,
   formatTable,
@@ -19,7 +17,7 @@ import {
   type BenchCase,
   type BenchResult,
 } from './harness.js';
-import { EMPTY_MODULE, importTimes } from './import-time.js';
+import { startupReport } from './import-time.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -39,50 +37,10 @@ const table = formatTable(results, bareNs);
 
 // ---- import time, bundle contents ----------------------------------------------------
 
-const out = mkdtempSync(join(tmpdir(), 'bulwark-bench-'));
-const bundle = await build({
-  entryPoints: { index: join(root, 'src/index.ts') },
-  bundle: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  outdir: out,
-  metafile: true,
-  external: ['prom-client', 'ioredis', 'redis', 'bullmq', '@opentelemetry/api', 'fast-check'],
-  logLevel: 'silent',
-});
-const indexFile = join(out, 'index.js');
-const minified = await build({
-  entryPoints: [join(root, 'src/index.ts')],
-  bundle: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  minify: true,
-  write: false,
-  external: ['prom-client', 'ioredis', 'redis', 'bullmq', '@opentelemetry/api', 'fast-check'],
-  logLevel: 'silent',
-});
-const minBytes = minified.outputFiles[0]!.contents;
-const inputs = Object.keys(bundle.metafile.inputs).map((p) =>
-  relative(root, join(process.cwd(), p)),
-);
-const subpathOnly = inputs.filter((p) =>
-  /src[\\/](http|metrics|testing)[\\/]|src[\\/]stores[\\/]redis|prometheus|lua/.test(p),
-);
-const nodeBuiltins = [
-  ...new Set(
-    bundle.metafile.outputs[
-      Object.keys(bundle.metafile.outputs).find((k) => k.endsWith('index.js'))!
-    ]!.imports.filter((i) => i.kind !== 'dynamic-import').map((i) => i.path),
-  ),
-];
-const bulwarkEntry = pathToFileURL(indexFile).href;
-const peers = ['cockatiel', 'opossum', 'mollitia'];
-const imports = importTimes([bulwarkEntry, ...peers, EMPTY_MODULE]);
-const bulwarkImport = imports.get(bulwarkEntry)!;
-const peerImports = peers.map((p) => ({ p, ms: imports.get(p)! }));
-const emptyImport = imports.get(EMPTY_MODULE)!;
+// The built main entry (dist/index.js, what users import and bundle), the peers and the
+// floors, measured by bench/import-time.ts in its own interleaved rounds.
+const startup = await startupReport();
+const bulwarkImport = startup.importMs;
 
 // ---- memory per in-flight call --------------------------------------------------------
 
@@ -178,7 +136,7 @@ if (has('10,000 in flight') && has('timeout') && has('dependency')) {
 }
 targets.push([
   "`import 'bulwark'` ≤ 8 ms cold (median of 11)",
-  `${bulwarkImport.toFixed(1)} ms`,
+  `${bulwarkImport.toFixed(1)} ms (floors: empty file ${startup.emptyFileMs.toFixed(1)}, same code parsed only ${startup.parseOnlyMs.toFixed(1)})`,
   bulwarkImport <= 8,
 ]);
 targets.push([
@@ -193,21 +151,6 @@ const targetTable = [
   ...targets.map(([t, v, ok]) => `| ${t} | ${v} | ${ok ? 'yes' : '**no**'} |`),
 ].join('\n');
 
-const startup = [
-  `| import (cold process, median of 11) | ms |`,
-  '|---|---:|',
-  `| bulwark main entry (bundled as a user's bundler would) | ${bulwarkImport.toFixed(1)} |`,
-  ...peerImports.map(({ p, ms }) => `| ${p} | ${ms.toFixed(1)} |`),
-  `| a one-line module (the loader's own cost) | ${emptyImport.toFixed(1)} |`,
-].join('\n');
-
-const bundleText = [
-  `Main entry bundled (esbuild, ESM, node20): ${(readFileSync(indexFile).length / 1024).toFixed(0)} KB unminified, ` +
-    `${(minBytes.length / 1024).toFixed(0)} KB minified, ${(gzipSync(minBytes).length / 1024).toFixed(1)} KB min+gzip; ` +
-    `${inputs.length} source files; subpath-only modules (http, metrics, testing, redis) in it: ` +
-    `${subpathOnly.length === 0 ? 'none' : subpathOnly.join(', ')}; node builtins it imports at load: ${nodeBuiltins.join(', ') || 'none'}.`,
-].join('\n');
-
 const header =
   `Node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString().slice(0, 10)}; ` +
   `${Number(process.env.BENCH_ROUNDS ?? 9)} interleaved rounds (random order each round), ratios are medians of per-round ratios to that round's bare call.\n\n`;
@@ -216,7 +159,7 @@ const notes =
   'A group\'s **floor** is the same job hand-written in one async function; "× floor" is a case\'s ratio over it. ' +
   'The *building blocks* group shows what any implementation pays (a clock read, a reaction, a guard promise, a rejection): ' +
   'where a target sits below those, it is out of reach. See docs/performance.md.\n\n';
-const report = `${header}${notes}## Targets\n\n${targetTable}\n\n## Per call\n\n${table}\n\n## Startup and size\n\n${startup}\n\n${bundleText}\n\n## Memory\n\nPer in-flight \`dependency()\` call (budget, timeout, retry, breaker, bulkhead), heap after forced GC with 10,000 calls pending, minus the same pending work without bulwark: ${Math.round(memory.bytesPerCall)} B.\n`;
+const report = `${header}${notes}## Targets\n\n${targetTable}\n\n## Per call\n\n${table}\n\n## Startup and size\n\n${startup.markdown}\n\n## Memory\n\nPer in-flight \`dependency()\` call (budget, timeout, retry, breaker, bulkhead), heap after forced GC with 10,000 calls pending, minus the same pending work without bulwark: ${Math.round(memory.bytesPerCall)} B.\n`;
 console.log(report);
 if (only.length === 0) {
   mkdirSync(join(here, 'results'), { recursive: true });

@@ -98,17 +98,22 @@ function section(key: string, value: unknown, v: Validator): Record<string, unkn
   return value;
 }
 
-/** Builds a policy from an options section, collecting its constructor's problems. */
+/**
+ * Builds a policy from the options section at `key`, collecting its constructor's problems.
+ * Called from each part's build rather than at module level: PARTS is then a plain literal
+ * with no call in it, which a bundler drops, with every policy it names, from an app that
+ * never calls dependency().
+ */
 function fromSection<P>(
   key: string,
-  make: (options: Record<string, unknown>, path: string, env: BuildEnv) => P,
-): (value: unknown, env: BuildEnv) => P | undefined {
-  return (value, env) => {
-    const options = section(key, value, env.v);
-    return options === undefined
-      ? undefined
-      : collect(env.problems, () => make(options, env.v.path(key), env));
-  };
+  value: unknown,
+  env: BuildEnv,
+  make: (options: Record<string, unknown>, path: string) => P,
+): P | undefined {
+  const options = section(key, value, env.v);
+  return options === undefined
+    ? undefined
+    : collect(env.problems, () => make(options, env.v.path(key)));
 }
 
 /**
@@ -145,20 +150,21 @@ export const PARTS: readonly AnyPartEntry[] = [
   },
   {
     key: 'loadShedder',
-    build: fromSection('loadShedder', (options, path, env) => {
-      let limit = options.limit as LoadShedderOptions['limit'] | AdaptiveOptions | undefined;
-      if (
-        isPlainObject(limit) &&
-        !('acquire' in limit) &&
-        typeof (limit as { onSample?: unknown }).onSample !== 'function'
-      ) {
-        limit = collect(env.problems, () => adaptive(limit as AdaptiveOptions, `${path}.limit`));
-      }
-      return new LoadShedderPolicy(
-        { ...options, limit, clock: env.clock } as LoadShedderOptions,
-        path,
-      );
-    }),
+    build: (value, env) =>
+      fromSection('loadShedder', value, env, (options, path) => {
+        let limit = options.limit as LoadShedderOptions['limit'] | AdaptiveOptions | undefined;
+        if (
+          isPlainObject(limit) &&
+          !('acquire' in limit) &&
+          typeof (limit as { onSample?: unknown }).onSample !== 'function'
+        ) {
+          limit = collect(env.problems, () => adaptive(limit as AdaptiveOptions, `${path}.limit`));
+        }
+        return new LoadShedderPolicy(
+          { ...options, limit, clock: env.clock } as LoadShedderOptions,
+          path,
+        );
+      }),
     wire: (shedder, recorder) => {
       recorder.observeConcurrencyLimit(() => shedder.limit);
       shedder.on('shed', (e) => recorder.recordLoadShed(e.priority, e.reason));
@@ -178,11 +184,14 @@ export const PARTS: readonly AnyPartEntry[] = [
   },
   {
     key: 'idempotency',
-    build: fromSection(
-      'idempotency',
-      (options, path, env) =>
-        new IdempotencyPolicy({ ...options, clock: env.clock } as IdempotencyOptions, path),
-    ),
+    build: (value, env) =>
+      fromSection(
+        'idempotency',
+        value,
+        env,
+        (options, path) =>
+          new IdempotencyPolicy({ ...options, clock: env.clock } as IdempotencyOptions, path),
+      ),
     wire: (idem, recorder) => {
       idem.on('executed', (e) => recorder.recordIdempotency(e.store, 'executed'));
       idem.on('replayed', (e) => recorder.recordIdempotency(e.store, 'replayed'));
@@ -192,10 +201,13 @@ export const PARTS: readonly AnyPartEntry[] = [
   },
   {
     key: 'retry',
-    build: fromSection(
-      'retry',
-      (options, path, env) => new RetryPolicy({ ...options, clock: env.clock }, path),
-    ),
+    build: (value, env) =>
+      fromSection(
+        'retry',
+        value,
+        env,
+        (options, path) => new RetryPolicy({ ...options, clock: env.clock }, path),
+      ),
     wire: (retry, recorder) => {
       retry.on('retry', (e) => recorder.recordRetry(e.reason));
       retry.on('retryBudgetExhausted', () => recorder.recordRetryBudgetExhausted());
@@ -203,11 +215,14 @@ export const PARTS: readonly AnyPartEntry[] = [
   },
   {
     key: 'circuitBreaker',
-    build: fromSection(
-      'circuitBreaker',
-      (options, path, env) =>
-        new CircuitBreakerPolicy({ name: env.name, ...options, clock: env.clock }, path),
-    ),
+    build: (value, env) =>
+      fromSection(
+        'circuitBreaker',
+        value,
+        env,
+        (options, path) =>
+          new CircuitBreakerPolicy({ name: env.name, ...options, clock: env.clock }, path),
+      ),
     wire: (breaker, recorder) => {
       recorder.observeCircuitState(() => breaker.state);
       breaker.on('stateChange', (e) => recorder.recordCircuitTransition(e.from, e.to));
@@ -215,21 +230,25 @@ export const PARTS: readonly AnyPartEntry[] = [
   },
   {
     key: 'rateLimit',
-    build: fromSection('rateLimit', (options, path, env) =>
-      rateLimitFromConfig(options, env.name, env.clock, path),
-    ),
+    build: (value, env) =>
+      fromSection('rateLimit', value, env, (options, path) =>
+        rateLimitFromConfig(options, env.name, env.clock, path),
+      ),
     wire: (limiter, recorder) => wireRateLimitMetrics(recorder, limiter),
   },
   {
     key: 'bulkhead',
-    build: fromSection(
-      'bulkhead',
-      (options, path, env) =>
-        new BulkheadPolicy(
-          { name: env.name, ...options, clock: env.clock } as BulkheadOptions,
-          path,
-        ),
-    ),
+    build: (value, env) =>
+      fromSection(
+        'bulkhead',
+        value,
+        env,
+        (options, path) =>
+          new BulkheadPolicy(
+            { name: env.name, ...options, clock: env.clock } as BulkheadOptions,
+            path,
+          ),
+      ),
     wire: (bulkhead, recorder) => {
       recorder.observeBulkhead(() => ({ inFlight: bulkhead.inFlight, queued: bulkhead.queued }));
     },
@@ -256,10 +275,12 @@ export const PARTS: readonly AnyPartEntry[] = [
   },
   {
     key: 'hedge',
-    build: fromSection(
-      'hedge',
-      (options, path, env) =>
-        new HedgePolicy({ ...options, clock: env.clock } as HedgeOptions, path),
-    ),
+    build: (value, env) =>
+      fromSection(
+        'hedge',
+        value,
+        env,
+        (options, path) => new HedgePolicy({ ...options, clock: env.clock } as HedgeOptions, path),
+      ),
   },
 ];

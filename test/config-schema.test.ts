@@ -1,6 +1,6 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PRIORITIES } from '../src/core/context.js';
 import { ConfigError, type ConfigProblem } from '../src/core/errors.js';
 import { dependencyConfigSchema } from '../src/config-schema.js';
@@ -162,5 +162,57 @@ describe('dependencyConfigSchema and dependencies() agree', () => {
 
   it('names the priorities of core/context.ts, in its order', () => {
     expect(dependencyConfigSchema.$defs.priority.enum).toEqual(PRIORITIES);
+  });
+});
+
+describe('dependencyConfigSchema at import', () => {
+  /** A copy of the module no one has read yet. */
+  async function freshSchema(): Promise<typeof dependencyConfigSchema> {
+    vi.resetModules();
+    const mod = await import('../src/config-schema.js');
+    return mod.dependencyConfigSchema;
+  }
+
+  it('builds its definitions on the first read of $defs, then keeps them as plain data', async () => {
+    const schema = await freshSchema();
+    expect(Object.getOwnPropertyDescriptor(schema, '$defs')?.get).toBeTypeOf('function');
+    const defs = schema.$defs;
+    expect(defs.priority.enum).toEqual(PRIORITIES);
+    expect(Object.getOwnPropertyDescriptor(schema, '$defs')).toEqual({
+      value: defs,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+    expect(schema.$defs).toBe(defs);
+  });
+
+  it('serializes, spreads and clones the same before and after the first read', async () => {
+    const unread = [await freshSchema(), await freshSchema(), await freshSchema()];
+    const text = JSON.stringify(unread[0]);
+    expect(text).toBe(JSON.stringify(dependencyConfigSchema));
+    expect(JSON.parse(text)).toEqual(dependencyConfigSchema);
+    expect(Object.keys(unread[0]!)).toEqual([
+      '$schema',
+      '$id',
+      'title',
+      'description',
+      '$defs',
+      'type',
+      'properties',
+      'additionalProperties',
+    ]);
+    expect({ ...unread[1] }).toEqual(dependencyConfigSchema);
+    expect(structuredClone(unread[2])).toEqual(dependencyConfigSchema);
+  });
+
+  it('validates configs the same through ajv when ajv reads it first', async () => {
+    const validate = new Ajv2020({ strict: false }).compile(await freshSchema());
+    fc.assert(
+      fc.property(fc.oneof(validConfig, brokenConfig), (config) => {
+        expect(validate(config)).toBe(validateSchema(config));
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -219,5 +220,48 @@ describe('the packed package', () => {
        console.log(checks.join(','));`,
     );
     expect(out.trim()).toBe('true,true,true,true,true,true');
+  });
+
+  it('keeps the names of what it exports, in ESM and CJS (the build minifies, never renames)', () => {
+    // Stack traces and error names read as the source does.
+    const misnamed = (m: string) =>
+      `console.log(Object.entries(${m}).filter(([k, v]) => typeof v === 'function' && v.name !== k).map(([k]) => k).join(',') || 'none');`;
+    const esm = peerFree.map((e, i) => `import * as m${i} from '${e}';`).join('\n');
+    const all = peerFree.map((_, i) => `{ ...m${i} }`).join(', ');
+    expect(run(bare, 'names.mjs', `${esm}\n${misnamed(`Object.assign({}, ${all})`)}`).trim()).toBe(
+      'none',
+    );
+    const cjs = `const all = Object.assign({}, ${peerFree.map((e) => `require('${e}')`).join(', ')});`;
+    expect(run(bare, 'names.cjs', `${cjs}\n${misnamed('all')}`).trim()).toBe('none');
+  });
+
+  it('lets a bundler drop what an app does not import from the main entry', async () => {
+    const bundle = async (contents: string) => {
+      const out = await build({
+        stdin: { contents, resolveDir: bare, loader: 'js' },
+        bundle: true,
+        format: 'esm',
+        platform: 'node',
+        write: false,
+        logLevel: 'silent',
+      });
+      return out.outputFiles[0]!.text;
+    };
+    const whole = await bundle(`import * as b from 'bulwark'; console.log(b);`);
+    const timeoutOnly = await bundle(`import { timeout } from 'bulwark'; console.log(timeout);`);
+    expect(whole).toContain('CircuitBreakerPolicy');
+    expect(timeoutOnly).toContain('TimeoutPolicy');
+    // Neither the policies dependency() can build nor the config schema come along.
+    for (const absent of [
+      'CircuitBreakerPolicy',
+      'LoadShedderPolicy',
+      'IdempotencyPolicy',
+      'RateLimitPolicy',
+      'HedgePolicy',
+      'urn:bulwark:dependencies-config',
+    ]) {
+      expect(timeoutOnly).not.toContain(absent);
+    }
+    expect(timeoutOnly.length).toBeLessThan(whole.length / 4);
   });
 });
