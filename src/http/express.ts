@@ -64,17 +64,47 @@ function mapBulwarkErrors(
   if (res.headersSent || !answerBulwarkError(rawResponder(res), error)) next(error);
 }
 
-// Apps that already have bulwark's error handler at the end of their stack.
-const appsMapped = new WeakSet<object>();
+/** The error handler `bulwarkMiddleware()` appends: its own function, so it is told apart. */
+function mapBulwarkErrorsLast(
+  error: unknown,
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: ExpressLikeNext,
+): void {
+  mapBulwarkErrors(error, req, res, next);
+}
 
-/** Appends bulwark's error handler to the request's app, once: after every handler the app has. */
+/** An Express 5 app's router stack (Express 4 names it `_router`); undefined for other apps. */
+function stackOf(app: object): readonly { handle?: unknown }[] | undefined {
+  const router =
+    (app as { _router?: unknown; router?: unknown })._router ??
+    (app as { router?: unknown }).router;
+  const stack = (router as { stack?: unknown } | undefined)?.stack;
+  return Array.isArray(stack) ? (stack as { handle?: unknown }[]) : undefined;
+}
+
+// Per app, the stack length after bulwark's error handler was last made the final layer
+// (-1 for an app without a readable stack: appended once).
+const mappedAt = new WeakMap<object, number>();
+
+/**
+ * Keeps bulwark's error handler after every handler of the request's app: appended on the
+ * first request, and again when routes were added since (an app may register routes
+ * late). The earlier copy stays where it is (removing a layer would shift the stack under
+ * requests in flight); it still serves the routes before it. O(1) per request.
+ */
 function mapErrorsOf(req: IncomingMessage): void {
   const app = (req as { app?: Partial<ExpressLikeApp> }).app;
   // An Express app is a function (the request listener) with methods.
   if (app === undefined || app === null || typeof app.use !== 'function') return;
-  if (appsMapped.has(app)) return;
-  appsMapped.add(app);
-  (app as ExpressLikeApp).use(mapBulwarkErrors);
+  const stack = stackOf(app);
+  const length = stack === undefined ? -1 : stack.length;
+  const seen = mappedAt.get(app);
+  if (seen === length || (seen !== undefined && length === -1)) return;
+  const last = stack?.[stack.length - 1]?.handle;
+  if (last !== mapBulwarkErrorsLast && last !== mapBulwarkErrors)
+    (app as ExpressLikeApp).use(mapBulwarkErrorsLast);
+  mappedAt.set(app, stack === undefined ? -1 : stack.length);
 }
 
 /**
@@ -96,9 +126,9 @@ export interface BulwarkMiddleware {
  * and keyed requests run once and are replayed. Put it after the body parser: it then
  * fingerprints `req.body`; without one, it reads the raw body itself into `req.body`.
  * Errors of later handlers go through Express's error handling: the app's own error handlers
- * first, then a handler this middleware appends to the app (once, on its first request) that
- * answers bulwark's errors with their status (see `bulwarkErrorHandler`) instead of Express's
- * default 500 with a stack trace.
+ * first, then a handler this middleware keeps at the end of the app (appended on its first
+ * request, and again after routes added later) that answers bulwark's errors with their
+ * status (see `bulwarkErrorHandler`) instead of Express's default 500 with a stack trace.
  *
  * @example
  * ```ts

@@ -290,6 +290,25 @@ describe('Express adapter (bulwarkMiddleware) on express 5', () => {
     expect(seen).toHaveLength(2);
   });
 
+  it('answers bulwark errors of routes added after the first request, without growing the stack', async () => {
+    const app = express();
+    app.use(bulwarkMiddleware());
+    app.get('/early', (_req, res) => {
+      res.send('early');
+    });
+    const s = await serveExpress(app);
+    expect(await (await fetch(`${s.url}/early`)).text()).toBe('early');
+    app.get('/late', () => {
+      throw new CircuitOpenError('open', 2000, 'inventory');
+    });
+    await expectProblem(await fetch(`${s.url}/late`), 503, '2');
+    const layers = () => app.router.stack.length;
+    const before = layers();
+    for (let i = 0; i < 5; i++) await (await fetch(`${s.url}/early`)).text();
+    await expectProblem(await fetch(`${s.url}/late`), 503, '2');
+    expect(layers()).toBe(before);
+  });
+
   it('bulwarkErrorHandler() maps bulwark errors where the app puts it and passes others on', async () => {
     const app = express();
     const router = express.Router();
