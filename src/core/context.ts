@@ -69,6 +69,13 @@ interface CallShared {
 
 export interface Step {
   invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T>;
+  /**
+   * Present on a first step that guards the call's context itself (a timeout or budget):
+   * `startCall` hands it the new context and the caller's signal instead of guarding the
+   * context first, so one guard serves both.
+   * @internal
+   */
+  enter?<T>(ctx: CallContext, fn: Operation<T>, callerSignal: AbortSignal | undefined): Promise<T>;
 }
 
 /** The work a policy runs: a function of the call's context returning a value or a promise. */
@@ -78,6 +85,14 @@ const NOT_LAZY = 0;
 const UNARMED = 1;
 const ARMED = 2;
 type Lazy = typeof NOT_LAZY | typeof UNARMED | typeof ARMED;
+
+// The resolvers of the promise being made, handed out by one shared executor.
+let takenResolve: ((value: unknown) => void) | undefined;
+let takenReject: ((reason: unknown) => void) | undefined;
+function takeResolvers(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
+  takenResolve = resolve as (value: unknown) => void;
+  takenReject = reject;
+}
 
 /**
  * The one per-call object. Its AbortController exists only once someone reads
@@ -112,6 +127,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   private lazy: Lazy = NOT_LAZY;
   /** The fixed duration this context's deadline was armed for (its timers list), if any. */
   private fixedMs: number | undefined;
+  /** A lazy budget's work, until something arms it (which then waits for it to settle). */
+  private running: Promise<unknown> | undefined = undefined;
   /**
    * True when the caller's own signal (not a bulwark deadline) ended the call. A kernel
    * fact, not a policy's: the context itself listens to the caller's signal, and every
@@ -327,50 +344,59 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
    * caller just read the clock), so it is not read again.
    */
   guard<T>(fn: Operation<T>, next: Step, callerSignal?: AbortSignal, fixedMs?: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const parent = this.parent;
-      if (parent !== undefined) {
-        if (parent.aborted) {
-          this.aborted = true;
-          this.reason = parent.reason;
-          reject(this.reason);
-          return;
-        }
-        parent.link(this);
+    // A shared executor hands out the resolvers: no executor closure per call.
+    const promise = new Promise<T>(takeResolvers);
+    const resolve = takenResolve as (value: T) => void;
+    const reject = takenReject!;
+    const parent = this.parent;
+    if (parent !== undefined) {
+      if (parent.aborted) {
+        this.aborted = true;
+        this.reason = parent.reason;
+        reject(this.reason);
+        return promise;
       }
-      if (callerSignal !== undefined) {
-        if (callerSignal.aborted) {
-          this.callerAborted = true;
-          this.aborted = true;
-          this.reason = callerSignal.reason;
-          parent?.unsubscribe(this);
-          reject(this.reason);
-          return;
-        }
-        this.callerSignal = callerSignal;
-        joinCallerSignal(callerSignal, this);
+      parent.link(this);
+    }
+    if (callerSignal !== undefined) {
+      if (callerSignal.aborted) {
+        this.callerAborted = true;
+        this.aborted = true;
+        this.reason = callerSignal.reason;
+        parent?.unsubscribe(this);
+        reject(this.reason);
+        return promise;
       }
-      if ((parent === undefined || this.deadline < parent.deadline) && this.deadline !== Infinity) {
-        if (fixedMs === undefined && this.deadline <= this.shared.clock.now()) {
-          this.abort(new TimeoutError(this.scope, this.limitMs));
-          reject(this.reason);
-          return;
-        }
-        this.fixedMs = fixedMs;
-        (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, fixedMs);
+      this.callerSignal = callerSignal;
+      joinCallerSignal(callerSignal, this);
+    }
+    if ((parent === undefined || this.deadline < parent.deadline) && this.deadline !== Infinity) {
+      if (fixedMs === undefined && this.deadline <= this.shared.clock.now()) {
+        this.abort(new TimeoutError(this.scope, this.limitMs));
+        reject(this.reason);
+        return promise;
       }
-      this.rejectGuard = reject;
-      next.invoke(this, fn).then(
-        (value) => {
-          this.settle();
-          resolve(value);
-        },
-        (error: unknown) => {
-          this.settle();
-          reject(error);
-        },
-      );
-    });
+      this.fixedMs = fixedMs;
+      (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, fixedMs);
+    }
+    this.rejectGuard = reject;
+    let running: Promise<T>;
+    try {
+      running = next.invoke(this, fn);
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    running.then(
+      (value) => {
+        this.settle();
+        resolve(value);
+      },
+      (error: unknown) => {
+        this.settle();
+        reject(error);
+      },
+    );
+    return promise;
   }
 
   /**
@@ -401,12 +427,21 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     } catch (error) {
       promise = Promise.reject(error);
     }
-    // Two small closures (one shared scope) where a guard makes a promise and four.
+    // Most calls never arm and have no parent: nothing to undo, so no reaction. A call
+    // armed before now, or linked to a parent, is undone when it settles; one armed
+    // later gets its reaction from arm().
+    // (`lazy` as Lazy: invoke may have armed it.)
+    if (parent !== undefined || (this.lazy as Lazy) === ARMED) this.endWhenSettled(promise);
+    else this.running = promise;
+    return promise;
+  }
+
+  private endWhenSettled(promise: Promise<unknown>): void {
+    this.running = undefined;
     promise.then(
       () => this.endLazy(),
       () => this.endLazy(),
     );
-    return promise;
   }
 
   private endLazy(): void {
@@ -448,6 +483,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
 
   private arm(): void {
     this.lazy = ARMED;
+    // Armed while running with no reaction yet: the deadline must leave when it settles.
+    if (this.running !== undefined) this.endWhenSettled(this.running);
     if (this.aborted) return;
     // A deadline already past fires on the timers' next turn (not synchronously, inside
     // whatever subscribe or signal read asked for it).

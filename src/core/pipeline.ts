@@ -196,6 +196,23 @@ export function startCall<T>(
   if (deadline === Infinity && signal === undefined && parentCtx === undefined) {
     return first.invoke(ctx, fn);
   }
+  return guardCall(ctx, first, fn, signal);
+}
+
+/** Guards a new call's context, or lets a first step that guards it anyway do so. */
+function guardCall<T>(
+  ctx: CallContext,
+  first: Step,
+  fn: Operation<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  if (first.enter !== undefined) {
+    try {
+      return first.enter(ctx, fn, signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
   return ctx.guard(fn, first, signal);
 }
 
@@ -246,7 +263,7 @@ function startUnder<T>(
   const { signal } = options;
   if (ambient instanceof CallContext && ambient.clock === clock) {
     // Same copy of bulwark, same clock: a child linked by subscription (no signal read).
-    return CallContext.forCall(
+    const ctx = CallContext.forCall(
       clock,
       deadline,
       limit,
@@ -254,7 +271,8 @@ function startUnder<T>(
       options.idempotencyKey,
       options.fingerprint,
       ambient,
-    ).guard(fn, first, signal);
+    );
+    return guardCall(ctx, first, fn, signal);
   }
   // Another clock, or a context from the other (ESM/CJS) copy: carry over what is left of
   // its budget, measured on this call's clock, and its abort through its signal.
@@ -263,14 +281,15 @@ function startUnder<T>(
     deadline = clock.now() + left;
     limit = left;
   }
-  return CallContext.forCall(
+  const ctx = CallContext.forCall(
     clock,
     deadline,
     limit,
     options.priority ?? ambient.priority,
     options.idempotencyKey,
     options.fingerprint,
-  ).guard(fn, first, signal ?? ambient.signal);
+  );
+  return guardCall(ctx, first, fn, signal ?? ambient.signal);
 }
 
 /**
@@ -304,7 +323,9 @@ export abstract class BasePolicy<F = never> implements Policy<F> {
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | F> {
     return startCall(
       this.clock ?? systemClock,
-      (this.step ??= new PolicyStep(this, terminalStep)),
+      (this.step ??=
+        (this as AnyPolicy).composeStep?.([], terminalStep, true) ??
+        new PolicyStep(this, terminalStep)),
       fn,
       options,
     );

@@ -54,10 +54,35 @@ export class TimeoutPolicy extends BasePolicy {
       .guard(fn, next, undefined, this.ms > 0 ? this.ms : undefined);
   }
 
-  /** @internal A budget over covered attempts takes a lazy step (see runLazy). */
+  /**
+   * @internal A budget over covered attempts takes a lazy step (see runLazy); as a call's
+   * first step, any other finite limit guards the call's own context (see enter).
+   */
   composeStep(inner: readonly AnyPolicy[], next: Step, entry: boolean): Step | undefined {
-    if (this.kind !== 'budget' || !attemptsCovered(inner)) return undefined;
-    return new LazyBudgetStep(this, next, entry);
+    if (this.kind === 'budget' && attemptsCovered(inner))
+      return new LazyBudgetStep(this, next, entry);
+    if (entry && this.ms !== Infinity) return new EntryStep(this, next);
+    return undefined;
+  }
+
+  /**
+   * As a call's first step: gives the call's new context this limit when it is the tighter
+   * one and guards it once, with the caller's signal, instead of guarding a child of it.
+   * The work then sees one context, exactly as it would see the child.
+   * @internal
+   */
+  enter<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    next: Step,
+    callerSignal: AbortSignal | undefined,
+  ): Promise<T> {
+    const deadline = ctx.clock.now() + this.ms;
+    if (deadline < ctx.deadline) {
+      ctx.tighten(deadline, this.kind === 'timeout' ? 'attempt' : 'budget', this.ms);
+      return ctx.guard(fn, next, callerSignal, this.ms);
+    }
+    return ctx.guard(fn, next, callerSignal);
   }
 
   /**
@@ -114,6 +139,31 @@ class LazyBudgetStep implements Step {
   invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
     try {
       return this.policy.runLazy(ctx, fn, this.next, this.entry);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
+
+/** A timeout or budget that is the first step of a call (see TimeoutPolicy.enter). */
+class EntryStep implements Step {
+  /** Names the policy in messages about the call (see kindOf in pipeline.ts). */
+  readonly kind: string;
+
+  constructor(
+    private readonly policy: TimeoutPolicy,
+    private readonly next: Step,
+  ) {
+    this.kind = policy.kind;
+  }
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    return this.enter(ctx, fn, undefined);
+  }
+
+  enter<T>(ctx: CallContext, fn: Operation<T>, callerSignal: AbortSignal | undefined): Promise<T> {
+    try {
+      return this.policy.enter(ctx, fn, this.next, callerSignal);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -51,6 +51,28 @@ describe('a budget over attempts bounded by an inner timeout (armed lazily)', ()
     expect(deadlineTimersOf(clock).size).toBe(0);
   });
 
+  it('armed by a backoff sleep, leaves the timers once the call settles', async () => {
+    const clock = new VirtualClock();
+    const p = pipeline(
+      budget(1000, { clock }),
+      retry({ maxAttempts: 2, backoff: 10, minAttemptTime: 0 }),
+      timeout(100),
+    );
+    const timers = deadlineTimersOf(clock);
+    let attempts = 0;
+    let during = -1;
+    const call = p.execute(() => {
+      if (++attempts === 1) return Promise.reject(fail503());
+      during = timers.size; // the budget (armed for the sleep) and this attempt
+      return 'ok';
+    });
+    await clock.advance(10);
+    expect(await call).toBe('ok');
+    expect(during).toBe(2);
+    await Promise.resolve();
+    expect(timers.size).toBe(0);
+  });
+
   it('still fires while the call waits in a bulkhead queue', async () => {
     const clock = new VirtualClock();
     const bh = bulkhead({ maxConcurrent: 1, maxQueue: 5 });
