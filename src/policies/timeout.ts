@@ -98,9 +98,9 @@ export class TimeoutPolicy extends BasePolicy {
     if (deadline >= ctx.deadline) return next.invoke(ctx, fn);
     if (entry && ctx.isFreshRoot) {
       ctx.tighten(deadline, 'budget', this.ms);
-      return ctx.runLazy(fn, next, this.ms);
+      return ctx.runLazy(fn, next);
     }
-    return ctx.child(deadline, 'budget', this.ms).runLazy(fn, next, this.ms);
+    return ctx.child(deadline, 'budget', this.ms).runLazy(fn, next);
   }
 }
 
