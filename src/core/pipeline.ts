@@ -73,6 +73,12 @@ export interface Policy<F = never> {
    * @internal
    */
   composeStep?(inner: readonly AnyPolicy[], next: Step, entry: boolean): Step | undefined;
+  /**
+   * True for a part that hands the call's context on as it found it (metrics): the part
+   * after it may then take the entry step a call's first part takes (see composeStep).
+   * @internal
+   */
+  readonly passesEntry?: boolean;
 }
 
 /** The innermost step: calls the user's function, turning a sync throw into a rejection. */
@@ -361,6 +367,8 @@ class PipelinePolicy implements Pipeline<unknown> {
     // Resolved here, once, and carried to every part by the call's context: the parts
     // are not written to, so a policy shared by two pipelines serves each on its clock.
     this.clock = policies.find((p) => p.clock !== undefined)?.clock;
+    // Two chains: `step` for a part reached in the middle of a call, `entry` for a part
+    // that starts it (the first one, or one behind parts that pass the entry on).
     let step: Step = terminalStep;
     let entry: Step = terminalStep;
     for (let i = policies.length - 1; i >= 0; i--) {
@@ -368,7 +376,10 @@ class PipelinePolicy implements Pipeline<unknown> {
       const inner = policies.slice(i + 1);
       const next = step;
       step = p.composeStep?.(inner, next, false) ?? new PolicyStep(p, next);
-      entry = i === 0 ? (p.composeStep?.(inner, next, true) ?? step) : step;
+      entry =
+        p.passesEntry === true
+          ? (p.composeStep?.(inner, entry, true) ?? new PolicyStep(p, entry))
+          : (p.composeStep?.(inner, next, true) ?? step);
     }
     this.first = step;
     this.entry = entry;

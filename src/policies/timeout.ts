@@ -158,7 +158,14 @@ class EntryStep implements Step {
   }
 
   invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
-    return this.enter(ctx, fn, undefined);
+    try {
+      // Reached through a part that passes the entry on (metrics): the context may be
+      // guarded already (a call with options), and then this is an ordinary step.
+      if (!ctx.isFreshRoot) return this.policy.run(ctx, fn, this.next);
+      return this.policy.enter(ctx, fn, this.next, undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   enter<T>(ctx: CallContext, fn: Operation<T>, callerSignal: AbortSignal | undefined): Promise<T> {
