@@ -189,7 +189,11 @@ class MetricsStep extends BasePolicy {
     const clock = ctx.clock;
     const start = clock.now();
     const traced = recorder.tracing?.startCall(ctx);
-    const running = traced === undefined ? next.invoke(ctx, fn) : traced.run(ctx, fn, next);
+    let running: Promise<T>;
+    if (traced !== undefined) running = traced.run(ctx, fn, next);
+    // The budget behind this step reads the clock first thing: it takes this reading.
+    else if (next.invokeAt !== undefined) running = next.invokeAt(ctx, fn, start);
+    else running = next.invoke(ctx, fn);
     // A reaction beside the caller's, not a link in its chain: attached first, it records
     // before the caller sees the outcome, and the caller waits one promise less.
     running.then(

@@ -136,6 +136,13 @@ export interface Step {
    * @internal
    */
   enter?<T>(ctx: CallContext, fn: Operation<T>, callerSignal: AbortSignal | undefined): Promise<T>;
+  /**
+   * `invoke` for a caller that has just read the clock (`now`): a step that would read it
+   * again first (a budget or timeout) uses `now` instead. A clock read is a fair part of a
+   * step's cost.
+   * @internal
+   */
+  invokeAt?<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T>;
 }
 
 /** The work a policy runs: a function of the call's context returning a value or a promise. */

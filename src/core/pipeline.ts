@@ -125,8 +125,10 @@ export function startCall<T>(
     );
   }
   if (options === undefined) {
-    if (ambientSlot.provider === undefined)
-      return first.invoke(CallContext.root(clock, Infinity), fn);
+    if (ambientSlot.provider === undefined) {
+      const root = CallContext.root(clock, Infinity);
+      return first.enter !== undefined ? first.enter(root, fn, undefined) : first.invoke(root, fn);
+    }
     options = NO_OPTIONS;
   }
 

@@ -76,8 +76,9 @@ export class TimeoutPolicy extends BasePolicy {
     fn: Operation<T>,
     next: Step,
     callerSignal: AbortSignal | undefined,
+    now = ctx.clock.now(),
   ): Promise<T> {
-    const deadline = ctx.clock.now() + this.ms;
+    const deadline = now + this.ms;
     if (deadline < ctx.deadline) {
       ctx.tighten(deadline, this.kind === 'timeout' ? 'attempt' : 'budget', this.ms);
       return ctx.guard(fn, next, callerSignal, this.ms);
@@ -92,9 +93,15 @@ export class TimeoutPolicy extends BasePolicy {
    * first step of a call it tightens the call's fresh root instead of making a child.
    * @internal
    */
-  runLazy<T>(ctx: CallContext, fn: Operation<T>, next: Step, entry: boolean): Promise<T> {
+  runLazy<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    next: Step,
+    entry: boolean,
+    now = ctx.clock.now(),
+  ): Promise<T> {
     if (!(this.ms > 0) || this.ms === Infinity) return this.run(ctx, fn, next);
-    const deadline = ctx.clock.now() + this.ms;
+    const deadline = now + this.ms;
     if (deadline >= ctx.deadline) return next.invoke(ctx, fn);
     if (entry && ctx.isFreshRoot) {
       ctx.tighten(deadline, 'budget', this.ms);
@@ -143,6 +150,14 @@ class LazyBudgetStep implements Step {
       return Promise.reject(error);
     }
   }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      return this.policy.runLazy(ctx, fn, this.next, this.entry, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
 }
 
 /** A timeout or budget that is the first step of a call (see TimeoutPolicy.enter). */
@@ -163,6 +178,15 @@ class EntryStep implements Step {
       // guarded already (a call with options), and then this is an ordinary step.
       if (!ctx.isFreshRoot) return this.policy.run(ctx, fn, this.next);
       return this.policy.enter(ctx, fn, this.next, undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      if (!ctx.isFreshRoot) return this.policy.run(ctx, fn, this.next);
+      return this.policy.enter(ctx, fn, this.next, undefined, now);
     } catch (error) {
       return Promise.reject(error);
     }
