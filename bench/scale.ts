@@ -6,6 +6,7 @@
 import { budget, dependency, pipeline, retry, timeout, type Context } from '../src/index.js';
 import { floorAllFour, floorDeadline } from './floors.js';
 import { bareCall, type BenchCase } from './harness.js';
+import { guarded } from './parts.js';
 
 const N = 10_000;
 const batch = new Array<Promise<unknown>>(N);
@@ -51,6 +52,12 @@ export const cases: BenchCase[] = [
     run: burst(() => floorDeadline(bareCall)),
     callsPerRun: N,
     floor: true,
+  },
+  {
+    group: '10,000 in flight',
+    name: 'clock read + guard, no library (building block)',
+    run: burst(guarded),
+    callsPerRun: N,
   },
   {
     group: '10,000 in flight',
