@@ -525,7 +525,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
    * work that ignores its signal.
    * @internal
    */
-  runLazy<T>(fn: Operation<T>, next: Step): Promise<T> {
+  runLazy<T>(fn: Operation<T>, next: Step, now: number): Promise<T> {
     const parent = this.parent;
     if (parent !== undefined) {
       if (parent.aborted) {
@@ -537,7 +537,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     this.lazy = UNARMED;
     let promise: Promise<T>;
     try {
-      promise = next.invoke(this, fn);
+      // The budget just read the clock: the steps inside take its reading (see invokeAt).
+      promise = next.invokeAt !== undefined ? next.invokeAt(this, fn, now) : next.invoke(this, fn);
     } catch (error) {
       promise = Promise.reject(error);
     }

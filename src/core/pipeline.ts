@@ -74,6 +74,13 @@ export interface Policy<F = never> {
    */
   composeStep?(inner: readonly AnyPolicy[], next: Step, entry: boolean): Step | undefined;
   /**
+   * `run` for a caller that has just read the clock (`now`): a policy that reads the clock
+   * first thing (a timeout) or passes straight on to one (retry's first attempt) takes the
+   * reading instead of making its own. Optional.
+   * @internal
+   */
+  runAt?<T>(ctx: CallContext, fn: Operation<T>, next: Step, now: number): Promise<T>;
+  /**
    * True for a part that hands the call's context on as it found it (metrics): the part
    * after it may then take the entry step a call's first part takes (see composeStep).
    * @internal
@@ -103,6 +110,17 @@ export class PolicyStep implements Step {
   invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
     try {
       return this.policy.run(ctx, fn, this.next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      const policy = this.policy;
+      return policy.runAt !== undefined
+        ? policy.runAt(ctx, fn, this.next, now)
+        : policy.run(ctx, fn, this.next);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -40,8 +40,18 @@ export class TimeoutPolicy extends BasePolicy {
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.ms === Infinity) return next.invoke(ctx, fn);
-    // The one clock read of this step: the guard trusts that ms > 0 puts the deadline ahead.
-    const deadline = ctx.clock.now() + this.ms;
+    return this.runAt(ctx, fn, next, ctx.clock.now());
+  }
+
+  /**
+   * `run` for a step whose caller has just read the clock (see Step.invokeAt).
+   * @internal
+   */
+  runAt<T>(ctx: CallContext, fn: Operation<T>, next: Step, now: number): Promise<T> {
+    if (this.ms === Infinity) return next.invoke(ctx, fn);
+    // The one clock read of this step (or its caller's): the guard trusts that ms > 0 puts
+    // the deadline ahead.
+    const deadline = now + this.ms;
     // An outer deadline that comes first already guards this call: skip the extra link…
     if (deadline >= ctx.deadline) {
       // …unless that outer deadline is a lazy budget's: then a child inherits it, which
@@ -105,9 +115,9 @@ export class TimeoutPolicy extends BasePolicy {
     if (deadline >= ctx.deadline) return next.invoke(ctx, fn);
     if (entry && ctx.isFreshRoot) {
       ctx.tighten(deadline, 'budget', this.ms);
-      return ctx.runLazy(fn, next);
+      return ctx.runLazy(fn, next, now);
     }
-    return ctx.child(deadline, 'budget', this.ms).runLazy(fn, next);
+    return ctx.child(deadline, 'budget', this.ms).runLazy(fn, next, now);
   }
 }
 
