@@ -119,6 +119,9 @@ class CallExtras {
   controller: AbortController | undefined = undefined;
   reason: unknown = undefined;
   subscribers: Set<AbortSubscriber> | undefined = undefined;
+  /** Child contexts past the first subscriber, in order, linked through their sib fields. */
+  kidsHead: CallContext | undefined = undefined;
+  kidsTail: CallContext | undefined = undefined;
   callerSignal: AbortSignal | undefined = undefined;
   callerAborted = false;
   properties: Map<PropertyKey<unknown>, unknown> | undefined = undefined;
@@ -181,6 +184,10 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   // One subscriber is the common case (the current attempt): keep it in a field; the
   // rest in a Set (in extras), so that any of 10,000 children leaves in O(1).
   private subscriber: AbortSubscriber | undefined = undefined;
+  // Neighbours in the parent's list of child contexts (10,000 calls under one request
+  // join and leave it with no hashing and no growing table).
+  private sibPrev: CallContext | undefined = undefined;
+  private sibNext: CallContext | undefined = undefined;
   private scope: TimeoutScope;
   /**
    * The limit a TimeoutError reports; undefined for none (Infinity). Not a plain number
@@ -410,18 +417,37 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
 
   private link(s: AbortSubscriber): void {
     if (this.subscriber === undefined) this.subscriber = s;
-    else (this.more.subscribers ??= new Set()).add(s);
+    else if (s instanceof CallContext) {
+      const more = this.more;
+      const tail = more.kidsTail;
+      s.sibPrev = tail;
+      if (tail === undefined) more.kidsHead = s;
+      else tail.sibNext = s;
+      more.kidsTail = s;
+    } else (this.more.subscribers ??= new Set()).add(s);
   }
 
   /** @internal How many subscribers an abort would reach now (for tests). */
   get subscriberCount(): number {
-    return (this.subscriber === undefined ? 0 : 1) + (this.extras?.subscribers?.size ?? 0);
+    let n = (this.subscriber === undefined ? 0 : 1) + (this.extras?.subscribers?.size ?? 0);
+    for (let k = this.extras?.kidsHead; k !== undefined; k = k.sibNext) n++;
+    return n;
   }
 
   /** O(1), whatever the number of subscribers. */
   unsubscribe(s: AbortSubscriber): void {
     if (this.subscriber === s) this.subscriber = undefined;
-    else this.extras?.subscribers?.delete(s);
+    else if (s instanceof CallContext) {
+      const more = this.extras;
+      if (more === undefined || (s.sibPrev === undefined && more.kidsHead !== s)) return;
+      const prev = s.sibPrev;
+      const next = s.sibNext;
+      if (prev === undefined) more.kidsHead = next;
+      else prev.sibNext = next;
+      if (next === undefined) more.kidsTail = prev;
+      else next.sibPrev = prev;
+      s.sibPrev = s.sibNext = undefined;
+    } else this.extras?.subscribers?.delete(s);
   }
 
   abort(reason: unknown): void {
@@ -436,9 +462,17 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     if (more.controller !== undefined) more.controller.abort(reason);
     const first = this.subscriber;
     const subs = more.subscribers;
+    let kid = more.kidsHead;
     this.subscriber = undefined;
     more.subscribers = undefined;
+    more.kidsHead = more.kidsTail = undefined;
     if (first !== undefined) first.abort(reason);
+    while (kid !== undefined) {
+      const next = kid.sibNext;
+      kid.sibPrev = kid.sibNext = undefined; // out of the list before it hears of the abort
+      kid.abort(reason);
+      kid = next;
+    }
     if (subs !== undefined) for (const s of subs) s.abort(reason);
   }
 

@@ -206,6 +206,58 @@ describe('CallContext', () => {
   });
 });
 
+describe('CallContext subscribers', () => {
+  it('property: an abort reaches exactly the subscribers present, once each, whatever joined and left', () => {
+    const op = fc.oneof(
+      fc.record({ add: fc.constantFrom('context', 'plain') }),
+      fc.record({ remove: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), fc.boolean(), (ops, abortAtEnd) => {
+        const clock = new VirtualClock();
+        const parent = CallContext.forCall(
+          clock,
+          Infinity,
+          Infinity,
+          undefined,
+          undefined,
+          undefined,
+        );
+        const heard = new Map<object, number>();
+        const present: object[] = [];
+        for (const o of ops) {
+          if ('add' in o) {
+            let s: { abort(reason: unknown): void };
+            if (o.add === 'context') {
+              const c = parent.child(Infinity, 'attempt', Infinity);
+              const abort = c.abort.bind(c);
+              c.abort = (reason: unknown) => {
+                heard.set(c, (heard.get(c) ?? 0) + 1);
+                abort(reason);
+              };
+              s = c;
+            } else {
+              s = { abort: () => heard.set(s, (heard.get(s) ?? 0) + 1) };
+            }
+            parent.subscribe(s);
+            present.push(s);
+          } else if (present.length > 0) {
+            const [s] = present.splice(o.remove % present.length, 1);
+            parent.unsubscribe(s as CallContext);
+            parent.unsubscribe(s as CallContext); // leaving twice is harmless
+          }
+          expect(parent.subscriberCount).toBe(present.length);
+        }
+        if (!abortAtEnd) return;
+        parent.abort(new Error('gone'));
+        expect(parent.subscriberCount).toBe(0);
+        for (const s of present) expect(heard.get(s)).toBe(1);
+        expect([...heard.values()].reduce((a, b) => a + b, 0)).toBe(present.length);
+      }),
+    );
+  });
+});
+
 describe('CallContext at scale', () => {
   it('10,000 children of one parent subscribe and leave in O(1), in any order', async () => {
     const clock = new VirtualClock();
