@@ -120,6 +120,8 @@ const by = (group: string, name: string): BenchResult => {
   if (r === undefined) throw new Error(`no case ${group} / ${name}`);
   return r;
 };
+/** ns, or µs past 10,000 ns, with the unit. */
+const withUnit = (ns: number): string => (Math.abs(ns) >= 10_000 ? fmt(ns) : `${fmt(ns)} ns`);
 const targets: Array<[string, string, boolean | undefined]> = []; // undefined: for reference
 const has = (g: string) => results.some((r) => r.group === g);
 if (has('timeout')) {
@@ -149,7 +151,7 @@ if (has('dependency')) {
   const rel = m.ratio / d.ratio;
   targets.push([
     '`prometheusMetrics` adds ≤ 1.2× or ≤ 150 ns',
-    `${rel.toFixed(2)}×, ${fmt(extra)} ns`,
+    `${rel.toFixed(2)}×, ${withUnit(extra)}`,
     rel <= 1.2 || extra <= 150,
   ]);
 }
@@ -158,7 +160,7 @@ if (has('fail-fast')) {
     const r = by('fail-fast', name);
     targets.push([
       `fail-fast ${name.replace('bulwark ', '')} ≤ 500 ns added`,
-      `${fmt(r.addedNs)} ns`,
+      withUnit(r.addedNs),
       r.addedNs <= 500,
     ]);
   }
