@@ -23,35 +23,81 @@ import { EMPTY_MODULE, importTimes } from './import-time.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
-const only = process.argv.slice(2);
+const args = process.argv.slice(2);
+/** Set in the child processes that measure (see below). */
+const measureHere = args.includes('--measure');
+const only = args.filter((a) => a !== '--measure');
 const suites = ['parts', 'kernel', 'breaker', 'bulkhead', 'metrics', 'scale'].filter(
   (s) => only.length === 0 || only.includes(s),
 );
 const log = (line: string): void => void process.stderr.write(line + '\n');
 
-// The 10,000-in-flight bursts run in a process of their own: the objects of 10,000 pending
-// calls survive the young generation, so V8 starts allocating at those sites straight in the
-// old one (allocation-site pretenuring), and single calls measured after a burst in the same
-// process then read up to 10× slower in about one run in three. Each process's cases are
-// ratios to its own bare call.
-const cases: BenchCase[] = [];
-for (const suite of suites.filter((s) => s !== 'scale')) {
-  const mod = (await import(`./${suite}.js`)) as { cases: BenchCase[] };
-  cases.push(...mod.cases);
+interface Measured {
+  bareNs: number;
+  results: BenchResult[];
 }
-const { bareNs, results } = await measureInterleaved(cases, log);
-if (suites.includes('scale')) {
-  log('10,000 in flight (own process)');
-  const scale = JSON.parse(
-    execFileSync(process.execPath, ['--import', 'tsx', join(here, 'scale.ts'), '--measure'], {
+
+if (measureHere) {
+  const cases: BenchCase[] = [];
+  for (const suite of suites) {
+    const mod = (await import(`./${suite}.js`)) as { cases: BenchCase[] };
+    cases.push(...mod.cases);
+  }
+  const measured: Measured = await measureInterleaved(cases, log);
+  await new Promise((done) => process.stdout.write(JSON.stringify(measured), done));
+  process.exit(0);
+}
+
+// The cases are measured in fresh processes, and each figure is the median over them. One
+// process now and then runs a case several times slower for its whole life (V8 settles on
+// worse code or allocation for a site, depending on the order the cases warmed up in, with
+// or without this library's changes); a median over processes is not moved by one such run.
+// The 10,000-in-flight bursts get processes of their own: the objects of 10,000 pending
+// calls survive the young generation, V8 then allocates at those sites straight in the old
+// one (allocation-site pretenuring), and single calls measured after a burst in the same
+// process read up to 10× slower. Each process's cases are ratios to its own bare call.
+const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 3);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+function measureApart(script: string, args: string[]): Measured {
+  return JSON.parse(
+    execFileSync(process.execPath, ['--import', 'tsx', join(here, script), ...args], {
       cwd: root,
       env: process.env,
       stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 24,
+      maxBuffer: 1 << 26,
     }).toString(),
-  ) as BenchResult[];
-  results.push(...scale);
+  ) as Measured;
 }
+function combine(runs: Measured[]): Measured {
+  const bare = median(runs.map((r) => r.bareNs));
+  return {
+    bareNs: bare,
+    results: runs[0]!.results.map((first, i) => {
+      const ratio = median(runs.map((r) => r.results[i]!.ratio));
+      return {
+        ...first,
+        nsPerCall: median(runs.map((r) => r.results[i]!.nsPerCall)),
+        ratio,
+        addedNs: (ratio - 1) * bare,
+      };
+    }),
+  };
+}
+const perCall: Measured[] = [];
+const bursts: Measured[] = [];
+const inline = suites.filter((s) => s !== 'scale');
+for (let p = 0; p < PROCESSES; p++) {
+  log(`process ${p + 1}/${PROCESSES}`);
+  if (inline.length > 0) perCall.push(measureApart('overhead.ts', ['--measure', ...inline]));
+  if (suites.includes('scale')) bursts.push(measureApart('scale.ts', ['--measure']));
+}
+const { bareNs, results } =
+  perCall.length > 0 ? combine(perCall) : { bareNs: NaN, results: [] as BenchResult[] };
+if (bursts.length > 0) results.push(...combine(bursts).results);
 const table = formatTable(results, bareNs);
 
 // ---- import time, bundle contents ----------------------------------------------------
@@ -250,7 +296,7 @@ const bundleText = [
 
 const header =
   `Node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString().slice(0, 10)}; ` +
-  `${Number(process.env.BENCH_ROUNDS ?? 9)} interleaved rounds (random order each round), ratios are medians of per-round ratios to that round's bare call.\n\n`;
+  `${Number(process.env.BENCH_ROUNDS ?? 9)} interleaved rounds (random order each round) in each of ${PROCESSES} processes; ratios are medians over the processes of the medians of per-round ratios to that round's bare call.\n\n`;
 const notes =
   'Read the ratios, not the ns: on a shared machine absolute numbers move 2–5× between runs. ' +
   'A group\'s **floor** is the same job hand-written in one async function; "× floor" is a case\'s ratio over it. ' +

@@ -101,8 +101,8 @@ export const cases: BenchCase[] = [
 // `tsx bench/scale.ts --measure`: the cases above, interleaved in this process (see
 // overhead.ts for why they run apart), printed as JSON results.
 if (process.argv.includes('--measure')) {
-  const { results } = await measureInterleaved(cases, (line) =>
+  const measured = await measureInterleaved(cases, (line) =>
     process.stderr.write(`10,000 in flight: ${line}\n`),
   );
-  process.stdout.write(JSON.stringify(results));
+  process.stdout.write(JSON.stringify(measured));
 }
