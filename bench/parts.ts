@@ -23,6 +23,21 @@ function withoutStack(): Error {
   }
 }
 
+/**
+ * A deadline read and a promise that settles with the call or could be rejected at the
+ * deadline: what a timeout must do before any bookkeeping (a list entry, a context).
+ */
+export function guarded(): Promise<unknown> {
+  const deadline = systemClock.now() + 1000;
+  return new Promise((resolve, reject) => {
+    sink = deadline;
+    bareCall().then(
+      (v) => resolve(v),
+      (e: unknown) => reject(e),
+    );
+  });
+}
+
 export const cases: BenchCase[] = [
   {
     group: 'building blocks',
@@ -49,6 +64,11 @@ export const cases: BenchCase[] = [
           (e: unknown) => reject(e),
         );
       }),
+  },
+  {
+    group: 'building blocks',
+    name: 'bare call + one clock read + a guard (the least a timeout that rejects hung work pays)',
+    run: guarded,
   },
   {
     group: 'building blocks',

@@ -5,7 +5,8 @@
  */
 import { budget, dependency, pipeline, retry, timeout, type Context } from '../src/index.js';
 import { floorAllFour, floorDeadline } from './floors.js';
-import { bareCall, type BenchCase } from './harness.js';
+import { bareCall, measureInterleaved, type BenchCase } from './harness.js';
+import { guarded } from './parts.js';
 
 const N = 10_000;
 const batch = new Array<Promise<unknown>>(N);
@@ -54,6 +55,12 @@ export const cases: BenchCase[] = [
   },
   {
     group: '10,000 in flight',
+    name: 'clock read + guard, no library (building block)',
+    run: burst(guarded),
+    callsPerRun: N,
+  },
+  {
+    group: '10,000 in flight',
     name: 'all four in one async function',
     run: burst(() => allFour(bareCall)),
     callsPerRun: N,
@@ -90,3 +97,12 @@ export const cases: BenchCase[] = [
     callsPerRun: N,
   },
 ];
+
+// `tsx bench/scale.ts --measure`: the cases above, interleaved in this process (see
+// overhead.ts for why they run apart), printed as JSON results.
+if (process.argv.includes('--measure')) {
+  const measured = await measureInterleaved(cases, (line) =>
+    process.stderr.write(`10,000 in flight: ${line}\n`),
+  );
+  process.stdout.write(JSON.stringify(measured));
+}

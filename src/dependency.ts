@@ -10,7 +10,12 @@ import {
   type ConfigProblem,
 } from './core/errors.js';
 import { LoadShedError } from './policies/load-shedder/errors.js';
-import type { CallOutcome, DependencyMetrics, MetricsProvider } from './metrics/recorder.js';
+import type {
+  CallOutcome,
+  DependencyMetrics,
+  MetricsProvider,
+  TracedCall,
+} from './metrics/recorder.js';
 import {
   BasePolicy,
   pipeline,
@@ -168,6 +173,8 @@ export interface Dependency<F = never> extends Policy<F> {
 /** The outermost step of a dependency with metrics: times every call and records its outcome. */
 class MetricsStep extends BasePolicy {
   readonly kind = 'metrics';
+  /** @internal It leaves the call's context as it found it: the next step may start the call. */
+  readonly passesEntry = true;
   constructor(
     private readonly recorder: DependencyMetrics,
     clock: Clock | undefined,
@@ -182,21 +189,41 @@ class MetricsStep extends BasePolicy {
     const clock = ctx.clock;
     const start = clock.now();
     const traced = recorder.tracing?.startCall(ctx);
-    const running = traced === undefined ? next.invoke(ctx, fn) : traced.run(ctx, fn, next);
-    return running.then(
-      (value) => {
+    let running: Promise<T>;
+    if (traced !== undefined) running = traced.run(ctx, fn, next);
+    // The budget behind this step reads the clock first thing: it takes this reading.
+    else if (next.invokeAt !== undefined) running = next.invokeAt(ctx, fn, start);
+    else running = next.invoke(ctx, fn);
+    // A reaction beside the caller's, not a link in its chain: attached first, it records
+    // before the caller sees the outcome, and the caller waits one promise less.
+    running.then(
+      () => {
         const outcome = ctx.get(FELL_BACK) === true ? 'fallback' : 'success';
-        recorder.recordCall(outcome, (clock.now() - start) / 1000);
-        traced?.end(outcome, undefined);
-        return value;
+        record(recorder, traced, outcome, (clock.now() - start) / 1000, undefined);
       },
       (error: unknown) => {
-        const outcome = outcomeOf(error);
-        recorder.recordCall(outcome, (clock.now() - start) / 1000);
-        traced?.end(outcome, error);
-        throw error;
+        record(recorder, traced, outcomeOf(error), (clock.now() - start) / 1000, error);
       },
     );
+    return running;
+  }
+}
+
+/** Records one call's end; a faulty backend is reported apart and never changes the call. */
+function record(
+  recorder: DependencyMetrics,
+  traced: TracedCall | undefined,
+  outcome: CallOutcome,
+  seconds: number,
+  error: unknown,
+): void {
+  try {
+    recorder.recordCall(outcome, seconds);
+    traced?.end(outcome, error);
+  } catch (failure) {
+    queueMicrotask(() => {
+      throw failure;
+    });
   }
 }
 
@@ -251,13 +278,16 @@ class DependencyPolicy implements Dependency<unknown> {
     const signal = options?.signal;
     if (signal !== undefined && signal.aborted)
       return Promise.reject(abortedBeforeStart(signal.reason, this.name));
-    return this.pipeline.execute(fn, options).then(undefined, this.attribute);
+    const running = this.pipeline.execute(fn, options);
+    // Beside the caller's reaction, attached first (the caller sees the error named), and
+    // not in its chain: the caller waits one promise less.
+    running.then(undefined, this.attribute);
+    return running;
   }
 
   /** Names this dependency in the bulwark errors its calls end with (bound once, not per call). */
-  private readonly attribute = (error: unknown): never => {
+  private readonly attribute = (error: unknown): void => {
     attributeError(error, this.name);
-    throw error;
   };
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

@@ -58,17 +58,94 @@ export interface AbortSubscriber {
   abort(reason: unknown): void;
 }
 
-/** Per-call data that every attempt of one logical call shares. */
+/**
+ * Per-call data that every attempt of one logical call shares. A call that sets none of it
+ * uses its clock's `defaults` object (no allocation per call); its generated key is then
+ * kept on the context that started the call (see `idempotencyKey`).
+ */
 interface CallShared {
   clock: Clock;
   timers?: DeadlineTimers;
   priority: Priority;
   key: string | undefined;
   fingerprint: string | undefined;
+  /** True for a clock's shared defaults, which never take a key. */
+  readonly defaults: boolean;
+}
+
+// Module-local symbol (not Symbol.for): each copy of the library keeps its own defaults.
+const kDefaults = Symbol('bulwark.callDefaults');
+let lastClock: Clock | undefined;
+let lastDefaults: CallShared | undefined;
+
+/** The shared per-call data of every call on `clock` that sets none of its own. */
+function defaultsOf(clock: Clock): CallShared {
+  if (clock === lastClock) return lastDefaults!;
+  const holder = clock as Clock & { [kDefaults]?: CallShared };
+  const d = (holder[kDefaults] ??= {
+    clock,
+    timers: undefined,
+    priority: 'normal',
+    key: undefined,
+    fingerprint: undefined,
+    defaults: true,
+  });
+  lastClock = clock;
+  lastDefaults = d;
+  return d;
+}
+
+function sharedFor(
+  clock: Clock,
+  priority: Priority | undefined,
+  key: string | undefined,
+  fingerprint: string | undefined,
+  timers?: DeadlineTimers,
+): CallShared {
+  if (
+    (priority === undefined || priority === 'normal') &&
+    key === undefined &&
+    fingerprint === undefined
+  )
+    return defaultsOf(clock);
+  return { clock, timers, priority: priority ?? 'normal', key, fingerprint, defaults: false };
+}
+
+/**
+ * The rarely used part of a context, made on first use: most calls never read their
+ * signal, abort, follow a caller signal, hold properties or get traced.
+ */
+class CallExtras {
+  controller: AbortController | undefined = undefined;
+  reason: unknown = undefined;
+  subscribers: Set<AbortSubscriber> | undefined = undefined;
+  /** Child contexts past the first subscriber, in order, linked through their sib fields. */
+  kidsHead: CallContext | undefined = undefined;
+  kidsTail: CallContext | undefined = undefined;
+  callerSignal: AbortSignal | undefined = undefined;
+  callerAborted = false;
+  properties: Map<PropertyKey<unknown>, unknown> | undefined = undefined;
+  traced: unknown = undefined;
+  /** The key generated for a call on its clock's defaults (kept by the call's first context). */
+  key: string | undefined = undefined;
 }
 
 export interface Step {
   invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T>;
+  /**
+   * Present on a first step that guards the call's context itself (a timeout or budget):
+   * `startCall` hands it the new context and the caller's signal instead of guarding the
+   * context first, so one guard serves both.
+   * @internal
+   */
+  enter?<T>(ctx: CallContext, fn: Operation<T>, callerSignal: AbortSignal | undefined): Promise<T>;
+  /**
+   * `invoke` for a caller that has just read the clock (`now`): a step that would read it
+   * again first (a budget or timeout) uses `now` instead. A clock read is a fair part of a
+   * step's cost.
+   * @internal
+   */
+  invokeAt?<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T>;
 }
 
 /** The work a policy runs: a function of the call's context returning a value or a promise. */
@@ -79,12 +156,22 @@ const UNARMED = 1;
 const ARMED = 2;
 type Lazy = typeof NOT_LAZY | typeof UNARMED | typeof ARMED;
 
+// The resolvers of the promise being made, handed out by one shared executor.
+let takenResolve: ((value: unknown) => void) | undefined;
+let takenReject: ((reason: unknown) => void) | undefined;
+function takeResolvers(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
+  takenResolve = resolve as (value: unknown) => void;
+  takenReject = reject;
+}
+
 /**
  * The one per-call object. Its AbortController exists only once someone reads
  * `signal`; its deadline sits in the clock's shared deadline heap only while the call
  * runs and only when it is tighter than its parent's.
  */
 export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
+  // Every field here is read or written on the hot path; the rest waits in `extras`.
+  // (At 10,000 calls in flight each field is 80 KB of heap, twice per guarded call.)
   deadline: number;
   attempt: number;
   heapIndex = -1;
@@ -93,35 +180,30 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
 
   /** @internal */ readonly shared: CallShared;
   /** @internal */ readonly parent: CallContext | undefined;
-  private controller: AbortController | undefined;
   private aborted = false;
-  private reason: unknown;
   // One subscriber is the common case (the current attempt): keep it in a field; the
-  // rest in a Set, so that any of 10,000 children leaves in O(1).
-  private subscriber: AbortSubscriber | undefined;
-  private subscribers: Set<AbortSubscriber> | undefined;
+  // rest in a Set (in extras), so that any of 10,000 children leaves in O(1).
+  private subscriber: AbortSubscriber | undefined = undefined;
+  // Neighbours in the parent's list of child contexts (10,000 calls under one request
+  // join and leave it with no hashing and no growing table).
+  private sibPrev: CallContext | undefined = undefined;
+  private sibNext: CallContext | undefined = undefined;
   private scope: TimeoutScope;
-  private limitMs = Infinity;
-  private callerSignal: AbortSignal | undefined;
-  private rejectGuard: ((reason: unknown) => void) | undefined;
+  /**
+   * The limit a TimeoutError reports; undefined for none (Infinity). Not a plain number
+   * field: V8 would then box every value, even the small integers limits are.
+   */
+  private limit: number | undefined = undefined;
+  private rejectGuard: ((reason: unknown) => void) | undefined = undefined;
   /**
    * A lazily guarded budget (see `runLazy`): UNARMED while its deadline is not yet in the
    * timers, because every wait under it so far was bounded by a tighter attempt timeout;
    * ARMED once a wait needed it. Either way no promise wraps its work.
    */
   private lazy: Lazy = NOT_LAZY;
-  /** The fixed duration this context's deadline was armed for (its timers list), if any. */
-  private fixedMs: number | undefined;
-  /**
-   * True when the caller's own signal (not a bulwark deadline) ended the call. A kernel
-   * fact, not a policy's: the context itself listens to the caller's signal, and every
-   * policy that classifies outcomes must tell "the caller left" from "the work failed".
-   */
-  callerAborted = false;
-  // Typed per-call properties; no Map until the first set().
-  private properties: Map<PropertyKey<unknown>, unknown> | undefined;
-  /** @internal A tracing backend's state for the call it follows (see CallTracing in metrics). */
-  traced: unknown = undefined;
+  /** A lazy budget's work, until something arms it (which then waits for it to settle). */
+  private running: Promise<unknown> | undefined = undefined;
+  private extras: CallExtras | undefined = undefined;
 
   constructor(
     shared: CallShared,
@@ -140,17 +222,55 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   static root(
     clock: Clock,
     deadline: number,
-    priority: Priority = 'normal',
+    priority?: Priority,
     key?: string,
     fingerprint?: string,
   ): CallContext {
     return new CallContext(
-      { clock, timers: undefined, priority, key, fingerprint },
+      sharedFor(clock, priority, key, fingerprint),
       undefined,
       deadline,
       1,
       'budget',
     );
+  }
+
+  private get more(): CallExtras {
+    return (this.extras ??= new CallExtras());
+  }
+
+  private get limitMs(): number {
+    return this.limit ?? Infinity;
+  }
+
+  private set limitMs(ms: number) {
+    this.limit = ms === Infinity ? undefined : ms;
+  }
+
+  private get reason(): unknown {
+    return this.extras?.reason;
+  }
+
+  /**
+   * True when the caller's own signal (not a bulwark deadline) ended the call. A kernel
+   * fact, not a policy's: the context itself listens to the caller's signal, and every
+   * policy that classifies outcomes must tell "the caller left" from "the work failed".
+   */
+  get callerAborted(): boolean {
+    return this.extras?.callerAborted ?? false;
+  }
+
+  set callerAborted(value: boolean) {
+    if (value || this.extras !== undefined) this.more.callerAborted = value;
+  }
+
+  /** @internal A tracing backend's state for the call it follows (see CallTracing in metrics). */
+  get traced(): unknown {
+    return this.extras?.traced;
+  }
+
+  set traced(value: unknown) {
+    if (value !== undefined || this.extras !== undefined) this.more.traced = value;
   }
 
   /**
@@ -177,6 +297,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
       return root;
     }
     const p = parent.shared;
+    // An ambient parent's call is another logical call: its own object, even if empty, so
+    // that the key it generates is not the parent's.
     const shared: CallShared =
       inheritKey && priority === undefined && key === undefined && fingerprint === undefined
         ? p
@@ -186,6 +308,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
             priority: priority ?? p.priority,
             key,
             fingerprint,
+            defaults: false,
           };
     const own = deadline < parent.deadline;
     const c = new CallContext(
@@ -208,7 +331,18 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   }
 
   get idempotencyKey(): string {
-    return (this.shared.key ??= randomKey());
+    const shared = this.shared;
+    if (!shared.defaults) return (shared.key ??= randomKey());
+    // On the clock's defaults: the key belongs to the context that started this logical
+    // call, the first up the chain on the same defaults (attempts and explicit children
+    // share it; an ambient child has an object of its own).
+    return (this.callOwner().more.key ??= randomKey());
+  }
+
+  /** The context that started this logical call on its clock's defaults. */
+  private callOwner(): CallContext {
+    const parent = this.parent;
+    return parent !== undefined && parent.shared === this.shared ? parent.callOwner() : this;
   }
 
   get fingerprint(): string | undefined {
@@ -217,12 +351,12 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
 
   /** The value a policy stored under `key` for this call, or undefined. */
   get<T>(key: PropertyKey<T>): T | undefined {
-    return this.properties?.get(key) as T | undefined;
+    return this.extras?.properties?.get(key) as T | undefined;
   }
 
   /** Stores a typed per-call value (e.g. a flag one policy leaves for the metrics). */
   set<T>(key: PropertyKey<T>, value: T): void {
-    (this.properties ??= new Map()).set(key, value);
+    (this.more.properties ??= new Map()).set(key, value);
   }
 
   remaining(): number {
@@ -231,13 +365,14 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   }
 
   get signal(): AbortSignal {
-    if (this.controller === undefined) {
+    const more = this.more;
+    if (more.controller === undefined) {
       // Whoever reads the signal may wait on it (a backoff sleep): the deadline must be armed.
       if (this.lazy === UNARMED) this.arm();
-      this.controller = new AbortController();
-      if (this.aborted) this.controller.abort(this.reason);
+      more.controller = new AbortController();
+      if (this.aborted) more.controller.abort(more.reason);
     }
-    return this.controller.signal;
+    return more.controller.signal;
   }
 
   get isAborted(): boolean {
@@ -270,7 +405,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
       this.attempt,
       own ? scope : this.scope,
     );
-    c.limitMs = own ? limitMs : this.limitMs;
+    c.limit = own ? (limitMs === Infinity ? undefined : limitMs) : this.limit;
     return c;
   }
 
@@ -282,29 +417,62 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
 
   private link(s: AbortSubscriber): void {
     if (this.subscriber === undefined) this.subscriber = s;
-    else (this.subscribers ??= new Set()).add(s);
+    else if (s instanceof CallContext) {
+      const more = this.more;
+      const tail = more.kidsTail;
+      s.sibPrev = tail;
+      if (tail === undefined) more.kidsHead = s;
+      else tail.sibNext = s;
+      more.kidsTail = s;
+    } else (this.more.subscribers ??= new Set()).add(s);
+  }
+
+  /** @internal How many subscribers an abort would reach now (for tests). */
+  get subscriberCount(): number {
+    let n = (this.subscriber === undefined ? 0 : 1) + (this.extras?.subscribers?.size ?? 0);
+    for (let k = this.extras?.kidsHead; k !== undefined; k = k.sibNext) n++;
+    return n;
   }
 
   /** O(1), whatever the number of subscribers. */
   unsubscribe(s: AbortSubscriber): void {
     if (this.subscriber === s) this.subscriber = undefined;
-    else this.subscribers?.delete(s);
+    else if (s instanceof CallContext) {
+      const more = this.extras;
+      if (more === undefined || (s.sibPrev === undefined && more.kidsHead !== s)) return;
+      const prev = s.sibPrev;
+      const next = s.sibNext;
+      if (prev === undefined) more.kidsHead = next;
+      else prev.sibNext = next;
+      if (next === undefined) more.kidsTail = prev;
+      else next.sibPrev = prev;
+      s.sibPrev = s.sibNext = undefined;
+    } else this.extras?.subscribers?.delete(s);
   }
 
   abort(reason: unknown): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.reason = reason;
+    const more = this.more;
+    more.reason = reason;
     this.disarm();
     const reject = this.rejectGuard;
     this.rejectGuard = undefined;
     if (reject !== undefined) reject(reason);
-    if (this.controller !== undefined) this.controller.abort(reason);
+    if (more.controller !== undefined) more.controller.abort(reason);
     const first = this.subscriber;
-    const subs = this.subscribers;
+    const subs = more.subscribers;
+    let kid = more.kidsHead;
     this.subscriber = undefined;
-    this.subscribers = undefined;
+    more.subscribers = undefined;
+    more.kidsHead = more.kidsTail = undefined;
     if (first !== undefined) first.abort(reason);
+    while (kid !== undefined) {
+      const next = kid.sibNext;
+      kid.sibPrev = kid.sibNext = undefined; // out of the list before it hears of the abort
+      kid.abort(reason);
+      kid = next;
+    }
     if (subs !== undefined) for (const s of subs) s.abort(reason);
   }
 
@@ -327,50 +495,58 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
    * caller just read the clock), so it is not read again.
    */
   guard<T>(fn: Operation<T>, next: Step, callerSignal?: AbortSignal, fixedMs?: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const parent = this.parent;
-      if (parent !== undefined) {
-        if (parent.aborted) {
-          this.aborted = true;
-          this.reason = parent.reason;
-          reject(this.reason);
-          return;
-        }
-        parent.link(this);
+    // A shared executor hands out the resolvers: no executor closure per call.
+    const promise = new Promise<T>(takeResolvers);
+    const resolve = takenResolve as (value: T) => void;
+    const reject = takenReject!;
+    const parent = this.parent;
+    if (parent !== undefined) {
+      if (parent.aborted) {
+        this.aborted = true;
+        reject((this.more.reason = parent.reason));
+        return promise;
       }
-      if (callerSignal !== undefined) {
-        if (callerSignal.aborted) {
-          this.callerAborted = true;
-          this.aborted = true;
-          this.reason = callerSignal.reason;
-          parent?.unsubscribe(this);
-          reject(this.reason);
-          return;
-        }
-        this.callerSignal = callerSignal;
-        joinCallerSignal(callerSignal, this);
+      parent.link(this);
+    }
+    if (callerSignal !== undefined) {
+      if (callerSignal.aborted) {
+        this.aborted = true;
+        const more = this.more;
+        more.callerAborted = true;
+        more.reason = callerSignal.reason;
+        parent?.unsubscribe(this);
+        reject(more.reason);
+        return promise;
       }
-      if ((parent === undefined || this.deadline < parent.deadline) && this.deadline !== Infinity) {
-        if (fixedMs === undefined && this.deadline <= this.shared.clock.now()) {
-          this.abort(new TimeoutError(this.scope, this.limitMs));
-          reject(this.reason);
-          return;
-        }
-        this.fixedMs = fixedMs;
-        (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, fixedMs);
+      this.more.callerSignal = callerSignal;
+      joinCallerSignal(callerSignal, this);
+    }
+    if ((parent === undefined || this.deadline < parent.deadline) && this.deadline !== Infinity) {
+      if (fixedMs === undefined && this.deadline <= this.shared.clock.now()) {
+        this.abort(new TimeoutError(this.scope, this.limitMs));
+        reject(this.reason);
+        return promise;
       }
-      this.rejectGuard = reject;
-      next.invoke(this, fn).then(
-        (value) => {
-          this.settle();
-          resolve(value);
-        },
-        (error: unknown) => {
-          this.settle();
-          reject(error);
-        },
-      );
-    });
+      (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, fixedMs);
+    }
+    this.rejectGuard = reject;
+    let running: Promise<T>;
+    try {
+      running = next.invoke(this, fn);
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    running.then(
+      (value) => {
+        this.settle();
+        resolve(value);
+      },
+      (error: unknown) => {
+        this.settle();
+        reject(error);
+      },
+    );
+    return promise;
   }
 
   /**
@@ -383,30 +559,38 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
    * work that ignores its signal.
    * @internal
    */
-  runLazy<T>(fn: Operation<T>, next: Step, fixedMs: number): Promise<T> {
+  runLazy<T>(fn: Operation<T>, next: Step, now: number): Promise<T> {
     const parent = this.parent;
     if (parent !== undefined) {
       if (parent.aborted) {
         this.aborted = true;
-        this.reason = parent.reason;
-        return Promise.reject(this.reason);
+        return Promise.reject((this.more.reason = parent.reason));
       }
       parent.link(this);
     }
     this.lazy = UNARMED;
-    this.fixedMs = fixedMs;
     let promise: Promise<T>;
     try {
-      promise = next.invoke(this, fn);
+      // The budget just read the clock: the steps inside take its reading (see invokeAt).
+      promise = next.invokeAt !== undefined ? next.invokeAt(this, fn, now) : next.invoke(this, fn);
     } catch (error) {
       promise = Promise.reject(error);
     }
-    // Two small closures (one shared scope) where a guard makes a promise and four.
+    // Most calls never arm and have no parent: nothing to undo, so no reaction. A call
+    // armed before now, or linked to a parent, is undone when it settles; one armed
+    // later gets its reaction from arm().
+    // (`lazy` as Lazy: invoke may have armed it.)
+    if (parent !== undefined || (this.lazy as Lazy) === ARMED) this.endWhenSettled(promise);
+    else this.running = promise;
+    return promise;
+  }
+
+  private endWhenSettled(promise: Promise<unknown>): void {
+    this.running = undefined;
     promise.then(
       () => this.endLazy(),
       () => this.endLazy(),
     );
-    return promise;
   }
 
   private endLazy(): void {
@@ -431,7 +615,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     return (
       this.parent === undefined &&
       this.deadline === Infinity &&
-      this.callerSignal === undefined &&
+      this.extras?.callerSignal === undefined &&
       this.rejectGuard === undefined &&
       this.subscriber === undefined &&
       this.lazy === NOT_LAZY &&
@@ -443,15 +627,18 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
   tighten(deadline: number, scope: TimeoutScope, limitMs: number): void {
     this.deadline = deadline;
     this.scope = scope;
-    this.limitMs = limitMs;
+    this.limit = limitMs === Infinity ? undefined : limitMs;
   }
 
   private arm(): void {
     this.lazy = ARMED;
+    // Armed while running with no reaction yet: the deadline must leave when it settles.
+    if (this.running !== undefined) this.endWhenSettled(this.running);
     if (this.aborted) return;
     // A deadline already past fires on the timers' next turn (not synchronously, inside
-    // whatever subscribe or signal read asked for it).
-    (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, this.fixedMs);
+    // whatever subscribe or signal read asked for it). A lazy budget's deadline is "start
+    // + its limit": the limit's list keeps it, if in order.
+    (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, this.limit);
   }
 
   private settle(): void {
@@ -461,9 +648,10 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
 
   private disarm(): void {
     if (this.heapIndex !== -1) this.shared.timers!.remove(this);
-    if (this.callerSignal !== undefined) {
-      leaveCallerSignal(this.callerSignal, this);
-      this.callerSignal = undefined;
+    const more = this.extras;
+    if (more?.callerSignal !== undefined) {
+      leaveCallerSignal(more.callerSignal, this);
+      more.callerSignal = undefined;
     }
     if (this.parent !== undefined) this.parent.unsubscribe(this);
   }

@@ -38,6 +38,8 @@ export class DeadlineTimers {
   private readonly heap = new IndexedHeap<DeadlineEntry>(byDeadline);
   private readonly lists: FixedList[] = [];
   private readonly listOf = new Map<number, number>();
+  private lastMs = NaN;
+  private lastIndex = 0;
   private count = 0;
   private handle: TimerHandle | undefined;
   private armedAt = Infinity;
@@ -94,12 +96,15 @@ export class DeadlineTimers {
   }
 
   private append(entry: DeadlineEntry, ms: number): boolean {
-    let index = this.listOf.get(ms);
+    // Most calls of a process use one duration: the last list used is looked up first.
+    let index = ms === this.lastMs ? this.lastIndex : this.listOf.get(ms);
     if (index === undefined) {
       if (this.lists.length >= MAX_LISTS) return false;
       index = this.lists.push({ ms, head: undefined, tail: undefined }) - 1;
       this.listOf.set(ms, index);
     }
+    this.lastMs = ms;
+    this.lastIndex = index;
     const list = this.lists[index]!;
     const tail = list.tail;
     // A deadline armed late (a lazily armed budget) may come before the tail's: the heap

@@ -73,6 +73,19 @@ export interface Policy<F = never> {
    * @internal
    */
   composeStep?(inner: readonly AnyPolicy[], next: Step, entry: boolean): Step | undefined;
+  /**
+   * `run` for a caller that has just read the clock (`now`): a policy that reads the clock
+   * first thing (a timeout) or passes straight on to one (retry's first attempt) takes the
+   * reading instead of making its own. Optional.
+   * @internal
+   */
+  runAt?<T>(ctx: CallContext, fn: Operation<T>, next: Step, now: number): Promise<T>;
+  /**
+   * True for a part that hands the call's context on as it found it (metrics): the part
+   * after it may then take the entry step a call's first part takes (see composeStep).
+   * @internal
+   */
+  readonly passesEntry?: boolean;
 }
 
 /** The innermost step: calls the user's function, turning a sync throw into a rejection. */
@@ -101,6 +114,17 @@ export class PolicyStep implements Step {
       return Promise.reject(error);
     }
   }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      const policy = this.policy;
+      return policy.runAt !== undefined
+        ? policy.runAt(ctx, fn, this.next, now)
+        : policy.run(ctx, fn, this.next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
 }
 
 const PRIORITY_SET: ReadonlySet<string> = new Set(PRIORITIES);
@@ -119,8 +143,10 @@ export function startCall<T>(
     );
   }
   if (options === undefined) {
-    if (ambientSlot.provider === undefined)
-      return first.invoke(CallContext.root(clock, Infinity), fn);
+    if (ambientSlot.provider === undefined) {
+      const root = CallContext.root(clock, Infinity);
+      return first.enter !== undefined ? first.enter(root, fn, undefined) : first.invoke(root, fn);
+    }
     options = NO_OPTIONS;
   }
 
@@ -196,6 +222,23 @@ export function startCall<T>(
   if (deadline === Infinity && signal === undefined && parentCtx === undefined) {
     return first.invoke(ctx, fn);
   }
+  return guardCall(ctx, first, fn, signal);
+}
+
+/** Guards a new call's context, or lets a first step that guards it anyway do so. */
+function guardCall<T>(
+  ctx: CallContext,
+  first: Step,
+  fn: Operation<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  if (first.enter !== undefined) {
+    try {
+      return first.enter(ctx, fn, signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
   return ctx.guard(fn, first, signal);
 }
 
@@ -246,7 +289,7 @@ function startUnder<T>(
   const { signal } = options;
   if (ambient instanceof CallContext && ambient.clock === clock) {
     // Same copy of bulwark, same clock: a child linked by subscription (no signal read).
-    return CallContext.forCall(
+    const ctx = CallContext.forCall(
       clock,
       deadline,
       limit,
@@ -254,7 +297,8 @@ function startUnder<T>(
       options.idempotencyKey,
       options.fingerprint,
       ambient,
-    ).guard(fn, first, signal);
+    );
+    return guardCall(ctx, first, fn, signal);
   }
   // Another clock, or a context from the other (ESM/CJS) copy: carry over what is left of
   // its budget, measured on this call's clock, and its abort through its signal.
@@ -263,14 +307,15 @@ function startUnder<T>(
     deadline = clock.now() + left;
     limit = left;
   }
-  return CallContext.forCall(
+  const ctx = CallContext.forCall(
     clock,
     deadline,
     limit,
     options.priority ?? ambient.priority,
     options.idempotencyKey,
     options.fingerprint,
-  ).guard(fn, first, signal ?? ambient.signal);
+  );
+  return guardCall(ctx, first, fn, signal ?? ambient.signal);
 }
 
 /**
@@ -304,7 +349,9 @@ export abstract class BasePolicy<F = never> implements Policy<F> {
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | F> {
     return startCall(
       this.clock ?? systemClock,
-      (this.step ??= new PolicyStep(this, terminalStep)),
+      (this.step ??=
+        (this as AnyPolicy).composeStep?.([], terminalStep, true) ??
+        new PolicyStep(this, terminalStep)),
       fn,
       options,
     );
@@ -340,6 +387,8 @@ class PipelinePolicy implements Pipeline<unknown> {
     // Resolved here, once, and carried to every part by the call's context: the parts
     // are not written to, so a policy shared by two pipelines serves each on its clock.
     this.clock = policies.find((p) => p.clock !== undefined)?.clock;
+    // Two chains: `step` for a part reached in the middle of a call, `entry` for a part
+    // that starts it (the first one, or one behind parts that pass the entry on).
     let step: Step = terminalStep;
     let entry: Step = terminalStep;
     for (let i = policies.length - 1; i >= 0; i--) {
@@ -347,7 +396,10 @@ class PipelinePolicy implements Pipeline<unknown> {
       const inner = policies.slice(i + 1);
       const next = step;
       step = p.composeStep?.(inner, next, false) ?? new PolicyStep(p, next);
-      entry = i === 0 ? (p.composeStep?.(inner, next, true) ?? step) : step;
+      entry =
+        p.passesEntry === true
+          ? (p.composeStep?.(inner, entry, true) ?? new PolicyStep(p, entry))
+          : (p.composeStep?.(inner, next, true) ?? step);
     }
     this.first = step;
     this.entry = entry;

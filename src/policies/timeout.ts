@@ -40,8 +40,18 @@ export class TimeoutPolicy extends BasePolicy {
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.ms === Infinity) return next.invoke(ctx, fn);
-    // The one clock read of this step: the guard trusts that ms > 0 puts the deadline ahead.
-    const deadline = ctx.clock.now() + this.ms;
+    return this.runAt(ctx, fn, next, ctx.clock.now());
+  }
+
+  /**
+   * `run` for a step whose caller has just read the clock (see Step.invokeAt).
+   * @internal
+   */
+  runAt<T>(ctx: CallContext, fn: Operation<T>, next: Step, now: number): Promise<T> {
+    if (this.ms === Infinity) return next.invoke(ctx, fn);
+    // The one clock read of this step (or its caller's): the guard trusts that ms > 0 puts
+    // the deadline ahead.
+    const deadline = now + this.ms;
     // An outer deadline that comes first already guards this call: skip the extra link…
     if (deadline >= ctx.deadline) {
       // …unless that outer deadline is a lazy budget's: then a child inherits it, which
@@ -54,10 +64,36 @@ export class TimeoutPolicy extends BasePolicy {
       .guard(fn, next, undefined, this.ms > 0 ? this.ms : undefined);
   }
 
-  /** @internal A budget over covered attempts takes a lazy step (see runLazy). */
+  /**
+   * @internal A budget over covered attempts takes a lazy step (see runLazy); as a call's
+   * first step, any other finite limit guards the call's own context (see enter).
+   */
   composeStep(inner: readonly AnyPolicy[], next: Step, entry: boolean): Step | undefined {
-    if (this.kind !== 'budget' || !attemptsCovered(inner)) return undefined;
-    return new LazyBudgetStep(this, next, entry);
+    if (this.kind === 'budget' && attemptsCovered(inner))
+      return new LazyBudgetStep(this, next, entry);
+    if (entry && this.ms !== Infinity) return new EntryStep(this, next);
+    return undefined;
+  }
+
+  /**
+   * As a call's first step: gives the call's new context this limit when it is the tighter
+   * one and guards it once, with the caller's signal, instead of guarding a child of it.
+   * The work then sees one context, exactly as it would see the child.
+   * @internal
+   */
+  enter<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    next: Step,
+    callerSignal: AbortSignal | undefined,
+    now = ctx.clock.now(),
+  ): Promise<T> {
+    const deadline = now + this.ms;
+    if (deadline < ctx.deadline) {
+      ctx.tighten(deadline, this.kind === 'timeout' ? 'attempt' : 'budget', this.ms);
+      return ctx.guard(fn, next, callerSignal, this.ms);
+    }
+    return ctx.guard(fn, next, callerSignal);
   }
 
   /**
@@ -67,15 +103,21 @@ export class TimeoutPolicy extends BasePolicy {
    * first step of a call it tightens the call's fresh root instead of making a child.
    * @internal
    */
-  runLazy<T>(ctx: CallContext, fn: Operation<T>, next: Step, entry: boolean): Promise<T> {
+  runLazy<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    next: Step,
+    entry: boolean,
+    now = ctx.clock.now(),
+  ): Promise<T> {
     if (!(this.ms > 0) || this.ms === Infinity) return this.run(ctx, fn, next);
-    const deadline = ctx.clock.now() + this.ms;
+    const deadline = now + this.ms;
     if (deadline >= ctx.deadline) return next.invoke(ctx, fn);
     if (entry && ctx.isFreshRoot) {
       ctx.tighten(deadline, 'budget', this.ms);
-      return ctx.runLazy(fn, next, this.ms);
+      return ctx.runLazy(fn, next, now);
     }
-    return ctx.child(deadline, 'budget', this.ms).runLazy(fn, next, this.ms);
+    return ctx.child(deadline, 'budget', this.ms).runLazy(fn, next, now);
   }
 }
 
@@ -114,6 +156,55 @@ class LazyBudgetStep implements Step {
   invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
     try {
       return this.policy.runLazy(ctx, fn, this.next, this.entry);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      return this.policy.runLazy(ctx, fn, this.next, this.entry, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
+
+/** A timeout or budget that is the first step of a call (see TimeoutPolicy.enter). */
+class EntryStep implements Step {
+  /** Names the policy in messages about the call (see kindOf in pipeline.ts). */
+  readonly kind: string;
+
+  constructor(
+    private readonly policy: TimeoutPolicy,
+    private readonly next: Step,
+  ) {
+    this.kind = policy.kind;
+  }
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      // Reached through a part that passes the entry on (metrics): the context may be
+      // guarded already (a call with options), and then this is an ordinary step.
+      if (!ctx.isFreshRoot) return this.policy.run(ctx, fn, this.next);
+      return this.policy.enter(ctx, fn, this.next, undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      if (!ctx.isFreshRoot) return this.policy.run(ctx, fn, this.next);
+      return this.policy.enter(ctx, fn, this.next, undefined, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  enter<T>(ctx: CallContext, fn: Operation<T>, callerSignal: AbortSignal | undefined): Promise<T> {
+    try {
+      return this.policy.enter(ctx, fn, this.next, callerSignal);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -7,13 +7,17 @@ import { terminalStep } from '../../src/core/pipeline.js';
 import { VirtualClock } from '../../src/testing/index.js';
 
 const never = () => new Promise<never>(() => {});
+/** The context's rarely used part (made on first use), to check what it allocates. */
+const extrasOf = (ctx: CallContext) =>
+  (ctx as unknown as { extras?: { controller?: unknown; properties?: unknown } }).extras;
 
 describe('CallContext', () => {
   it('creates its AbortController only when signal is read, already aborted if the call was', () => {
     const ctx = CallContext.root(new VirtualClock(), Infinity);
-    expect((ctx as unknown as { controller: unknown }).controller).toBeUndefined();
+    expect(extrasOf(ctx)).toBeUndefined(); // nothing rare made yet
     ctx.abort(new Error('gone'));
-    expect((ctx as unknown as { controller: unknown }).controller).toBeUndefined();
+    expect(extrasOf(ctx)).toBeDefined();
+    expect(extrasOf(ctx)!.controller).toBeUndefined();
     expect(ctx.signal.aborted).toBe(true);
     expect((ctx.signal.reason as Error).message).toBe('gone');
   });
@@ -39,8 +43,8 @@ describe('CallContext', () => {
     const COUNT = propertyKey<number>('count');
     const SAME_NAME = propertyKey<boolean>('flag');
     const ctx = CallContext.root(new VirtualClock(), Infinity);
-    expect((ctx as unknown as { properties: unknown }).properties).toBeUndefined();
     expect(ctx.get(FLAG)).toBeUndefined();
+    expect(extrasOf(ctx)?.properties).toBeUndefined();
     ctx.set(FLAG, true);
     ctx.set(COUNT, 3);
     expect(ctx.get(FLAG)).toBe(true);
@@ -101,6 +105,71 @@ describe('CallContext', () => {
       expect(inner.idempotencyKey).not.toBe('req');
     });
 
+    it('property: two contexts share an idempotency key exactly when they belong to one logical call', () => {
+      // Each node: made by an attempt (child), an explicit parent (inherits the key), an
+      // ambient parent (a call of its own), or a root; with or without a key of its own.
+      const node = fc.record({
+        parent: fc.nat(),
+        how: fc.constantFrom('attempt', 'explicit', 'ambient', 'root'),
+        key: fc.option(fc.constantFrom('k1', 'k2'), { nil: undefined }),
+        priority: fc.option(fc.constantFrom('high' as const, 'normal' as const), {
+          nil: undefined,
+        }),
+      });
+      fc.assert(
+        fc.property(
+          fc.array(node, { minLength: 1, maxLength: 12 }),
+          fc.boolean(),
+          (nodes, readFirst) => {
+            const clock = new VirtualClock();
+            const made: CallContext[] = [];
+            const call: number[] = []; // logical call id of each context
+            const given: Array<string | undefined> = []; // key given to its logical call
+            for (const n of nodes) {
+              const parent = made.length === 0 ? undefined : made[n.parent % made.length];
+              const pi = made.length === 0 ? -1 : n.parent % made.length;
+              let c: CallContext;
+              if (parent === undefined || n.how === 'root') {
+                c = CallContext.forCall(clock, Infinity, Infinity, n.priority, n.key, undefined);
+                call.push(made.length);
+                given.push(n.key);
+              } else if (n.how === 'attempt') {
+                c = parent.child(Infinity, 'attempt', Infinity);
+                call.push(call[pi]!);
+                given.push(given[pi]);
+              } else {
+                const explicit = n.how === 'explicit';
+                c = CallContext.forCall(
+                  clock,
+                  Infinity,
+                  Infinity,
+                  n.priority,
+                  n.key,
+                  undefined,
+                  parent,
+                  explicit,
+                );
+                const same = explicit && n.priority === undefined && n.key === undefined;
+                call.push(same ? call[pi]! : made.length);
+                given.push(same ? given[pi] : n.key);
+              }
+              made.push(c);
+              if (readFirst) void c.idempotencyKey; // generating early or late is the same
+            }
+            const keys = made.map((c) => c.idempotencyKey);
+            for (let i = 0; i < made.length; i++) {
+              if (given[i] !== undefined) expect(keys[i]).toBe(given[i]);
+              for (let j = 0; j < i; j++) {
+                if (call[i] === call[j]) expect(keys[i]).toBe(keys[j]);
+                else if (given[i] === undefined || given[j] === undefined)
+                  expect(keys[i]).not.toBe(keys[j]);
+              }
+            }
+          },
+        ),
+      );
+    });
+
     it('a nested deadline is always the tighter of the two (property)', () => {
       fc.assert(
         fc.property(
@@ -137,14 +206,63 @@ describe('CallContext', () => {
   });
 });
 
+describe('CallContext subscribers', () => {
+  it('property: an abort reaches exactly the subscribers present, once each, whatever joined and left', () => {
+    const op = fc.oneof(
+      fc.record({ add: fc.constantFrom('context', 'plain') }),
+      fc.record({ remove: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), fc.boolean(), (ops, abortAtEnd) => {
+        const clock = new VirtualClock();
+        const parent = CallContext.forCall(
+          clock,
+          Infinity,
+          Infinity,
+          undefined,
+          undefined,
+          undefined,
+        );
+        const heard = new Map<object, number>();
+        const present: object[] = [];
+        for (const o of ops) {
+          if ('add' in o) {
+            let s: { abort(reason: unknown): void };
+            if (o.add === 'context') {
+              const c = parent.child(Infinity, 'attempt', Infinity);
+              const abort = c.abort.bind(c);
+              c.abort = (reason: unknown) => {
+                heard.set(c, (heard.get(c) ?? 0) + 1);
+                abort(reason);
+              };
+              s = c;
+            } else {
+              s = { abort: () => heard.set(s, (heard.get(s) ?? 0) + 1) };
+            }
+            parent.subscribe(s);
+            present.push(s);
+          } else if (present.length > 0) {
+            const [s] = present.splice(o.remove % present.length, 1);
+            parent.unsubscribe(s as CallContext);
+            parent.unsubscribe(s as CallContext); // leaving twice is harmless
+          }
+          expect(parent.subscriberCount).toBe(present.length);
+        }
+        if (!abortAtEnd) return;
+        parent.abort(new Error('gone'));
+        expect(parent.subscriberCount).toBe(0);
+        for (const s of present) expect(heard.get(s)).toBe(1);
+        expect([...heard.values()].reduce((a, b) => a + b, 0)).toBe(present.length);
+      }),
+    );
+  });
+});
+
 describe('CallContext at scale', () => {
   it('10,000 children of one parent subscribe and leave in O(1), in any order', async () => {
     const clock = new VirtualClock();
     const parent = CallContext.forCall(clock, Infinity, Infinity, undefined, undefined, undefined);
-    const subs = (): number => {
-      const p = parent as unknown as { subscriber?: unknown; subscribers?: Set<unknown> };
-      return (p.subscriber === undefined ? 0 : 1) + (p.subscribers?.size ?? 0);
-    };
+    const subs = (): number => parent.subscriberCount;
     const resolvers: Array<() => void> = [];
     const calls = Array.from({ length: 10_000 }, () =>
       CallContext.forCall(clock, 1000, 1000, undefined, undefined, undefined, parent).guard(

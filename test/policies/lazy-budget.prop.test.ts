@@ -12,6 +12,7 @@ import {
 import { deadlineTimersOf } from '../../src/core/deadline-timers.js';
 import { VirtualClock } from '../../src/testing/index.js';
 import { collectUnhandledRejections } from '../support/async.js';
+import type { AnyPolicy } from '../../src/core/pipeline.js';
 
 const unhandled = collectUnhandledRejections();
 const never = () => new Promise<never>(() => {});
@@ -51,6 +52,28 @@ describe('a budget over attempts bounded by an inner timeout (armed lazily)', ()
     expect(deadlineTimersOf(clock).size).toBe(0);
   });
 
+  it('armed by a backoff sleep, leaves the timers once the call settles', async () => {
+    const clock = new VirtualClock();
+    const p = pipeline(
+      budget(1000, { clock }),
+      retry({ maxAttempts: 2, backoff: 10, minAttemptTime: 0 }),
+      timeout(100),
+    );
+    const timers = deadlineTimersOf(clock);
+    let attempts = 0;
+    let during = -1;
+    const call = p.execute(() => {
+      if (++attempts === 1) return Promise.reject(fail503());
+      during = timers.size; // the budget (armed for the sleep) and this attempt
+      return 'ok';
+    });
+    await clock.advance(10);
+    expect(await call).toBe('ok');
+    expect(during).toBe(2);
+    await Promise.resolve();
+    expect(timers.size).toBe(0);
+  });
+
   it('still fires while the call waits in a bulkhead queue', async () => {
     const clock = new VirtualClock();
     const bh = bulkhead({ maxConcurrent: 1, maxQueue: 5 });
@@ -66,6 +89,69 @@ describe('a budget over attempts bounded by an inner timeout (armed lazily)', ()
     expect(settledAt).toBe(300); // checked before awaiting: a missed deadline fails, not hangs
     expect(await outcome).toBeInstanceOf(TimeoutError);
     expect(bh.queued).toBe(0);
+  });
+
+  it('property: settles as the same pipeline does with its budget guarded (and each step reading the clock itself)', async () => {
+    // A plain step between retry and timeout: the budget is then guarded as usual and no
+    // step hands its clock reading on.
+    const plain: AnyPolicy = {
+      kind: 'plain',
+      clock: undefined,
+      execute: () => Promise.reject(new Error('not used')),
+      run: (ctx, fn, next) => next.invoke(ctx, fn),
+    };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 1000 }), // budget
+        fc.integer({ min: 1, max: 400 }), // attempt timeout
+        fc.integer({ min: 1, max: 4 }), // maxAttempts
+        fc.integer({ min: 0, max: 300 }), // backoff
+        fc.array(fc.option(fc.integer({ min: 0, max: 500 }), { nil: undefined }), {
+          minLength: 1,
+          maxLength: 4,
+        }), // latency per attempt, undefined: hangs and ignores its signal
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 4 }), // attempt fails (retryable)
+        async (budgetMs, attemptMs, maxAttempts, backoff, latencies, fails) => {
+          const run = async (lazy: boolean) => {
+            const clock = new VirtualClock({ start: 1_000 });
+            const parts = [
+              budget(budgetMs, { clock }),
+              retry({ maxAttempts, backoff, minAttemptTime: 0 }),
+            ];
+            const p = pipeline(...parts, ...(lazy ? [] : [plain]), timeout(attemptMs));
+            const seen: Array<[number, number]> = [];
+            let n = 0;
+            const outcome = p
+              .execute((ctx) => {
+                const i = n++;
+                seen.push([ctx.attempt, ctx.deadline]);
+                const latency = latencies[i % latencies.length];
+                if (latency === undefined) return never();
+                return clock.sleep(latency).then(() => {
+                  if (fails[i % fails.length]) throw fail503();
+                  return 'ok';
+                });
+              })
+              .then(
+                (v) => ({ v, at: clock.now() }),
+                (e: unknown) => ({
+                  e: (e as Error).message,
+                  scope: (e as TimeoutError).scope,
+                  at: clock.now(),
+                }),
+              );
+            await clock.runAll();
+            const ending = await outcome;
+            expect(deadlineTimersOf(clock).size).toBe(0);
+            return { ending, seen };
+          };
+          expect(await run(true)).toEqual(await run(false));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    await new Promise((r) => setImmediate(r));
+    expect(unhandled()).toEqual([]);
   });
 
   it('property: every call settles by its budget, whatever the attempts, sleeps and queue waits', async () => {

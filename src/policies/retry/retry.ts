@@ -132,14 +132,36 @@ export class RetryPolicy extends ObservablePolicy<RetryEvents> {
     // The first attempt needs no loop: one reaction on its promise; only the failure
     // path (or a user retryOn that inspects results) goes further. (Kept as a single
     // expression: V8 optimises this shape several times better than a branchy one.)
-    if (this.retryOn !== undefined) return this.runInspectingResults(ctx, fn, next);
+    if (this.retryOn !== undefined)
+      return this.runInspectingResults(ctx, fn, next.invoke(ctx, fn), next);
     return next
       .invoke(ctx, fn)
       .then(undefined, (error: unknown) => this.afterFailure(ctx, fn, next, error));
   }
 
-  private runInspectingResults<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
-    return next.invoke(ctx, fn).then(
+  /**
+   * `run` right after a clock read (a budget's): the first attempt starts at `now` (see
+   * Step.invokeAt); the retries read the clock themselves.
+   * @internal
+   */
+  runAt<T>(ctx: CallContext, fn: Operation<T>, next: Step, now: number): Promise<T> {
+    if (next.invokeAt === undefined) return this.run(ctx, fn, next);
+    if (this.retryBudget !== undefined) this.retryBudget.recordRequest(now);
+    ctx.attempt = 1;
+    if (this.retryOn !== undefined)
+      return this.runInspectingResults(ctx, fn, next.invokeAt(ctx, fn, now), next);
+    return next
+      .invokeAt(ctx, fn, now)
+      .then(undefined, (error: unknown) => this.afterFailure(ctx, fn, next, error));
+  }
+
+  private runInspectingResults<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    first: Promise<T>,
+    next: Step,
+  ): Promise<T> {
+    return first.then(
       (value) =>
         this.shouldRetry(value, ctx, 'result')
           ? this.continueAfter(ctx, fn, next, value, false)
