@@ -18,6 +18,7 @@ import type {
 } from './metrics/recorder.js';
 import {
   BasePolicy,
+  guardCall,
   pipeline,
   type AnyPolicy,
   type ExecuteOptions,
@@ -170,6 +171,48 @@ export interface Dependency<F = never> extends Policy<F> {
   readonly pipeline: Pipeline<F>;
 }
 
+/**
+ * The metrics step as the first step of a call. A call with a deadline, a caller signal or
+ * a parent is guarded inside it rather than around it: when that guard ends the call (the
+ * caller's budget runs out, the caller aborts) the call is recorded even if its work never
+ * settles, and no inner part has a tighter deadline that would end it too.
+ */
+class MetricsEntryStep implements Step {
+  constructor(
+    private readonly metrics: MetricsStep,
+    private readonly next: Step,
+  ) {}
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      return this.metrics.run(ctx, fn, this.next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  enter<T>(ctx: CallContext, fn: Operation<T>, callerSignal: AbortSignal | undefined): Promise<T> {
+    if (callerSignal === undefined && ctx.isFreshRoot) return this.invoke(ctx, fn);
+    try {
+      return this.metrics.run(ctx, fn, new GuardedRest(this.next, callerSignal));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
+
+/** The rest of a call, guarded first (see MetricsEntryStep); one per call with options. */
+class GuardedRest implements Step {
+  constructor(
+    private readonly next: Step,
+    private readonly callerSignal: AbortSignal | undefined,
+  ) {}
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    return guardCall(ctx, this.next, fn, this.callerSignal);
+  }
+}
+
 /** The outermost step of a dependency with metrics: times every call and records its outcome. */
 class MetricsStep extends BasePolicy {
   readonly kind = 'metrics';
@@ -180,6 +223,11 @@ class MetricsStep extends BasePolicy {
     clock: Clock | undefined,
   ) {
     super(clock);
+  }
+
+  /** @internal As a call's first step it measures the call's guard too (MetricsEntryStep). */
+  composeStep(_inner: readonly unknown[], next: Step, entry: boolean): Step | undefined {
+    return entry ? new MetricsEntryStep(this, next) : undefined;
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

@@ -225,8 +225,11 @@ export function startCall<T>(
   return guardCall(ctx, first, fn, signal);
 }
 
-/** Guards a new call's context, or lets a first step that guards it anyway do so. */
-function guardCall<T>(
+/**
+ * Guards a new call's context, or lets a first step that guards it anyway do so.
+ * @internal Also for a first step that measures the whole call, guard included (metrics).
+ */
+export function guardCall<T>(
   ctx: CallContext,
   first: Step,
   fn: Operation<T>,

@@ -49,6 +49,27 @@ describe('the metrics step of a dependency', () => {
     expect(calls.map(([o]) => o)).toEqual(['success', 'failure']);
   });
 
+  it("records a call that the caller's budget or signal ends while its work hangs", async () => {
+    const { provider, calls } = recording();
+    const clock = new VirtualClock();
+    const dep = dependency('x', { metrics: provider, clock });
+    const byBudget = dep.execute(never, { budget: 50 }).catch((e: unknown) => e);
+    await clock.advance(50);
+    expect(await byBudget).toBeInstanceOf(TimeoutError);
+    expect(calls).toEqual([['timeout', 0.05]]);
+    const caller = new AbortController();
+    const left = new Error('caller left');
+    const bySignal = dep.execute(never, { signal: caller.signal }).catch((e: unknown) => e);
+    await clock.advance(10);
+    caller.abort(left);
+    expect(await bySignal).toBe(left);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]![1]).toBeCloseTo(0.01);
+    // Nothing is recorded twice when the hung work's inner deadlines pass later.
+    await clock.advance(20_000);
+    expect(calls).toHaveLength(2);
+  });
+
   it('a backend that throws never changes the call: its error is reported apart', async () => {
     const broken = new Error('backend down');
     const { provider } = recording(broken);
