@@ -85,7 +85,8 @@ export interface DependencyConfig {
   bulkhead?: Omit<BulkheadOptions, 'clock'>;
   /**
    * `limit` may be a number or adaptive-limiter options (`{ algorithm: 'gradient', min, max }`).
-   * Left out: an adaptive gradient limit of 500–1000 calls in flight; `false`: none.
+   * Left out: an adaptive gradient limit of 600–1200 calls in flight with a queue of 100
+   * (see dependency-defaults.ts); `false`: none.
    */
   loadShedder?:
     | (Omit<LoadShedderOptions, 'clock' | 'limit'> & {
