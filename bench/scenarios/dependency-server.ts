@@ -26,6 +26,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { seededRandom } from '../../src/testing/seeded-random.js';
 
 export type FaultMode = 'ok' | 'error' | 'refuse';
 
@@ -78,18 +79,6 @@ export type ServerMessage =
 export type ServerReply =
   { type: 'listening'; port: number } | { type: 'stats'; stats: ServerStats };
 
-/** mulberry32: a small seeded PRNG, so every run samples the same latency sequence. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function sampler(model: LatencyModel, random: () => number): () => number {
   if (model.kind === 'constant') return () => model.ms;
   // z of the 99th percentile of the standard normal.
@@ -104,7 +93,7 @@ function sampler(model: LatencyModel, random: () => number): () => number {
 const BUCKET_MS = 100;
 
 function serve(config: ServerConfig): void {
-  const random = prng(config.seed);
+  const random = seededRandom(config.seed);
   const latency = sampler(config.latency, random);
   const freeAt: number[] = Number.isFinite(config.slots)
     ? Array.from({ length: config.slots }, () => 0)

@@ -36,6 +36,7 @@ import type { Priority } from '../../src/core/context.js';
 import { LoadShedError } from '../../src/policies/load-shedder/errors.js';
 import { TimeoutError } from '../../src/core/errors.js';
 import { adaptive } from '../../src/policies/load-shedder/limits/adaptive.js';
+import { seededRandom } from '../../src/testing/seeded-random.js';
 import {
   loadShedder,
   type LoadShedderPolicy,
@@ -88,18 +89,6 @@ interface ClientResult {
   sendLagMs: number;
 }
 
-/** A small seeded PRNG (mulberry32): the priority sequence is the same in every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function pickPriority(r: number): Priority {
   let acc = 0;
   for (const [p, share] of MIX) {
@@ -111,7 +100,7 @@ function pickPriority(r: number): Priority {
 
 function runClient(job: ClientJob): Promise<ClientResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024 });
-  const random = prng(job.seed);
+  const random = seededRandom(job.seed);
   const total = Math.round((job.rate * (job.warmupMs + job.measureMs)) / 1000);
   const result: ClientResult = {
     sent: 0,

@@ -5,30 +5,16 @@ import { DEFAULT_RULE } from '../../../src/policies/circuit-breaker/default-trip
 import { openDuration } from '../../../src/policies/circuit-breaker/open-duration.js';
 import { DEFAULT_OPEN_DURATION } from '../../../src/policies/circuit-breaker/options.js';
 import { SlowStart } from '../../../src/policies/circuit-breaker/slow-start.js';
-import { VirtualClock } from '../../../src/testing/index.js';
+import { VirtualClock, seededRandom } from '../../../src/testing/index.js';
 
 const boom = new Error('boom');
-
-/** mulberry32: a seeded PRNG so the random-error runs are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Sends `rate` calls/s for `seconds`, each failing when `fails()` says so; returns when it opened. */
 async function drive(
   rate: number,
   seconds: number,
   fails: () => boolean,
-  seed = 1,
 ): Promise<{ openedAt: number | undefined; calls: number; opens: number }> {
-  void seed;
   const clock = new VirtualClock();
   const breaker = circuitBreaker({ clock });
   let openedAt: number | undefined;
@@ -56,7 +42,7 @@ async function drive(
 
 describe('the default trip rule', () => {
   it('does not open under 30 % random errors at 100 calls/s (a minute of brownout)', async () => {
-    const random = prng(42);
+    const random = seededRandom(42);
     const { opens } = await drive(100, 60, () => random() < 0.3);
     expect(opens).toBe(0);
   });
