@@ -4,7 +4,7 @@
  * error costs on this machine. Where a target is out of reach, these show why.
  */
 import { systemClock } from '../src/core/clock.js';
-import { stacklessErrorOf } from '../src/core/fail-fast.js';
+import { rejectAfterAttach, stacklessErrorOf } from '../src/core/fail-fast.js';
 import { CircuitOpenError } from '../src/policies/circuit-breaker/errors.js';
 import { bareCall, type BenchCase } from './harness.js';
 
@@ -84,5 +84,20 @@ export const cases: BenchCase[] = [
     group: 'building blocks',
     name: 'Promise.reject, handler attached after',
     run: () => Promise.reject(sink).catch(noop),
+  },
+  {
+    group: 'building blocks',
+    name: 'a throw inside a reaction, handler attached before',
+    run: () =>
+      Promise.resolve()
+        .then(() => {
+          throw sink;
+        })
+        .catch(noop),
+  },
+  {
+    group: 'building blocks',
+    name: 'rejectAfterAttach (a rejecting thenable, adopted after the handler is attached)',
+    run: () => rejectAfterAttach(sink).catch(noop),
   },
 ];

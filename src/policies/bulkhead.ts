@@ -3,7 +3,7 @@ import type { AbortSubscriber, CallContext, Operation, Step } from '../core/cont
 import { BulkheadRejectedError, type BulkheadRejectReason } from './bulkhead-error.js';
 import { formatMs, withoutStack } from '../core/errors.js';
 import { TimerQueue, type TimedWaiter } from '../core/timer-queue.js';
-import { stacklessErrorOf } from '../core/fail-fast.js';
+import { rejectAfterAttach, stacklessErrorOf } from '../core/fail-fast.js';
 import { ObservablePolicy } from '../core/observable-policy.js';
 import type { EventNames } from '../core/events.js';
 import { Validator } from '../core/validate.js';
@@ -49,7 +49,6 @@ const BULKHEAD_EVENTS: EventNames<BulkheadEvents> = {
   abandoned: true,
 };
 
-const RESOLVED = Promise.resolve();
 // A 'full' refusal is built without the Error constructor (no stack: ~0.1 µs, not ~1 µs).
 const StacklessRejection = stacklessErrorOf(BulkheadRejectedError);
 type Writable = { -readonly [K in keyof BulkheadRejectedError]: BulkheadRejectedError[K] };
@@ -180,12 +179,13 @@ export class BulkheadPolicy extends ObservablePolicy<BulkheadEvents> {
     throw error;
   };
 
-  private readonly throwFull = (): never => {
+  private fullError(): BulkheadRejectedError {
     const e = new StacklessRejection(this.fullMessage) as Writable;
     e.code = 'ERR_BULKHEAD_FULL';
     e.reason = 'full';
-    throw e;
-  };
+    return e as BulkheadRejectedError;
+  }
+
   private readonly makeTimeout = (): BulkheadRejectedError =>
     new BulkheadRejectedError('queue-timeout', this.timeoutMessage);
 
@@ -222,9 +222,7 @@ export class BulkheadPolicy extends ObservablePolicy<BulkheadEvents> {
   private enqueue<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.length >= this.maxQueue) {
       this.emitRejected('full');
-      // Rejecting inside a reaction, after the caller attached its handler, skips Node's
-      // unhandled-rejection bookkeeping that Promise.reject() triggers (about 1 µs).
-      return RESOLVED.then(this.throwFull);
+      return rejectAfterAttach(this.fullError());
     }
     // An ended call would never hear of its own abort again: do not queue it.
     if (ctx.isAborted) return Promise.reject(ctx.abortReason);

@@ -9,13 +9,49 @@ import {
   circuitBreaker,
   isBulwarkError,
   loadShedder,
+  rateLimit,
 } from '../../src/index.js';
-import { stacklessErrorOf } from '../../src/core/fail-fast.js';
+import { rejectAfterAttach, stacklessErrorOf } from '../../src/core/fail-fast.js';
 import { VirtualClock } from '../../src/testing/index.js';
 
 const never = () => new Promise<never>(() => {});
 
 describe('fail-fast rejections', () => {
+  it('rejectAfterAttach returns a pending promise that rejects with the very error', async () => {
+    const error = new Error('refused');
+    const refusal = rejectAfterAttach<number>(error);
+    // Still pending when returned: the caller attaches its handler before it rejects, so
+    // Node's unhandled-rejection bookkeeping never starts (Promise.reject is rejected here).
+    expect(inspect(refusal)).toBe('Promise { <pending> }');
+    await expect(refusal).rejects.toBe(error);
+  });
+
+  it('every refusal (open breaker, full bulkhead, shed, rate limited) is pending when returned', async () => {
+    const clock = new VirtualClock();
+    const open = circuitBreaker({ consecutiveFailures: 1, halfOpenAfter: 1000, clock });
+    await open.execute(() => Promise.reject(new Error('down'))).catch(() => {});
+    const bh = bulkhead({ maxConcurrent: 1 });
+    void bh.execute(never);
+    const shedder = loadShedder({ limit: 1 });
+    void shedder.execute(never);
+    const limiter = rateLimit({ rate: 1, per: 1000, clock });
+    await limiter.execute(() => 1);
+    const refusals = [
+      open.execute(() => 1),
+      bh.execute(() => 1),
+      shedder.execute(() => 1),
+      limiter.execute(() => 1),
+    ];
+    for (const r of refusals) expect(inspect(r)).toBe('Promise { <pending> }');
+    const errors = await Promise.all(refusals.map((r) => r.catch((e: unknown) => e)));
+    expect(errors.map((e) => (e as BulwarkError).code)).toEqual([
+      'ERR_CIRCUIT_OPEN',
+      'ERR_BULKHEAD_FULL',
+      'ERR_LOAD_SHED',
+      'ERR_RATE_LIMITED',
+    ]);
+  });
+
   it('a stackless error is an instance of its class, with its message, name and a frameless stack', () => {
     const Fast = stacklessErrorOf(CircuitOpenError);
     const e = new Fast('pay: circuit is open');

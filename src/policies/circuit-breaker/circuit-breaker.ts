@@ -213,7 +213,7 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
         this.armFor(now);
         return queued;
       }
-      return Promise.reject(this.rejection('half-open', ramp.nextAdmissionAt() - now));
+      return rejectAfterAttach(this.rejection('half-open', ramp.nextAdmissionAt() - now));
     }
     const admitted = this.admit(now);
     if (admitted === undefined) return this.run(ctx, fn, next);

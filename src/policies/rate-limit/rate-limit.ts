@@ -5,6 +5,7 @@ import type { EventNames } from '../../core/events.js';
 import { ObservablePolicy } from '../../core/observable-policy.js';
 import { Validator } from '../../core/validate.js';
 import { promiseSettledBy } from '../../core/settle-later.js';
+import { rejectAfterAttach } from '../../core/fail-fast.js';
 import { retryAfterOf, statusOf } from '../retry/classification.js';
 import type { GcraLimit, RateLimitGrant, RateLimitStore } from '../../stores/limit-store.js';
 import { rateLimitError, rateLimitMessage } from './errors.js';
@@ -51,7 +52,6 @@ export interface RateLimitEvents {
   abandoned: { waitedMs: number; reason: unknown };
 }
 
-const RESOLVED = Promise.resolve();
 const KNOWN = ['rate', 'per', 'burst', 'wait', 'store', 'name', 'clock', 'pauseOn429'];
 
 const RATE_LIMIT_EVENTS: EventNames<RateLimitEvents> = {
@@ -224,11 +224,7 @@ export class RateLimitPolicy
       rateLimitMessage(this.who, this.description, retryAfterMs),
       retryAfterMs,
     );
-    // Rejecting inside a reaction, after the caller attached its handler, skips Node's
-    // unhandled-rejection bookkeeping that Promise.reject() triggers.
-    return RESOLVED.then(() => {
-      throw error;
-    });
+    return rejectAfterAttach(error);
   }
 
   /** @internal When the head of the queue may start. */
