@@ -38,6 +38,79 @@ export function guarded(): Promise<unknown> {
   });
 }
 
+/** A pending call in the hand-rolled deadline list below. */
+interface Listed {
+  deadline: number;
+  prev: Listed | undefined;
+  next: Listed | undefined;
+  reject: (reason: unknown) => void;
+}
+
+/**
+ * The least a shared deadline timer can do per call, by hand: append to one FIFO list
+ * (fixed timeouts expire in arrival order), unlink on settle, and ref its one timer while
+ * anything is pending (so a hung call still times out instead of the process exiting).
+ */
+class HandRolledDeadlines {
+  private head: Listed | undefined = undefined;
+  private tail: Listed | undefined = undefined;
+  private count = 0;
+  private readonly timer = setTimeout(() => this.fire(), 1_000_000).unref();
+
+  add(e: Listed): void {
+    e.prev = this.tail;
+    if (this.tail === undefined) this.head = e;
+    else this.tail.next = e;
+    this.tail = e;
+    if (++this.count === 1) this.timer.ref();
+  }
+
+  remove(e: Listed): void {
+    if (e.prev === undefined) this.head = e.next;
+    else e.prev.next = e.next;
+    if (e.next === undefined) this.tail = e.prev;
+    else e.next.prev = e.prev;
+    if (--this.count === 0) this.timer.unref();
+  }
+
+  private fire(): void {
+    const now = systemClock.now();
+    while (this.head !== undefined && this.head.deadline <= now) {
+      const e = this.head;
+      this.remove(e);
+      e.reject(new Error('timeout'));
+    }
+  }
+}
+const handRolled = new HandRolledDeadlines();
+
+/**
+ * A guard whose deadline waits in a shared list with one ref'd timer: what a timeout that
+ * rejects hung work, sets no timer per call and keeps the process alive while a call is
+ * pending must do, with no context, options or policy object.
+ */
+export function guardedListed(): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const e: Listed = {
+      deadline: systemClock.now() + 1000,
+      prev: undefined,
+      next: undefined,
+      reject,
+    };
+    handRolled.add(e);
+    bareCall().then(
+      (v) => {
+        handRolled.remove(e);
+        resolve(v);
+      },
+      (err: unknown) => {
+        handRolled.remove(e);
+        reject(err);
+      },
+    );
+  });
+}
+
 export const cases: BenchCase[] = [
   {
     group: 'building blocks',
@@ -69,6 +142,11 @@ export const cases: BenchCase[] = [
     group: 'building blocks',
     name: 'bare call + one clock read + a guard (the least a timeout that rejects hung work pays)',
     run: guarded,
+  },
+  {
+    group: 'building blocks',
+    name: "clock read + guard + an entry in a shared deadline list whose timer is ref'd while calls are pending (the least a timeout as documented pays)",
+    run: guardedListed,
   },
   {
     group: 'building blocks',

@@ -146,6 +146,39 @@ export interface Step {
    * @internal
    */
   invokeAt?<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T>;
+  /**
+   * Present on a step that guards each attempt (a `timeout()`): runs one attempt like
+   * `invoke` (or `invokeAt` when `now` is given) and hands its failure to `onFailure`
+   * instead of rejecting with it. A retry right outside then needs no reaction of its own
+   * on the attempt's promise: on success the guard's promise is the call's.
+   * @internal
+   */
+  invokeHandled?<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    now: number | undefined,
+    onFailure: AttemptFailureHandler,
+  ): Promise<T>;
+}
+
+/**
+ * What an attempt's failure becomes (see Step.invokeHandled): a retry's next attempt, or
+ * the failure itself once it gives up. `ctx` is the context the attempt was started in.
+ * @internal
+ */
+export interface AttemptFailureHandler {
+  afterAttempt<T>(ctx: CallContext, fn: Operation<T>, error: unknown): Promise<T>;
+}
+
+/** `promise`, with its failure handed to `onFailure` (when there is one). @internal */
+export function handledBy<T>(
+  promise: Promise<T>,
+  ctx: CallContext,
+  fn: Operation<T>,
+  onFailure: AttemptFailureHandler | undefined,
+): Promise<T> {
+  if (onFailure === undefined) return promise;
+  return promise.then(undefined, (error: unknown) => onFailure.afterAttempt(ctx, fn, error));
 }
 
 /** The work a policy runs: a function of the call's context returning a value or a promise. */
@@ -162,6 +195,18 @@ let takenReject: ((reason: unknown) => void) | undefined;
 function takeResolvers(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
   takenResolve = resolve as (value: unknown) => void;
   takenReject = reject;
+}
+
+const RESOLVED = Promise.resolve();
+
+/** `onFailure` told of `error` one reaction later. */
+function handOverLater<T>(
+  onFailure: AttemptFailureHandler,
+  ctx: CallContext,
+  fn: Operation<T>,
+  error: unknown,
+): Promise<T> {
+  return RESOLVED.then(() => onFailure.afterAttempt(ctx, fn, error));
 }
 
 /**
@@ -456,9 +501,11 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     const more = this.more;
     more.reason = reason;
     this.disarm();
+    // The guard's rejecter clears the field itself when it is a handed-over failure (see
+    // guard): it must find it set.
     const reject = this.rejectGuard;
-    this.rejectGuard = undefined;
     if (reject !== undefined) reject(reason);
+    this.rejectGuard = undefined;
     if (more.controller !== undefined) more.controller.abort(reason);
     const first = this.subscriber;
     const subs = more.subscribers;
@@ -494,10 +541,16 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
    * `fixedMs`: the deadline is "now + fixedMs", already known to be in the future (the
    * caller just read the clock), so it is not read again.
    */
-  guard<T>(fn: Operation<T>, next: Step, callerSignal?: AbortSignal, fixedMs?: number): Promise<T> {
+  guard<T>(
+    fn: Operation<T>,
+    next: Step,
+    callerSignal?: AbortSignal,
+    fixedMs?: number,
+    onFailure?: AttemptFailureHandler,
+  ): Promise<T> {
     // A shared executor hands out the resolvers: no executor closure per call.
     const promise = new Promise<T>(takeResolvers);
-    const resolve = takenResolve as (value: T) => void;
+    const resolve = takenResolve as (value: T | PromiseLike<T>) => void;
     const reject = takenReject!;
     const parent = this.parent;
     if (parent !== undefined) {
@@ -524,18 +577,23 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     if ((parent === undefined || this.deadline < parent.deadline) && this.deadline !== Infinity) {
       if (fixedMs === undefined && this.deadline <= this.shared.clock.now()) {
         this.abort(new TimeoutError(this.scope, this.limitMs));
-        reject(this.reason);
+        if (onFailure === undefined) reject(this.reason);
+        else resolve(handOverLater(onFailure, parent!, fn, this.reason));
         return promise;
       }
       (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, fixedMs);
     }
-    this.rejectGuard = reject;
     let running: Promise<T>;
     try {
       running = next.invoke(this, fn);
     } catch (error) {
       running = Promise.reject(error);
     }
+    if (onFailure !== undefined) {
+      this.handOver(running, fn, resolve, onFailure);
+      return promise;
+    }
+    this.rejectGuard = reject;
     running.then(
       (value) => {
         this.settle();
@@ -547,6 +605,38 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
       },
     );
     return promise;
+  }
+
+  /**
+   * The guard's reactions when the attempt's failure goes to `onFailure` (a retry outside):
+   * the guard's promise resolves with the value, or with what the handler makes of the
+   * failure. One closure serves the work's rejection and this context's abort; whichever
+   * comes first clears `rejectGuard`, and the other then does nothing.
+   */
+  private handOver<T>(
+    running: Promise<T>,
+    fn: Operation<T>,
+    resolve: (value: T | PromiseLike<T>) => void,
+    onFailure: AttemptFailureHandler,
+  ): void {
+    const parent = this.parent!;
+    // (Assigned, not declared: a named closure per call would cost more under some
+    // transpilers' keep-names helpers.)
+    this.rejectGuard = (error: unknown): void => {
+      if (this.rejectGuard === undefined) return;
+      this.rejectGuard = undefined;
+      // From abort(): the handler runs a reaction later, as it would behind a rejection,
+      // not inside the deadline timer or the abort of a parent.
+      if (this.aborted) resolve(handOverLater(onFailure, parent, fn, error));
+      else {
+        this.disarm();
+        resolve(onFailure.afterAttempt(parent, fn, error));
+      }
+    };
+    running.then((value) => {
+      this.settle();
+      resolve(value);
+    }, this.rejectGuard);
   }
 
   /**

@@ -1,5 +1,11 @@
 import type { Clock } from '../core/clock.js';
-import type { CallContext, Operation, Step } from '../core/context.js';
+import {
+  handledBy,
+  type AttemptFailureHandler,
+  type CallContext,
+  type Operation,
+  type Step,
+} from '../core/context.js';
 import { BasePolicy, type AnyPolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
@@ -44,11 +50,18 @@ export class TimeoutPolicy extends BasePolicy {
   }
 
   /**
-   * `run` for a step whose caller has just read the clock (see Step.invokeAt).
+   * `run` for a step whose caller has just read the clock (see Step.invokeAt); with
+   * `onFailure`, the attempt's failure goes there (see Step.invokeHandled).
    * @internal
    */
-  runAt<T>(ctx: CallContext, fn: Operation<T>, next: Step, now: number): Promise<T> {
-    if (this.ms === Infinity) return next.invoke(ctx, fn);
+  runAt<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    next: Step,
+    now: number,
+    onFailure?: AttemptFailureHandler,
+  ): Promise<T> {
+    if (this.ms === Infinity) return handledBy(next.invoke(ctx, fn), ctx, fn, onFailure);
     // The one clock read of this step (or its caller's): the guard trusts that ms > 0 puts
     // the deadline ahead.
     const deadline = now + this.ms;
@@ -56,12 +69,15 @@ export class TimeoutPolicy extends BasePolicy {
     if (deadline >= ctx.deadline) {
       // …unless that outer deadline is a lazy budget's: then a child inherits it, which
       // arms it and rejects work that ignores its signal.
-      if (ctx.isLazy) return ctx.child(ctx.deadline, 'budget', this.ms).guard(fn, next);
-      return next.invoke(ctx, fn);
+      if (ctx.isLazy)
+        return ctx
+          .child(ctx.deadline, 'budget', this.ms)
+          .guard(fn, next, undefined, undefined, onFailure);
+      return handledBy(next.invoke(ctx, fn), ctx, fn, onFailure);
     }
     return ctx
       .child(deadline, this.kind === 'timeout' ? 'attempt' : 'budget', this.ms)
-      .guard(fn, next, undefined, this.ms > 0 ? this.ms : undefined);
+      .guard(fn, next, undefined, this.ms > 0 ? this.ms : undefined, onFailure);
   }
 
   /**
@@ -72,6 +88,7 @@ export class TimeoutPolicy extends BasePolicy {
     if (this.kind === 'budget' && attemptsCovered(inner))
       return new LazyBudgetStep(this, next, entry);
     if (entry && this.ms !== Infinity) return new EntryStep(this, next);
+    if (!entry && this.kind === 'timeout') return new AttemptStep(this, next);
     return undefined;
   }
 
@@ -166,6 +183,43 @@ class LazyBudgetStep implements Step {
       return this.policy.runLazy(ctx, fn, this.next, this.entry, now);
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+}
+
+/** An attempt timeout inside a call: it can hand its failures over (see Step.invokeHandled). */
+class AttemptStep implements Step {
+  constructor(
+    private readonly policy: TimeoutPolicy,
+    private readonly next: Step,
+  ) {}
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      return this.policy.run(ctx, fn, this.next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      return this.policy.runAt(ctx, fn, this.next, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeHandled<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    now: number | undefined,
+    onFailure: AttemptFailureHandler,
+  ): Promise<T> {
+    try {
+      return this.policy.runAt(ctx, fn, this.next, now ?? ctx.clock.now(), onFailure);
+    } catch (error) {
+      return onFailure.afterAttempt(ctx, fn, error);
     }
   }
 }

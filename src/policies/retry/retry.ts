@@ -1,5 +1,12 @@
 import type { Clock } from '../../core/clock.js';
-import type { CallContext, Context, Operation, Step } from '../../core/context.js';
+import type {
+  AttemptFailureHandler,
+  CallContext,
+  Context,
+  Operation,
+  Step,
+} from '../../core/context.js';
+import type { AnyPolicy } from '../../core/pipeline.js';
 import { ObservablePolicy } from '../../core/observable-policy.js';
 import type { EventNames } from '../../core/events.js';
 import { Validator } from '../../core/validate.js';
@@ -170,12 +177,31 @@ export class RetryPolicy extends ObservablePolicy<RetryEvents> {
     );
   }
 
-  private afterFailure<T>(
+  /**
+   * @internal When each attempt runs in a step that can hand its failures over (an attempt
+   * timeout) and no `retryOn` inspects results, the first attempt's success needs no
+   * reaction here: see RetryStep.
+   */
+  composeStep(_inner: readonly AnyPolicy[], next: Step): Step | undefined {
+    if (this.retryOn !== undefined || next.invokeHandled === undefined) return undefined;
+    return new RetryStep(this, next as HandingStep);
+  }
+
+  /** @internal The first attempt of a call run by a RetryStep; `now` if just read. */
+  runHanded<T>(
     ctx: CallContext,
     fn: Operation<T>,
-    next: Step,
-    error: unknown,
+    next: HandingStep,
+    handler: AttemptFailureHandler,
+    now: number | undefined,
   ): Promise<T> {
+    if (this.retryBudget !== undefined) this.retryBudget.recordRequest((now ??= ctx.clock.now()));
+    ctx.attempt = 1;
+    return next.invokeHandled(ctx, fn, now, handler);
+  }
+
+  /** @internal What a failed attempt becomes: the next attempt, or the failure. */
+  afterFailure<T>(ctx: CallContext, fn: Operation<T>, next: Step, error: unknown): Promise<T> {
     // The call itself is over (its deadline passed or the caller aborted): stop.
     if (ctx.isAborted) return Promise.reject(error);
     if (!this.shouldRetry(error, ctx, 'error')) {
@@ -274,4 +300,40 @@ export class RetryPolicy extends ObservablePolicy<RetryEvents> {
  */
 export function retry(options?: RetryOptions): RetryPolicy {
   return new RetryPolicy(options);
+}
+
+type HandingStep = Step & Required<Pick<Step, 'invokeHandled'>>;
+
+/**
+ * A retry whose attempts hand their failures back to it (see Step.invokeHandled): the
+ * first attempt's promise is the call's, with no reaction of the retry's on it.
+ */
+class RetryStep implements Step, AttemptFailureHandler {
+  /** Names the policy in messages about the call (see kindOf in pipeline.ts). */
+  readonly kind = 'retry';
+
+  constructor(
+    private readonly policy: RetryPolicy,
+    private readonly next: HandingStep,
+  ) {}
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      return this.policy.runHanded(ctx, fn, this.next, this, undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      return this.policy.runHanded(ctx, fn, this.next, this, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  afterAttempt<T>(ctx: CallContext, fn: Operation<T>, error: unknown): Promise<T> {
+    return this.policy.afterFailure(ctx, fn, this.next, error);
+  }
 }
