@@ -168,6 +168,22 @@ export class BulkheadPolicy extends ObservablePolicy<BulkheadEvents> {
     return this.enqueue(ctx, fn, next);
   }
 
+  /**
+   * `run` right after a clock read (see Step.invokeAt): a call that takes a free local
+   * slot passes the reading on to the steps inside.
+   * @internal
+   */
+  runAt<T>(ctx: CallContext, fn: Operation<T>, next: Step, now: number): Promise<T> {
+    if (
+      this.running >= this.maxConcurrent ||
+      this.fleet !== undefined ||
+      next.invokeAt === undefined
+    )
+      return this.run(ctx, fn, next);
+    this.running++;
+    return next.invokeAt(ctx, fn, now).then(this.releaseValue, this.releaseError) as Promise<T>;
+  }
+
   // Created once: the hot path attaches these to each call's promise with no new closure.
   private readonly releaseValue = <T>(value: T): T => {
     this.release();

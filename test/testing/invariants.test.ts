@@ -138,6 +138,7 @@ describe('breakerNeverCallsWhileOpen', () => {
     check.assert();
     check.dispose();
     expect(Object.prototype.hasOwnProperty.call(dep.breaker, 'run')).toBe(false);
+    expect(Object.prototype.hasOwnProperty.call(dep.breaker, 'runAt')).toBe(false);
   });
 
   it('does not flag a call the breaker admitted while closed that waited in the bulkhead queue', async () => {

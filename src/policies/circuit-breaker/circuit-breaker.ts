@@ -142,9 +142,29 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     return this.runClosed(ctx, fn, next);
   }
 
+  /**
+   * `run` right after a clock read (see Step.invokeAt): a closed breaker that times no
+   * slow calls passes the reading on to the steps inside.
+   * @internal
+   */
+  runAt<T>(ctx: CallContext, fn: Operation<T>, next: Step, now: number): Promise<T> {
+    if (
+      this.current !== 'closed' ||
+      this.ramp !== undefined ||
+      this.slowMs !== undefined ||
+      next.invokeAt === undefined
+    )
+      return this.run(ctx, fn, next);
+    if (this.clock === undefined) this.callClock = ctx.clock;
+    return this.observeClosed(next.invokeAt(ctx, fn, now), ctx);
+  }
+
   private runClosed<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.slowMs !== undefined) return this.runTimed(ctx, fn, next);
-    const promise = next.invoke(ctx, fn);
+    return this.observeClosed(next.invoke(ctx, fn), ctx);
+  }
+
+  private observeClosed<T>(promise: Promise<T>, ctx: CallContext): Promise<T> {
     // One reaction observes the outcome; the caller gets the original promise, so it
     // sees the outcome only after the breaker has recorded it.
     promise.then((this.onClosedOk ??= this.closedOk.bind(this)), (error: unknown) =>

@@ -1,6 +1,6 @@
 // The circuit breaker: no call reaches the dependency while the breaker is open.
 import { systemClock, type Clock } from '../../core/clock.js';
-import type { Step } from '../../core/context.js';
+import type { Operation, Step } from '../../core/context.js';
 import type { Policy } from '../../core/pipeline.js';
 import { Recorder, reportingTo, type Fn, type Invariant } from './invariant.js';
 
@@ -101,6 +101,17 @@ export function breakerNeverCallsWhileOpen<C, R>(
       return bound(ctx, f, checked);
     };
     Object.defineProperty(breaker, 'run', { value: watched, configurable: true, writable: true });
+    // A step that just read the clock calls `runAt` instead (see Step.invokeAt): route it
+    // through the watched `run` too, so no hand-off goes unseen.
+    const withReading = 'runAt' in breaker;
+    if (withReading) {
+      Object.defineProperty(breaker, 'runAt', {
+        value: (ctx: Parameters<Policy['run']>[0], f: Operation<unknown>, next: Step) =>
+          watched(ctx, f, next),
+        configurable: true,
+        writable: true,
+      });
+    }
     restore = () => {
       if (own)
         Object.defineProperty(breaker, 'run', {
@@ -109,6 +120,7 @@ export function breakerNeverCallsWhileOpen<C, R>(
           writable: true,
         });
       else delete (breaker as { run?: unknown }).run;
+      if (withReading) delete (breaker as { runAt?: unknown }).runAt;
     };
   }
 
