@@ -2,6 +2,7 @@ import type { Clock } from './clock.js';
 import { randomKey } from './random-key.js';
 import { deadlineTimersOf, type DeadlineEntry, type DeadlineTimers } from './deadline-timers.js';
 import { joinCallerSignal, leaveCallerSignal } from './caller-signal.js';
+import { failedLater, type AttemptHandler } from './attempt-handler.js';
 import { TimeoutError, type TimeoutScope } from './errors.js';
 
 /**
@@ -147,38 +148,19 @@ export interface Step {
    */
   invokeAt?<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T>;
   /**
-   * Present on a step that guards each attempt (a `timeout()`): runs one attempt like
-   * `invoke` (or `invokeAt` when `now` is given) and hands its failure to `onFailure`
-   * instead of rejecting with it. A retry right outside then needs no reaction of its own
-   * on the attempt's promise: on success the guard's promise is the call's.
+   * Present on a step that guards each attempt (a `timeout()`), and on a breaker or
+   * bulkhead step in front of one: runs one attempt like `invoke` (or `invokeAt` when
+   * `now` is given) and tells `handler` its outcome, handing it the failure instead of
+   * rejecting with it (see AttemptHandler). The policies outside then attach no
+   * reactions of their own: on success the guard's promise is the call's.
    * @internal
    */
   invokeHandled?<T>(
     ctx: CallContext,
     fn: Operation<T>,
     now: number | undefined,
-    onFailure: AttemptFailureHandler,
+    handler: AttemptHandler,
   ): Promise<T>;
-}
-
-/**
- * What an attempt's failure becomes (see Step.invokeHandled): a retry's next attempt, or
- * the failure itself once it gives up. `ctx` is the context the attempt was started in.
- * @internal
- */
-export interface AttemptFailureHandler {
-  afterAttempt<T>(ctx: CallContext, fn: Operation<T>, error: unknown): Promise<T>;
-}
-
-/** `promise`, with its failure handed to `onFailure` (when there is one). @internal */
-export function handledBy<T>(
-  promise: Promise<T>,
-  ctx: CallContext,
-  fn: Operation<T>,
-  onFailure: AttemptFailureHandler | undefined,
-): Promise<T> {
-  if (onFailure === undefined) return promise;
-  return promise.then(undefined, (error: unknown) => onFailure.afterAttempt(ctx, fn, error));
 }
 
 /** The work a policy runs: a function of the call's context returning a value or a promise. */
@@ -195,18 +177,6 @@ let takenReject: ((reason: unknown) => void) | undefined;
 function takeResolvers(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
   takenResolve = resolve as (value: unknown) => void;
   takenReject = reject;
-}
-
-const RESOLVED = Promise.resolve();
-
-/** `onFailure` told of `error` one reaction later. */
-function handOverLater<T>(
-  onFailure: AttemptFailureHandler,
-  ctx: CallContext,
-  fn: Operation<T>,
-  error: unknown,
-): Promise<T> {
-  return RESOLVED.then(() => onFailure.afterAttempt(ctx, fn, error));
 }
 
 /**
@@ -546,7 +516,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     next: Step,
     callerSignal?: AbortSignal,
     fixedMs?: number,
-    onFailure?: AttemptFailureHandler,
+    handler?: AttemptHandler,
   ): Promise<T> {
     // A shared executor hands out the resolvers: no executor closure per call.
     const promise = new Promise<T>(takeResolvers);
@@ -556,7 +526,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     if (parent !== undefined) {
       if (parent.aborted) {
         this.aborted = true;
-        reject((this.more.reason = parent.reason));
+        this.endEarly(resolve, reject, handler, fn, (this.more.reason = parent.reason));
         return promise;
       }
       parent.link(this);
@@ -568,7 +538,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
         more.callerAborted = true;
         more.reason = callerSignal.reason;
         parent?.unsubscribe(this);
-        reject(more.reason);
+        this.endEarly(resolve, reject, handler, fn, more.reason);
         return promise;
       }
       this.more.callerSignal = callerSignal;
@@ -577,8 +547,7 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     if ((parent === undefined || this.deadline < parent.deadline) && this.deadline !== Infinity) {
       if (fixedMs === undefined && this.deadline <= this.shared.clock.now()) {
         this.abort(new TimeoutError(this.scope, this.limitMs));
-        if (onFailure === undefined) reject(this.reason);
-        else resolve(handOverLater(onFailure, parent!, fn, this.reason));
+        this.endEarly(resolve, reject, handler, fn, this.reason);
         return promise;
       }
       (this.shared.timers ??= deadlineTimersOf(this.shared.clock)).add(this, fixedMs);
@@ -589,8 +558,8 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     } catch (error) {
       running = Promise.reject(error);
     }
-    if (onFailure !== undefined) {
-      this.handOver(running, fn, resolve, onFailure);
+    if (handler !== undefined) {
+      this.handOver(running, fn, resolve, handler);
       return promise;
     }
     this.rejectGuard = reject;
@@ -607,17 +576,31 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     return promise;
   }
 
+  /** A guarded call that ends before it starts: the handler, if any, is told as of any failure. */
+  private endEarly<T>(
+    resolve: (value: T | PromiseLike<T>) => void,
+    reject: (reason: unknown) => void,
+    handler: AttemptHandler | undefined,
+    fn: Operation<T>,
+    reason: unknown,
+  ): void {
+    if (handler === undefined) reject(reason);
+    else resolve(failedLater(handler, this.parent!, fn, reason));
+  }
+
   /**
-   * The guard's reactions when the attempt's failure goes to `onFailure` (a retry outside):
-   * the guard's promise resolves with the value, or with what the handler makes of the
-   * failure. One closure serves the work's rejection and this context's abort; whichever
-   * comes first clears `rejectGuard`, and the other then does nothing.
+   * The guard's reactions when the attempt's outcome goes to `handler` (the policies
+   * outside, see AttemptHandler): the guard's promise resolves with the value, or with
+   * what the handler makes of the failure. The failure closure serves the work's
+   * rejection and this context's abort; whichever outcome is told first clears
+   * `rejectGuard`, and anything after it is dropped (a late outcome of abandoned work
+   * must not free a slot or count twice).
    */
   private handOver<T>(
     running: Promise<T>,
     fn: Operation<T>,
     resolve: (value: T | PromiseLike<T>) => void,
-    onFailure: AttemptFailureHandler,
+    handler: AttemptHandler,
   ): void {
     const parent = this.parent!;
     // (Assigned, not declared: a named closure per call would cost more under some
@@ -627,14 +610,17 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
       this.rejectGuard = undefined;
       // From abort(): the handler runs a reaction later, as it would behind a rejection,
       // not inside the deadline timer or the abort of a parent.
-      if (this.aborted) resolve(handOverLater(onFailure, parent, fn, error));
+      if (this.aborted) resolve(failedLater(handler, parent, fn, error));
       else {
         this.disarm();
-        resolve(onFailure.afterAttempt(parent, fn, error));
+        resolve(handler.failed(parent, fn, error));
       }
     };
     running.then((value) => {
-      this.settle();
+      if (this.rejectGuard === undefined) return;
+      this.rejectGuard = undefined;
+      this.disarm();
+      if (handler.succeeded !== undefined) handler.succeeded(parent, value);
       resolve(value);
     }, this.rejectGuard);
   }

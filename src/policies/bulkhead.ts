@@ -10,6 +10,13 @@ import { Validator } from '../core/validate.js';
 import { promiseSettledBy } from '../core/settle-later.js';
 import type { ConcurrencyStore } from '../stores/limit-store.js';
 import { FleetSlots } from './bulkhead-fleet.js';
+import {
+  handledBy,
+  WrappedHandler,
+  type AttemptHandler,
+  type HandingStep,
+} from '../core/attempt-handler.js';
+import type { AnyPolicy } from '../core/pipeline.js';
 
 /** Options of `bulkhead()`; only `maxConcurrent` is required. */
 export interface BulkheadOptions {
@@ -184,6 +191,29 @@ export class BulkheadPolicy extends ObservablePolicy<BulkheadEvents> {
     return next.invokeAt(ctx, fn, now).then(this.releaseValue, this.releaseError) as Promise<T>;
   }
 
+  /**
+   * @internal In front of a step that hands over attempt outcomes (an attempt timeout), a
+   * call that takes a free local slot frees it when told the outcome: no reaction of its
+   * own. See BulkheadStep.
+   */
+  composeStep(_inner: readonly AnyPolicy[], next: Step): Step | undefined {
+    return next.invokeHandled === undefined
+      ? undefined
+      : new BulkheadStep(this, next as HandingStep);
+  }
+
+  /** @internal Takes a free local slot if there is one (see BulkheadStep). */
+  takeFreeSlot(): boolean {
+    if (this.running >= this.maxConcurrent || this.fleet !== undefined) return false;
+    this.running++;
+    return true;
+  }
+
+  /** @internal Frees a slot taken by takeFreeSlot (see BulkheadStep). */
+  freeSlot(): void {
+    this.release();
+  }
+
   // Created once: the hot path attaches these to each call's promise with no new closure.
   private readonly releaseValue = <T>(value: T): T => {
     this.release();
@@ -324,4 +354,67 @@ export class BulkheadPolicy extends ObservablePolicy<BulkheadEvents> {
  */
 export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
   return new BulkheadPolicy(options);
+}
+
+/**
+ * A bulkhead in front of an attempt timeout (see Step.invokeHandled): a call with a free
+ * slot hands its outcome to a handler that frees the slot and passes the outcome on.
+ */
+class BulkheadStep implements Step {
+  /** Names the policy in messages about the call (see kindOf in pipeline.ts). */
+  readonly kind = 'bulkhead';
+  private readonly releasing: WrappedHandler;
+
+  constructor(
+    private readonly policy: BulkheadPolicy,
+    private readonly next: HandingStep,
+  ) {
+    this.releasing = new WrappedHandler((outer) => new ReleasingHandler(policy, outer));
+  }
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      return this.policy.run(ctx, fn, this.next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      return this.policy.runAt(ctx, fn, this.next, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeHandled<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    now: number | undefined,
+    handler: AttemptHandler,
+  ): Promise<T> {
+    // No free slot (or a fleet-wide one): the ordinary way, its outcome told to handler.
+    if (!this.policy.takeFreeSlot()) return handledBy(this.invoke(ctx, fn), ctx, fn, handler);
+    // The step inside tells the releasing handler even of its own throws.
+    return this.next.invokeHandled(ctx, fn, now, this.releasing.of(handler));
+  }
+}
+
+/** Frees the bulkhead slot an attempt held, then passes its outcome on. */
+class ReleasingHandler implements AttemptHandler {
+  constructor(
+    private readonly bulkhead: BulkheadPolicy,
+    private readonly outer: AttemptHandler,
+  ) {}
+
+  failed<T>(ctx: CallContext, fn: Operation<T>, error: unknown): Promise<T> {
+    this.bulkhead.freeSlot();
+    return this.outer.failed(ctx, fn, error);
+  }
+
+  succeeded(ctx: CallContext, value: unknown): void {
+    this.bulkhead.freeSlot();
+    this.outer.succeeded?.(ctx, value);
+  }
 }

@@ -1,11 +1,6 @@
 import type { Clock } from '../core/clock.js';
-import {
-  handledBy,
-  type AttemptFailureHandler,
-  type CallContext,
-  type Operation,
-  type Step,
-} from '../core/context.js';
+import { handledBy, type AttemptHandler } from '../core/attempt-handler.js';
+import type { CallContext, Operation, Step } from '../core/context.js';
 import { BasePolicy, type AnyPolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
@@ -51,7 +46,7 @@ export class TimeoutPolicy extends BasePolicy {
 
   /**
    * `run` for a step whose caller has just read the clock (see Step.invokeAt); with
-   * `onFailure`, the attempt's failure goes there (see Step.invokeHandled).
+   * `handler`, the attempt's outcome goes there (see Step.invokeHandled).
    * @internal
    */
   runAt<T>(
@@ -59,9 +54,9 @@ export class TimeoutPolicy extends BasePolicy {
     fn: Operation<T>,
     next: Step,
     now: number,
-    onFailure?: AttemptFailureHandler,
+    handler?: AttemptHandler,
   ): Promise<T> {
-    if (this.ms === Infinity) return handledBy(next.invoke(ctx, fn), ctx, fn, onFailure);
+    if (this.ms === Infinity) return handledBy(next.invoke(ctx, fn), ctx, fn, handler);
     // The one clock read of this step (or its caller's): the guard trusts that ms > 0 puts
     // the deadline ahead.
     const deadline = now + this.ms;
@@ -72,12 +67,12 @@ export class TimeoutPolicy extends BasePolicy {
       if (ctx.isLazy)
         return ctx
           .child(ctx.deadline, 'budget', this.ms)
-          .guard(fn, next, undefined, undefined, onFailure);
-      return handledBy(next.invoke(ctx, fn), ctx, fn, onFailure);
+          .guard(fn, next, undefined, undefined, handler);
+      return handledBy(next.invoke(ctx, fn), ctx, fn, handler);
     }
     return ctx
       .child(deadline, this.kind === 'timeout' ? 'attempt' : 'budget', this.ms)
-      .guard(fn, next, undefined, this.ms > 0 ? this.ms : undefined, onFailure);
+      .guard(fn, next, undefined, this.ms > 0 ? this.ms : undefined, handler);
   }
 
   /**
@@ -187,7 +182,7 @@ class LazyBudgetStep implements Step {
   }
 }
 
-/** An attempt timeout inside a call: it can hand its failures over (see Step.invokeHandled). */
+/** An attempt timeout inside a call: it can hand its outcomes over (see Step.invokeHandled). */
 class AttemptStep implements Step {
   constructor(
     private readonly policy: TimeoutPolicy,
@@ -214,12 +209,12 @@ class AttemptStep implements Step {
     ctx: CallContext,
     fn: Operation<T>,
     now: number | undefined,
-    onFailure: AttemptFailureHandler,
+    handler: AttemptHandler,
   ): Promise<T> {
     try {
-      return this.policy.runAt(ctx, fn, this.next, now ?? ctx.clock.now(), onFailure);
+      return this.policy.runAt(ctx, fn, this.next, now ?? ctx.clock.now(), handler);
     } catch (error) {
-      return onFailure.afterAttempt(ctx, fn, error);
+      return handler.failed(ctx, fn, error);
     }
   }
 }

@@ -139,6 +139,7 @@ describe('breakerNeverCallsWhileOpen', () => {
     check.dispose();
     expect(Object.prototype.hasOwnProperty.call(dep.breaker, 'run')).toBe(false);
     expect(Object.prototype.hasOwnProperty.call(dep.breaker, 'runAt')).toBe(false);
+    expect(Object.prototype.hasOwnProperty.call(dep.breaker, 'runHandled')).toBe(false);
   });
 
   it('does not flag a call the breaker admitted while closed that waited in the bulkhead queue', async () => {

@@ -3,7 +3,19 @@ import type { CallContext, Operation, Step } from '../../core/context.js';
 import { CircuitOpenError } from './errors.js';
 import { rejectAfterAttach } from '../../core/fail-fast.js';
 import { isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
-import { startCall, terminalStep, type ExecuteOptions } from '../../core/pipeline.js';
+import {
+  startCall,
+  terminalStep,
+  type AnyPolicy,
+  type ExecuteOptions,
+} from '../../core/pipeline.js';
+import {
+  handledBy,
+  reportApart,
+  WrappedHandler,
+  type AttemptHandler,
+  type HandingStep,
+} from '../../core/attempt-handler.js';
 import { ConsecutiveFailures } from './consecutive-failures.js';
 import {
   BreakerController,
@@ -159,6 +171,36 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     return this.observeClosed(next.invokeAt(ctx, fn, now), ctx);
   }
 
+  /**
+   * @internal In front of a step that hands over attempt outcomes (an attempt timeout, or
+   * a bulkhead in front of one), a closed breaker counts each outcome when told it: no
+   * reaction of its own. See BreakerStep.
+   */
+  composeStep(_inner: readonly AnyPolicy[], next: Step): Step | undefined {
+    return next.invokeHandled === undefined
+      ? undefined
+      : new BreakerStep(this, next as HandingStep);
+  }
+
+  /**
+   * @internal One attempt run by a BreakerStep: closed (and timing no slow calls), it
+   * hands `counting` (which counts the outcome, then tells `outer`) to the step inside;
+   * otherwise it runs the ordinary way and tells `outer` the outcome.
+   */
+  runHandled<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    next: HandingStep,
+    now: number | undefined,
+    counting: AttemptHandler,
+    outer: AttemptHandler,
+  ): Promise<T> {
+    if (this.current !== 'closed' || this.ramp !== undefined || this.slowMs !== undefined)
+      return handledBy(this.run(ctx, fn, next), ctx, fn, outer);
+    if (this.clock === undefined) this.callClock = ctx.clock;
+    return next.invokeHandled(ctx, fn, now, counting);
+  }
+
   private runClosed<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.slowMs !== undefined) return this.runTimed(ctx, fn, next);
     return this.observeClosed(next.invoke(ctx, fn), ctx);
@@ -173,13 +215,15 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
     return promise;
   }
 
-  private closedOk(value: unknown): void {
+  /** @internal A call admitted while closed succeeded with `value`. */
+  closedOk(value: unknown): void {
     const failed = this.isFailure !== undefined && this.judge(value, 'result');
     if (this.events !== undefined) this.emitOutcome(failed ? FAILED : SUCCEEDED, false, value);
     this.recordClosed(failed, false);
   }
 
-  private closedError(error: unknown, ctx: CallContext): void {
+  /** @internal A call admitted while closed failed with `error`. */
+  closedError(error: unknown, ctx: CallContext): void {
     const verdict = this.errorVerdict(error, ctx);
     if (verdict === NEUTRAL) return;
     if (this.events !== undefined) this.emitOutcome(verdict, false, error);
@@ -500,4 +544,76 @@ export class CircuitBreakerPolicy extends BreakerController implements Step {
  */
 export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerPolicy {
   return new CircuitBreakerPolicy(options);
+}
+
+/**
+ * A breaker in front of an attempt timeout (see Step.invokeHandled): while closed, a call
+ * hands its outcome to a handler that counts it and passes it on.
+ */
+class BreakerStep implements Step {
+  /** Names the policy in messages about the call (see kindOf in pipeline.ts). */
+  readonly kind = 'circuitBreaker';
+  private readonly counting: WrappedHandler;
+
+  constructor(
+    private readonly policy: CircuitBreakerPolicy,
+    private readonly next: HandingStep,
+  ) {
+    this.counting = new WrappedHandler((outer) => new CountingHandler(policy, outer));
+  }
+
+  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
+    try {
+      return this.policy.run(ctx, fn, this.next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
+    try {
+      return this.policy.runAt(ctx, fn, this.next, now);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  invokeHandled<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    now: number | undefined,
+    handler: AttemptHandler,
+  ): Promise<T> {
+    try {
+      return this.policy.runHandled(ctx, fn, this.next, now, this.counting.of(handler), handler);
+    } catch (error) {
+      return handler.failed(ctx, fn, error);
+    }
+  }
+}
+
+/** Counts an attempt's outcome in a closed breaker, then passes it on. */
+class CountingHandler implements AttemptHandler {
+  constructor(
+    private readonly breaker: CircuitBreakerPolicy,
+    private readonly outer: AttemptHandler,
+  ) {}
+
+  failed<T>(ctx: CallContext, fn: Operation<T>, error: unknown): Promise<T> {
+    try {
+      this.breaker.closedError(error, ctx);
+    } catch (failure) {
+      reportApart(failure);
+    }
+    return this.outer.failed(ctx, fn, error);
+  }
+
+  succeeded(ctx: CallContext, value: unknown): void {
+    try {
+      this.breaker.closedOk(value);
+    } catch (failure) {
+      reportApart(failure);
+    }
+    this.outer.succeeded?.(ctx, value);
+  }
 }

@@ -1,11 +1,6 @@
 import type { Clock } from '../../core/clock.js';
-import type {
-  AttemptFailureHandler,
-  CallContext,
-  Context,
-  Operation,
-  Step,
-} from '../../core/context.js';
+import type { AttemptHandler, HandingStep } from '../../core/attempt-handler.js';
+import type { CallContext, Context, Operation, Step } from '../../core/context.js';
 import type { AnyPolicy } from '../../core/pipeline.js';
 import { ObservablePolicy } from '../../core/observable-policy.js';
 import type { EventNames } from '../../core/events.js';
@@ -192,7 +187,7 @@ export class RetryPolicy extends ObservablePolicy<RetryEvents> {
     ctx: CallContext,
     fn: Operation<T>,
     next: HandingStep,
-    handler: AttemptFailureHandler,
+    handler: AttemptHandler,
     now: number | undefined,
   ): Promise<T> {
     if (this.retryBudget !== undefined) this.retryBudget.recordRequest((now ??= ctx.clock.now()));
@@ -302,13 +297,11 @@ export function retry(options?: RetryOptions): RetryPolicy {
   return new RetryPolicy(options);
 }
 
-type HandingStep = Step & Required<Pick<Step, 'invokeHandled'>>;
-
 /**
  * A retry whose attempts hand their failures back to it (see Step.invokeHandled): the
  * first attempt's promise is the call's, with no reaction of the retry's on it.
  */
-class RetryStep implements Step, AttemptFailureHandler {
+class RetryStep implements Step, AttemptHandler {
   /** Names the policy in messages about the call (see kindOf in pipeline.ts). */
   readonly kind = 'retry';
 
@@ -333,7 +326,7 @@ class RetryStep implements Step, AttemptFailureHandler {
     }
   }
 
-  afterAttempt<T>(ctx: CallContext, fn: Operation<T>, error: unknown): Promise<T> {
+  failed<T>(ctx: CallContext, fn: Operation<T>, error: unknown): Promise<T> {
     return this.policy.afterFailure(ctx, fn, this.next, error);
   }
 }

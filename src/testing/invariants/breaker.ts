@@ -1,5 +1,6 @@
 // The circuit breaker: no call reaches the dependency while the breaker is open.
 import { systemClock, type Clock } from '../../core/clock.js';
+import { handledBy, type AttemptHandler } from '../../core/attempt-handler.js';
 import type { Operation, Step } from '../../core/context.js';
 import type { Policy } from '../../core/pipeline.js';
 import { Recorder, reportingTo, type Fn, type Invariant } from './invariant.js';
@@ -101,13 +102,29 @@ export function breakerNeverCallsWhileOpen<C, R>(
       return bound(ctx, f, checked);
     };
     Object.defineProperty(breaker, 'run', { value: watched, configurable: true, writable: true });
-    // A step that just read the clock calls `runAt` instead (see Step.invokeAt): route it
-    // through the watched `run` too, so no hand-off goes unseen.
+    // A step that just read the clock calls `runAt` instead (see Step.invokeAt), and one
+    // whose attempts hand their outcomes over calls `runHandled`: route both through the
+    // watched `run` too, so no hand-off goes unseen.
+    type Ctx = Parameters<Policy['run']>[0];
     const withReading = 'runAt' in breaker;
+    const handing = 'runHandled' in breaker;
     if (withReading) {
       Object.defineProperty(breaker, 'runAt', {
-        value: (ctx: Parameters<Policy['run']>[0], f: Operation<unknown>, next: Step) =>
-          watched(ctx, f, next),
+        value: (ctx: Ctx, f: Operation<unknown>, next: Step) => watched(ctx, f, next),
+        configurable: true,
+        writable: true,
+      });
+    }
+    if (handing) {
+      Object.defineProperty(breaker, 'runHandled', {
+        value: (
+          ctx: Ctx,
+          f: Operation<unknown>,
+          next: Step,
+          _now: unknown,
+          _counting: unknown,
+          outer: AttemptHandler,
+        ) => handledBy(watched(ctx, f, next), ctx, f, outer),
         configurable: true,
         writable: true,
       });
@@ -121,6 +138,7 @@ export function breakerNeverCallsWhileOpen<C, R>(
         });
       else delete (breaker as { run?: unknown }).run;
       if (withReading) delete (breaker as { runAt?: unknown }).runAt;
+      if (handing) delete (breaker as { runHandled?: unknown }).runHandled;
     };
   }
 
