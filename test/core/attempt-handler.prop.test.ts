@@ -148,6 +148,10 @@ describe('retry, closed breaker and bulkhead in front of an attempt timeout (out
           maxAttempts: fc.integer({ min: 1, max: 3 }),
           backoff: fc.integer({ min: 0, max: 200 }),
           trip: fc.integer({ min: 1, max: 4 }),
+          // A breaker that times slow calls, or lets calls wait while open, takes its
+          // ordinary path (a reaction of its own); the chain around it must not notice.
+          slowCallMs: fc.option(fc.integer({ min: 1, max: 300 }), { nil: undefined }),
+          waitWhileOpen: fc.boolean(),
           halfOpenAfter: fc.integer({ min: 1, max: 500 }),
           slots: fc.integer({ min: 1, max: 3 }),
           queue: fc.integer({ min: 0, max: 3 }),
@@ -174,6 +178,10 @@ describe('retry, closed breaker and bulkhead in front of an attempt timeout (out
             const breaker = circuitBreaker({
               consecutiveFailures: cfg.trip,
               halfOpenAfter: cfg.halfOpenAfter,
+              ...(cfg.slowCallMs === undefined
+                ? {}
+                : { slowCall: { ms: cfg.slowCallMs, rate: 0.5 }, minimumCalls: 2 }),
+              ...(cfg.waitWhileOpen ? { whileOpen: { wait: true, maxWait: 300 } } : {}),
             });
             const bh = bulkhead({ maxConcurrent: cfg.slots, maxQueue: cfg.queue });
             const transitions: string[] = [];
