@@ -15,7 +15,7 @@ export interface AttemptHandler {
    * next attempt or the failure. `ctx` is the context the attempt was started in.
    */
   failed<T>(ctx: CallContext, fn: Operation<T>, error: unknown): Promise<T>;
-  /** The attempt succeeded, before the caller sees the value. Must not throw. */
+  /** The attempt succeeded, before the caller sees the value (a throw is reported apart). */
   succeeded?(ctx: CallContext, value: unknown): void;
 }
 
@@ -36,6 +36,20 @@ export function handledBy<T>(
         },
     (error: unknown) => handler.failed(ctx, fn, error),
   );
+}
+
+/** `handler.failed(…)`, with a throw of its own as the call's failure (not a hang). */
+export function tellFailed<T>(
+  handler: AttemptHandler,
+  ctx: CallContext,
+  fn: Operation<T>,
+  error: unknown,
+): Promise<T> {
+  try {
+    return handler.failed(ctx, fn, error);
+  } catch (failure) {
+    return Promise.reject(failure);
+  }
 }
 
 const RESOLVED = Promise.resolve();

@@ -2,7 +2,7 @@ import type { Clock } from './clock.js';
 import { randomKey } from './random-key.js';
 import { deadlineTimersOf, type DeadlineEntry, type DeadlineTimers } from './deadline-timers.js';
 import { joinCallerSignal, leaveCallerSignal } from './caller-signal.js';
-import { failedLater, type AttemptHandler } from './attempt-handler.js';
+import { failedLater, reportApart, tellFailed, type AttemptHandler } from './attempt-handler.js';
 import { TimeoutError, type TimeoutScope } from './errors.js';
 
 /**
@@ -613,14 +613,21 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
       if (this.aborted) resolve(failedLater(handler, parent, fn, error));
       else {
         this.disarm();
-        resolve(handler.failed(parent, fn, error));
+        resolve(tellFailed(handler, parent, fn, error));
       }
     };
     running.then((value) => {
       if (this.rejectGuard === undefined) return;
       this.rejectGuard = undefined;
       this.disarm();
-      if (handler.succeeded !== undefined) handler.succeeded(parent, value);
+      // A throw here would leave the call unsettled: report it apart instead.
+      if (handler.succeeded !== undefined) {
+        try {
+          handler.succeeded(parent, value);
+        } catch (error) {
+          reportApart(error);
+        }
+      }
       resolve(value);
     }, this.rejectGuard);
   }

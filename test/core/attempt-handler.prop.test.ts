@@ -11,7 +11,9 @@ import {
   TimeoutError,
 } from '../../src/index.js';
 import { deadlineTimersOf } from '../../src/core/deadline-timers.js';
-import type { AnyPolicy } from '../../src/core/pipeline.js';
+import { terminalStep, type AnyPolicy } from '../../src/core/pipeline.js';
+import type { AttemptHandler } from '../../src/core/attempt-handler.js';
+import { CallContext } from '../../src/core/context.js';
 import { VirtualClock } from '../../src/testing/index.js';
 import { collectUnhandledRejections } from '../support/async.js';
 
@@ -119,6 +121,29 @@ describe('retry right outside a timeout (attempt failures handed over, no reacti
     );
     await new Promise((r) => setImmediate(r));
     expect(unhandled()).toEqual([]);
+  });
+});
+
+describe('a guard handing its attempt over', () => {
+  it('a handler that throws fails the call with that error instead of leaving it unsettled', async () => {
+    const clock = new VirtualClock();
+    const root = CallContext.root(clock, Infinity);
+    const broken = new Error('handler bug');
+    const handler: AttemptHandler = {
+      failed: () => {
+        throw broken;
+      },
+    };
+    const attempt = root.child(100, 'attempt', 100);
+    const call = attempt.guard(
+      () => Promise.reject(fail503()),
+      terminalStep,
+      undefined,
+      100,
+      handler,
+    );
+    await expect(call).rejects.toBe(broken);
+    expect(deadlineTimersOf(clock).size).toBe(0);
   });
 });
 
