@@ -16,7 +16,7 @@ import {
   type AttemptHandler,
   type HandingStep,
 } from '../core/attempt-handler.js';
-import type { AnyPolicy } from '../core/pipeline.js';
+import { PolicyStep, type AnyPolicy } from '../core/pipeline.js';
 
 /** Options of `bulkhead()`; only `maxConcurrent` is required. */
 export interface BulkheadOptions {
@@ -360,32 +360,15 @@ export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
  * A bulkhead in front of an attempt timeout (see Step.invokeHandled): a call with a free
  * slot hands its outcome to a handler that frees the slot and passes the outcome on.
  */
-class BulkheadStep implements Step {
-  /** Names the policy in messages about the call (see kindOf in pipeline.ts). */
-  readonly kind = 'bulkhead';
+class BulkheadStep extends PolicyStep {
   private readonly releasing: WrappedHandler;
 
   constructor(
-    private readonly policy: BulkheadPolicy,
-    private readonly next: HandingStep,
+    private readonly bulkhead: BulkheadPolicy,
+    next: HandingStep,
   ) {
-    this.releasing = new WrappedHandler((outer) => new ReleasingHandler(policy, outer));
-  }
-
-  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
-    try {
-      return this.policy.run(ctx, fn, this.next);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
-    try {
-      return this.policy.runAt(ctx, fn, this.next, now);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    super(bulkhead, next);
+    this.releasing = new WrappedHandler((outer) => new ReleasingHandler(bulkhead, outer));
   }
 
   invokeHandled<T>(
@@ -395,9 +378,9 @@ class BulkheadStep implements Step {
     handler: AttemptHandler,
   ): Promise<T> {
     // No free slot (or a fleet-wide one): the ordinary way, its outcome told to handler.
-    if (!this.policy.takeFreeSlot()) return handledBy(this.invoke(ctx, fn), ctx, fn, handler);
+    if (!this.bulkhead.takeFreeSlot()) return handledBy(this.invoke(ctx, fn), ctx, fn, handler);
     // The step inside tells the releasing handler even of its own throws.
-    return this.next.invokeHandled(ctx, fn, now, this.releasing.of(handler));
+    return (this.next as HandingStep).invokeHandled(ctx, fn, now, this.releasing.of(handler));
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import { handledBy, type AttemptHandler } from '../core/attempt-handler.js';
 import type { CallContext, Operation, Step } from '../core/context.js';
-import { BasePolicy, type AnyPolicy } from '../core/pipeline.js';
+import { BasePolicy, PolicyStep, type AnyPolicy } from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
 /** Options of `timeout()`. */
@@ -183,26 +183,12 @@ class LazyBudgetStep implements Step {
 }
 
 /** An attempt timeout inside a call: it can hand its outcomes over (see Step.invokeHandled). */
-class AttemptStep implements Step {
+class AttemptStep extends PolicyStep {
   constructor(
-    private readonly policy: TimeoutPolicy,
-    private readonly next: Step,
-  ) {}
-
-  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
-    try {
-      return this.policy.run(ctx, fn, this.next);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
-    try {
-      return this.policy.runAt(ctx, fn, this.next, now);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    private readonly timeout: TimeoutPolicy,
+    next: Step,
+  ) {
+    super(timeout, next);
   }
 
   invokeHandled<T>(
@@ -212,7 +198,7 @@ class AttemptStep implements Step {
     handler: AttemptHandler,
   ): Promise<T> {
     try {
-      return this.policy.runAt(ctx, fn, this.next, now ?? ctx.clock.now(), handler);
+      return this.timeout.runAt(ctx, fn, this.next, now ?? ctx.clock.now(), handler);
     } catch (error) {
       return handler.failed(ctx, fn, error);
     }

@@ -4,6 +4,7 @@ import { CircuitOpenError } from './errors.js';
 import { rejectAfterAttach } from '../../core/fail-fast.js';
 import { isAbortError, isBulwarkError, TimeoutError } from '../../core/errors.js';
 import {
+  PolicyStep,
   startCall,
   terminalStep,
   type AnyPolicy,
@@ -550,32 +551,15 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerP
  * A breaker in front of an attempt timeout (see Step.invokeHandled): while closed, a call
  * hands its outcome to a handler that counts it and passes it on.
  */
-class BreakerStep implements Step {
-  /** Names the policy in messages about the call (see kindOf in pipeline.ts). */
-  readonly kind = 'circuitBreaker';
+class BreakerStep extends PolicyStep {
   private readonly counting: WrappedHandler;
 
   constructor(
-    private readonly policy: CircuitBreakerPolicy,
-    private readonly next: HandingStep,
+    private readonly breaker: CircuitBreakerPolicy,
+    next: HandingStep,
   ) {
-    this.counting = new WrappedHandler((outer) => new CountingHandler(policy, outer));
-  }
-
-  invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
-    try {
-      return this.policy.run(ctx, fn, this.next);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  invokeAt<T>(ctx: CallContext, fn: Operation<T>, now: number): Promise<T> {
-    try {
-      return this.policy.runAt(ctx, fn, this.next, now);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    super(breaker, next);
+    this.counting = new WrappedHandler((outer) => new CountingHandler(breaker, outer));
   }
 
   invokeHandled<T>(
@@ -585,7 +569,8 @@ class BreakerStep implements Step {
     handler: AttemptHandler,
   ): Promise<T> {
     try {
-      return this.policy.runHandled(ctx, fn, this.next, now, this.counting.of(handler), handler);
+      const next = this.next as HandingStep;
+      return this.breaker.runHandled(ctx, fn, next, now, this.counting.of(handler), handler);
     } catch (error) {
       return handler.failed(ctx, fn, error);
     }
