@@ -15,7 +15,8 @@ import { terminalStep, type AnyPolicy } from '../../src/core/pipeline.js';
 import type { AttemptHandler } from '../../src/core/attempt-handler.js';
 import { CallContext } from '../../src/core/context.js';
 import { VirtualClock } from '../../src/testing/index.js';
-import { collectUnhandledRejections } from '../support/async.js';
+import { collectUnhandledRejections, endingOf } from '../support/async.js';
+import { passThrough } from '../support/pass-through.js';
 
 const unhandled = collectUnhandledRejections();
 const never = () => new Promise<never>(() => {});
@@ -24,12 +25,7 @@ const fail503 = () => Object.assign(new Error('503'), { status: 503 });
 // A step between retry and timeout that only passes the call on: the attempt's failure
 // then reaches the retry as a rejection (the path every other inner policy takes), not
 // handed over by the timeout's guard.
-const plain: AnyPolicy = {
-  kind: 'plain',
-  clock: undefined,
-  execute: () => Promise.reject(new Error('not used')),
-  run: (ctx, fn, next) => next.invoke(ctx, fn),
-};
+const plain = passThrough;
 
 describe('retry right outside a timeout (attempt failures handed over, no reaction of its own)', () => {
   it('a timed-out attempt that fails later starts no extra attempt', async () => {
@@ -85,34 +81,25 @@ describe('retry right outside a timeout (attempt failures handed over, no reacti
               clock.setTimeout(() => controller.abort(new Error('caller')), abortAt);
             const seen: Array<[number, number, number]> = [];
             let n = 0;
-            const outcome = p
-              .execute(
-                (ctx) => {
-                  const i = n++;
-                  seen.push([ctx.attempt, ctx.deadline, clock.now()]);
-                  const kind = kinds[i % kinds.length];
-                  if (kind === 'throw') throw fail503();
-                  const latency = latencies[i % latencies.length];
-                  if (latency === undefined) return never();
-                  return clock.sleep(latency).then(() => {
-                    if (kind === 'fail') throw fail503();
-                    return 'ok';
-                  });
-                },
-                { signal: controller.signal },
-              )
-              .then(
-                (v) => ({ v, at: clock.now() }),
-                (e: unknown) => ({
-                  e: (e as Error).message,
-                  timeout: e instanceof TimeoutError ? e.scope : undefined,
-                  at: clock.now(),
-                }),
-              );
+            const outcome = p.execute(
+              (ctx) => {
+                const i = n++;
+                seen.push([ctx.attempt, ctx.deadline, clock.now()]);
+                const kind = kinds[i % kinds.length];
+                if (kind === 'throw') throw fail503();
+                const latency = latencies[i % latencies.length];
+                if (latency === undefined) return never();
+                return clock.sleep(latency).then(() => {
+                  if (kind === 'fail') throw fail503();
+                  return 'ok';
+                });
+              },
+              { signal: controller.signal },
+            );
+            const ending = endingOf(outcome, clock);
             await clock.runAll();
-            const ending = await outcome;
             expect(deadlineTimersOf(clock).size).toBe(0);
-            return { ending, seen };
+            return { ending: await ending, seen };
           };
           expect(await run(true)).toEqual(await run(false));
         },

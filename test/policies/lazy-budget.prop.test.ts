@@ -11,8 +11,8 @@ import {
 } from '../../src/index.js';
 import { deadlineTimersOf } from '../../src/core/deadline-timers.js';
 import { VirtualClock } from '../../src/testing/index.js';
-import { collectUnhandledRejections } from '../support/async.js';
-import type { AnyPolicy } from '../../src/core/pipeline.js';
+import { collectUnhandledRejections, endingOf } from '../support/async.js';
+import { passThrough } from '../support/pass-through.js';
 
 const unhandled = collectUnhandledRejections();
 const never = () => new Promise<never>(() => {});
@@ -94,12 +94,7 @@ describe('a budget over attempts bounded by an inner timeout (armed lazily)', ()
   it('property: settles as the same pipeline does with its budget guarded (and each step reading the clock itself)', async () => {
     // A plain step between retry and timeout: the budget is then guarded as usual and no
     // step hands its clock reading on.
-    const plain: AnyPolicy = {
-      kind: 'plain',
-      clock: undefined,
-      execute: () => Promise.reject(new Error('not used')),
-      run: (ctx, fn, next) => next.invoke(ctx, fn),
-    };
+    const plain = passThrough;
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 1000 }), // budget
@@ -121,29 +116,20 @@ describe('a budget over attempts bounded by an inner timeout (armed lazily)', ()
             const p = pipeline(...parts, ...(lazy ? [] : [plain]), timeout(attemptMs));
             const seen: Array<[number, number]> = [];
             let n = 0;
-            const outcome = p
-              .execute((ctx) => {
-                const i = n++;
-                seen.push([ctx.attempt, ctx.deadline]);
-                const latency = latencies[i % latencies.length];
-                if (latency === undefined) return never();
-                return clock.sleep(latency).then(() => {
-                  if (fails[i % fails.length]) throw fail503();
-                  return 'ok';
-                });
-              })
-              .then(
-                (v) => ({ v, at: clock.now() }),
-                (e: unknown) => ({
-                  e: (e as Error).message,
-                  scope: (e as TimeoutError).scope,
-                  at: clock.now(),
-                }),
-              );
+            const outcome = p.execute((ctx) => {
+              const i = n++;
+              seen.push([ctx.attempt, ctx.deadline]);
+              const latency = latencies[i % latencies.length];
+              if (latency === undefined) return never();
+              return clock.sleep(latency).then(() => {
+                if (fails[i % fails.length]) throw fail503();
+                return 'ok';
+              });
+            });
+            const ending = endingOf(outcome, clock);
             await clock.runAll();
-            const ending = await outcome;
             expect(deadlineTimersOf(clock).size).toBe(0);
-            return { ending, seen };
+            return { ending: await ending, seen };
           };
           expect(await run(true)).toEqual(await run(false));
         },

@@ -51,3 +51,21 @@ export async function drive(
   }
   throw new Error('drive: did not settle');
 }
+
+/**
+ * A call's ending in a form `toEqual` compares across runs: the value or the error's
+ * message, the timeout scope if it timed out, and the virtual time it settled at.
+ */
+export function endingOf<T>(
+  call: Promise<T>,
+  clock: VirtualClock,
+): Promise<{ v?: T; e?: string; scope?: string; at: number }> {
+  return call.then(
+    (v) => ({ v, at: clock.now() }),
+    (e: unknown) => ({
+      e: (e as Error).message,
+      scope: (e as { scope?: string }).scope,
+      at: clock.now(),
+    }),
+  );
+}
