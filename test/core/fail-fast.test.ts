@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import {
   BulkheadRejectedError,
@@ -15,6 +17,7 @@ import { rejectAfterAttach, stacklessErrorOf } from '../../src/core/fail-fast.js
 import { VirtualClock } from '../../src/testing/index.js';
 
 const never = () => new Promise<never>(() => {});
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('fail-fast rejections', () => {
   it('rejectAfterAttach returns a pending promise that rejects with the very error', async () => {
@@ -24,6 +27,21 @@ describe('fail-fast rejections', () => {
     // Node's unhandled-rejection bookkeeping never starts (Promise.reject is rejected here).
     expect(inspect(refusal)).toBe('Promise { <pending> }');
     await expect(refusal).rejects.toBe(error);
+  });
+
+  it('a refusal nobody handles is still reported as an unhandled rejection', () => {
+    // In a process of its own: vitest fails a run on any unhandled rejection.
+    const script = [
+      "import { rejectAfterAttach } from './src/core/fail-fast.ts';",
+      "process.on('unhandledRejection', (e) => console.log('unhandled:', e.message));",
+      "void rejectAfterAttach(new Error('nobody listens'));",
+    ].join('\n');
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: ROOT, encoding: 'utf8', timeout: 20_000 },
+    );
+    expect(out.trim()).toBe('unhandled: nobody listens');
   });
 
   it('every refusal (open breaker, full bulkhead, shed, rate limited) is pending when returned', async () => {
