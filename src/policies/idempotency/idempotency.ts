@@ -13,7 +13,7 @@ import {
   IDEMPOTENCY_EVENTS,
   type IdempotencyEvents,
 } from './events.js';
-import { claimKey } from './key-claim.js';
+import { claimKey, type HeldKey, type KeyRef } from './key-claim.js';
 import { validateIdempotencyOptions, type IdempotencyOptions } from './options.js';
 import { OutcomeKeeper } from './outcome-keeper.js';
 
@@ -84,17 +84,10 @@ export class IdempotencyPolicy extends ObservablePolicy<IdempotencyEvents> {
     const fingerprint = this.fingerprint !== undefined ? this.fingerprint(ctx) : ctx.fingerprint;
     const scope = typeof this.scope === 'function' ? this.scope(ctx) : this.scope;
 
+    const ref: KeyRef = { store, ctx, key, fingerprint, scope };
     let claim: ClaimResult;
     try {
-      claim = await claimKey(
-        store,
-        ctx,
-        key,
-        fingerprint,
-        scope,
-        this.lockTtl,
-        this.onInProgress === 'wait',
-      );
+      claim = await claimKey(ref, this.lockTtl, this.onInProgress === 'wait');
     } catch (error) {
       if (!(error instanceof StoreFailure)) {
         // The call ended (deadline or caller abort) while the key was still held by another.
@@ -122,9 +115,10 @@ export class IdempotencyPolicy extends ObservablePolicy<IdempotencyEvents> {
       case 'claimed':
         break;
     }
+    const held: HeldKey = { ...ref, token: claim.token };
     if (ctx.isAborted) {
       // The claim answered after the call was over (a slow store): never start fn then.
-      await this.outcomes.release(store, key, scope, claim.token);
+      await this.outcomes.release(held);
       throw ctx.abortReason;
     }
 
@@ -137,22 +131,13 @@ export class IdempotencyPolicy extends ObservablePolicy<IdempotencyEvents> {
       value = await next.invoke(ctx, tracker === undefined ? fn : tracker.run);
     } catch (error) {
       if (tracker?.busy || tracker?.value !== undefined) {
-        void this.outcomes.settleAbandoned(
-          store,
-          ctx,
-          key,
-          fingerprint,
-          scope,
-          claim.token,
-          error,
-          tracker,
-        );
+        void this.outcomes.settleAbandoned(held, error, tracker);
       } else {
-        await this.outcomes.settleFailure(store, ctx, key, scope, claim.token, error);
+        await this.outcomes.settleFailure(held, error);
       }
       throw error;
     }
-    return this.outcomes.storeValue(store, ctx, key, fingerprint, scope, claim.token, value);
+    return this.outcomes.storeValue(held, value);
   }
 }
 

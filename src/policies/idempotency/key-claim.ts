@@ -7,21 +7,28 @@ import { asStoreError, DuplicateWait, StoreFailure } from './duplicate-wait.js';
 const POLL_MIN = 10;
 const POLL_MAX = 500;
 
+/** A call's idempotency key: the store it lives in, and on which call's behalf. */
+export interface KeyRef {
+  readonly store: IdempotencyStore;
+  readonly ctx: CallContext;
+  readonly key: string;
+  readonly fingerprint: string | undefined;
+  readonly scope: string | undefined;
+}
+
+/** A key this call claimed: its claim's `token` fences what it stores or releases. */
+export interface HeldKey extends KeyRef {
+  readonly token: string;
+}
+
 /**
  * Claims the key for `lockTtl` ms; with `wait`, waits out a running duplicate until it
  * finishes or its lock expires. A store failure is thrown as a StoreFailure; the call
  * ending while it waits, as the call's abort reason.
  */
-export async function claimKey(
-  store: IdempotencyStore,
-  ctx: CallContext,
-  key: string,
-  fingerprint: string | undefined,
-  scope: string | undefined,
-  lockTtl: number,
-  wait: boolean,
-): Promise<ClaimResult> {
-  let r = await claimOnce(store, key, fingerprint, scope, lockTtl);
+export async function claimKey(ref: KeyRef, lockTtl: number, wait: boolean): Promise<ClaimResult> {
+  const { store, ctx, key, scope } = ref;
+  let r = await claimOnce(ref, lockTtl);
   if (r.state !== 'in-progress' || !wait) return r;
   const clock = ctx.clock;
   let poll = POLL_MIN;
@@ -34,7 +41,7 @@ export async function claimKey(
       // Watch first, then look again: a completion between the two cannot be missed.
       watch = store.watch(key, scope, waiter.wake);
       try {
-        r = await claimOnce(store, key, fingerprint, scope, lockTtl);
+        r = await claimOnce(ref, lockTtl);
       } catch (error) {
         watch.dispose();
         throw error;
@@ -54,20 +61,15 @@ export async function claimKey(
     } finally {
       watch?.dispose();
     }
-    r = await claimOnce(store, key, fingerprint, scope, lockTtl);
+    r = await claimOnce(ref, lockTtl);
     if (r.state !== 'in-progress') return r;
   }
 }
 
-async function claimOnce(
-  store: IdempotencyStore,
-  key: string,
-  fingerprint: string | undefined,
-  scope: string | undefined,
-  lockTtl: number,
-): Promise<ClaimResult> {
+async function claimOnce(ref: KeyRef, lockTtl: number): Promise<ClaimResult> {
+  const store = ref.store;
   try {
-    return await store.claim(key, fingerprint, lockTtl, scope);
+    return await store.claim(ref.key, ref.fingerprint, lockTtl, ref.scope);
   } catch (error) {
     throw new StoreFailure('claim', asStoreError(store, 'claim', error));
   }

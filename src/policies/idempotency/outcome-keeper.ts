@@ -6,7 +6,7 @@ import type { AttemptTracker } from './attempt-tracker.js';
 import { asStoreError, StoreFailure } from './duplicate-wait.js';
 import { IdempotencyStoreError } from './errors.js';
 import { emitKeyEvent, emitStoreError, type IdempotencyEvents } from './events.js';
-import { claimKey } from './key-claim.js';
+import { claimKey, type HeldKey } from './key-claim.js';
 import type { IdempotencySettings } from './options.js';
 import { dataToError, errorToData, type Serializer } from './serializer.js';
 
@@ -41,33 +41,16 @@ export class OutcomeKeeper {
   }
 
   /** Stores fn's value (or, if it cannot be serialized, the serialization failure). */
-  async storeValue<T>(
-    store: IdempotencyStore,
-    ctx: CallContext,
-    key: string,
-    fingerprint: string | undefined,
-    scope: string | undefined,
-    token: string,
-    value: T,
-  ): Promise<T> {
+  async storeValue<T>(held: HeldKey, value: T): Promise<T> {
     let body: string;
     try {
       body = this.serializer.serialize(value);
     } catch (error) {
       // fn ran, so its key must not run it again: keep the refusal as the key's outcome.
-      await this.keepFailure(store, key, scope, token, error);
+      await this.keepFailure(held, error);
       throw error;
     }
-    return this.finish(
-      store,
-      ctx,
-      key,
-      fingerprint,
-      scope,
-      token,
-      { outcome: 'value', body },
-      value,
-    );
+    return this.finish(held, { outcome: 'value', body }, value);
   }
 
   /**
@@ -76,12 +59,7 @@ export class OutcomeKeeper {
    * is settled as usual. Runs detached from the caller, so it never rejects.
    */
   async settleAbandoned<T>(
-    store: IdempotencyStore,
-    ctx: CallContext,
-    key: string,
-    fingerprint: string | undefined,
-    scope: string | undefined,
-    token: string,
+    held: HeldKey,
     error: unknown,
     tracker: AttemptTracker<T>,
   ): Promise<void> {
@@ -90,10 +68,10 @@ export class OutcomeKeeper {
       if (tracker.value !== undefined) {
         // The call's deadline is behind us: store on a context of our own, so that a failed
         // complete is still retried.
-        const own = CallContext.root(ctx.clock, Infinity);
-        await this.storeValue(store, own, key, fingerprint, scope, token, tracker.value.value);
+        const own = CallContext.root(held.ctx.clock, Infinity);
+        await this.storeValue({ ...held, ctx: own }, tracker.value.value);
       } else {
-        await this.settleFailure(store, ctx, key, scope, token, error);
+        await this.settleFailure(held, error);
       }
     } catch {
       // Reported through the store_error event; the caller already has its answer.
@@ -101,44 +79,28 @@ export class OutcomeKeeper {
   }
 
   /** Stores the successful outcome; if fencing refused it, defers to whatever the store holds now. */
-  private async finish<T>(
-    store: IdempotencyStore,
-    ctx: CallContext,
-    key: string,
-    fingerprint: string | undefined,
-    scope: string | undefined,
-    token: string,
-    record: IdempotencyRecord,
-    value: T,
-  ): Promise<T> {
+  private async finish<T>(held: HeldKey, record: IdempotencyRecord, value: T): Promise<T> {
     let stored: boolean;
     try {
-      stored = await this.completeWithRetry(store, ctx, key, scope, token, record);
+      stored = await this.completeWithRetry(held, record);
     } catch (error) {
-      return this.unstored(key, store, error, value);
+      return this.unstored(held, error, value);
     }
     if (stored) return value;
+    const { store, key } = held;
     emitKeyEvent(this.events, 'lock_lost', key, store);
     // Our claim expired while fn ran. So that no two callers see two different outcomes,
     // answer with the outcome stored by whoever took over, or store ours if the key is free.
     try {
       for (let tries = 0; tries < 3; tries++) {
-        const r = await claimKey(
-          store,
-          ctx,
-          key,
-          fingerprint,
-          scope,
-          this.lockTtl,
-          this.onInProgress === 'wait',
-        );
+        const r = await claimKey(held, this.lockTtl, this.onInProgress === 'wait');
         if (r.state === 'completed') return this.replay(store, r.record) as T;
         if (r.state !== 'claimed') return value;
-        if (await this.completeWithRetry(store, ctx, key, scope, r.token, record)) return value;
+        if (await this.completeWithRetry({ ...held, token: r.token }, record)) return value;
       }
     } catch (error) {
-      if (error instanceof StoreFailure) return this.unstored(key, store, error, value);
-      if (!ctx.isAborted) throw error;
+      if (error instanceof StoreFailure) return this.unstored(held, error, value);
+      if (!held.ctx.isAborted) throw error;
     }
     return value;
   }
@@ -147,7 +109,7 @@ export class OutcomeKeeper {
    * fn ran but its outcome could not be stored: the call fails with the store's error
    * (unless `onStoreError: 'bypass'` chose availability), and the key is not freed.
    */
-  private unstored<T>(key: string, store: IdempotencyStore, error: unknown, value: T): T {
+  private unstored<T>({ key, store }: HeldKey, error: unknown, value: T): T {
     const failure =
       error instanceof StoreFailure
         ? error
@@ -163,11 +125,7 @@ export class OutcomeKeeper {
    * left: a lost connection must not turn a finished operation into an unstored one.
    */
   private async completeWithRetry(
-    store: IdempotencyStore,
-    ctx: CallContext,
-    key: string,
-    scope: string | undefined,
-    token: string,
+    { store, ctx, key, scope, token }: HeldKey,
     record: IdempotencyRecord,
   ): Promise<boolean> {
     let pause = COMPLETE_RETRY_MIN;
@@ -189,10 +147,7 @@ export class OutcomeKeeper {
    * data; if the store fails, the lock is left to expire (never released: fn ran).
    */
   private async keepFailure(
-    store: IdempotencyStore,
-    key: string,
-    scope: string | undefined,
-    token: string,
+    { store, key, scope, token }: HeldKey,
     error: unknown,
   ): Promise<boolean> {
     let body: string;
@@ -216,34 +171,22 @@ export class OutcomeKeeper {
     return true;
   }
 
-  async settleFailure(
-    store: IdempotencyStore,
-    ctx: CallContext,
-    key: string,
-    scope: string | undefined,
-    token: string,
-    error: unknown,
-  ): Promise<void> {
+  async settleFailure(held: HeldKey, error: unknown): Promise<void> {
     // Local rejections (timeouts, open breakers, aborts) say nothing about the operation's
     // outcome, and a retryable failure must be retried: neither is stored.
     const keep =
       this.storeFailures &&
-      !ctx.isAborted &&
+      !held.ctx.isAborted &&
       !isBulwarkError(error) &&
       !isAbortError(error) &&
       !this.isRetryable(error);
-    if (keep && (await this.keepFailure(store, key, scope, token, error))) return;
-    await this.release(store, key, scope, token);
+    if (keep && (await this.keepFailure(held, error))) return;
+    await this.release(held);
     if (this.events.has('released'))
-      this.events.emit('released', { key, store: store.name, error });
+      this.events.emit('released', { key: held.key, store: held.store.name, error });
   }
 
-  async release(
-    store: IdempotencyStore,
-    key: string,
-    scope: string | undefined,
-    token: string,
-  ): Promise<void> {
+  async release({ store, key, scope, token }: HeldKey): Promise<void> {
     try {
       await store.release(key, token, scope);
     } catch (e) {
