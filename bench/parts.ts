@@ -49,20 +49,34 @@ interface Listed {
 /**
  * The least a shared deadline timer can do per call, by hand: append to one FIFO list
  * (fixed timeouts expire in arrival order), unlink on settle, and ref its one timer while
- * anything is pending (so a hung call still times out instead of the process exiting).
+ * anything is pending (so a hung call still times out instead of the process exiting),
+ * unref'ing it a loop turn after the last call settles (as DeadlineTimers does) so that
+ * calls one after another do not toggle it per call.
  */
 class HandRolledDeadlines {
   private head: Listed | undefined = undefined;
   private tail: Listed | undefined = undefined;
   private count = 0;
+  private refed = false;
+  private unrefScheduled = false;
   private readonly timer = setTimeout(() => this.fire(), 1_000_000).unref();
+  private readonly unrefIfIdle = (): void => {
+    this.unrefScheduled = false;
+    if (this.count === 0 && this.refed) {
+      this.timer.unref();
+      this.refed = false;
+    }
+  };
 
   add(e: Listed): void {
     e.prev = this.tail;
     if (this.tail === undefined) this.head = e;
     else this.tail.next = e;
     this.tail = e;
-    if (++this.count === 1) this.timer.ref();
+    if (++this.count === 1 && !this.refed) {
+      this.timer.ref();
+      this.refed = true;
+    }
   }
 
   remove(e: Listed): void {
@@ -70,7 +84,10 @@ class HandRolledDeadlines {
     else e.prev.next = e.next;
     if (e.next === undefined) this.tail = e.prev;
     else e.next.prev = e.prev;
-    if (--this.count === 0) this.timer.unref();
+    if (--this.count === 0 && !this.unrefScheduled) {
+      this.unrefScheduled = true;
+      setImmediate(this.unrefIfIdle);
+    }
   }
 
   private fire(): void {

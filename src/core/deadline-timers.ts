@@ -44,6 +44,14 @@ export class DeadlineTimers {
   private handle: TimerHandle | undefined;
   private armedAt = Infinity;
   private readonly fire = (): void => this.onTimer();
+  /** Whether `handle` keeps the process alive now. */
+  private refed = false;
+  /** An unref of the idle timer waits for the loop's next turn (see remove). */
+  private unrefScheduled = false;
+  private readonly unrefIfIdle = (): void => {
+    this.unrefScheduled = false;
+    if (this.count === 0 && this.refed) this.setRef(false);
+  };
 
   /** On the system clock an idle timer is left armed (unref'd) rather than cleared per call. */
   private readonly lazyDisarm: boolean;
@@ -72,7 +80,7 @@ export class DeadlineTimers {
     if (fixedMs === undefined || !this.append(entry, fixedMs)) this.heap.push(entry);
     this.count++;
     if (entry.deadline < this.armedAt) this.arm(entry.deadline);
-    else if (this.count === 1) setTimerRef(this.handle, true);
+    else if (!this.refed && this.handle !== undefined) this.setRef(true);
   }
 
   remove(entry: DeadlineEntry): void {
@@ -86,11 +94,19 @@ export class DeadlineTimers {
     // The armed timer stays: clearing and re-arming it per call would cost the very
     // setTimeout we avoid. It is unref'd, fires once more, finds nothing, and disarms.
     if (--this.count > 0 || this.handle === undefined) return;
-    if (this.lazyDisarm) setTimerRef(this.handle, false);
-    else {
+    if (this.lazyDisarm) {
+      // Unref'd on the loop's next turn, not now: calls one after another in the same turn
+      // (each awaiting the last) would otherwise ref and unref the timer per call, a native
+      // call each time. Held a turn longer, an idle process still exits.
+      if (!this.unrefScheduled) {
+        this.unrefScheduled = true;
+        setImmediate(this.unrefIfIdle);
+      }
+    } else {
       // Other clocks (a VirtualClock) disarm at once, so runAll() never jumps to a stale deadline.
       this.clock.clearTimeout(this.handle);
       this.handle = undefined;
+      this.refed = false;
       this.armedAt = Infinity;
     }
   }
@@ -144,11 +160,18 @@ export class DeadlineTimers {
     if (this.handle !== undefined) this.clock.clearTimeout(this.handle);
     this.armedAt = at;
     this.handle = this.clock.setTimeout(this.fire, Math.max(0, at - this.clock.now()));
-    setTimerRef(this.handle, this.count > 0);
+    this.refed = false; // a clock's timers start unref'd (see Clock.setTimeout)
+    if (this.count > 0) this.setRef(true);
+  }
+
+  private setRef(on: boolean): void {
+    setTimerRef(this.handle, on);
+    this.refed = on;
   }
 
   private onTimer(): void {
     this.handle = undefined;
+    this.refed = false;
     this.armedAt = Infinity;
     const now = this.clock.now();
     for (;;) {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock, type Clock } from '../../src/core/clock.js';
 import {
@@ -169,10 +170,11 @@ describe('DeadlineTimers', () => {
     });
   });
 
-  it('on the system clock, keeps the process alive only while an entry is pending', () => {
+  it('on the system clock, keeps the process alive only while an entry is pending', async () => {
     // Node lists a timer among the active resources only while it is referenced.
     const refTimers = () =>
       process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
     const before = refTimers();
     const timers = new DeadlineTimers(systemClock);
     const far = systemClock.now() + 1_000_000; // never reached while this test runs
@@ -180,13 +182,44 @@ describe('DeadlineTimers', () => {
     timers.add(first);
     expect(refTimers()).toBe(before + 1);
     timers.remove(first);
-    // Left armed (clearing it per call would cost the setTimeout we avoid), but unref'd.
+    // Left armed (clearing it per call would cost the setTimeout we avoid), and unref'd on
+    // the loop's next turn: a call made right after this one finds it still referenced.
+    expect(refTimers()).toBe(before + 1);
+    await nextTurn();
     expect(refTimers()).toBe(before);
     const second = probe(systemClock, far + 1);
     timers.add(second); // later than the armed deadline: the same timer is referenced again
     expect(refTimers()).toBe(before + 1);
     timers.remove(second);
+    const third = probe(systemClock, far + 2);
+    timers.add(third); // in the same turn: still referenced, and no longer idle
+    await nextTurn();
+    expect(refTimers()).toBe(before + 1);
+    timers.remove(third);
+    await nextTurn();
     expect(refTimers()).toBe(before);
+  });
+
+  it('lets an idle process exit right after its last call settles', () => {
+    // A child process makes calls with a 60 s timeout one after another, then has nothing
+    // left to do: it must exit at once, not when the armed timer would fire.
+    const script = [
+      "import { timeout } from './src/index.ts';",
+      'const t = timeout(60_000);',
+      'for (let i = 0; i < 100; i++) await t.execute(async () => i);',
+      'process.stdout.write("done");',
+    ].join('\n');
+    const started = Date.now();
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: process.cwd(),
+        timeout: 20_000,
+      },
+    ).toString();
+    expect(out).toBe('done');
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 });
 
