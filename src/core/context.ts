@@ -171,14 +171,6 @@ const UNARMED = 1;
 const ARMED = 2;
 type Lazy = typeof NOT_LAZY | typeof UNARMED | typeof ARMED;
 
-// The resolvers of the promise being made, handed out by one shared executor.
-let takenResolve: ((value: unknown) => void) | undefined;
-let takenReject: ((reason: unknown) => void) | undefined;
-function takeResolvers(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
-  takenResolve = resolve as (value: unknown) => void;
-  takenReject = reject;
-}
-
 /**
  * The one per-call object. Its AbortController exists only once someone reads
  * `signal`; its deadline sits in the clock's shared deadline heap only while the call
@@ -518,10 +510,14 @@ export class CallContext implements Context, DeadlineEntry, AbortSubscriber {
     fixedMs?: number,
     handler?: AttemptHandler,
   ): Promise<T> {
-    // A shared executor hands out the resolvers: no executor closure per call.
-    const promise = new Promise<T>(takeResolvers);
-    const resolve = takenResolve as (value: T | PromiseLike<T>) => void;
-    const reject = takenReject!;
+    // An executor closure per call, not one shared executor that leaves the resolvers in
+    // module variables: V8 inlines this one, and the guard measured 0.3-0.4x bare cheaper.
+    let resolve!: (value: T | PromiseLike<T>) => void;
+    let reject!: (reason: unknown) => void;
+    const promise = new Promise<T>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
     const parent = this.parent;
     if (parent !== undefined) {
       if (parent.aborted) {
