@@ -4,6 +4,8 @@
  * error costs on this machine. Where a target is out of reach, these show why.
  */
 import { systemClock } from '../src/core/clock.js';
+import { CallContext } from '../src/core/context.js';
+import { deadlineTimersOf } from '../src/core/deadline-timers.js';
 import { rejectAfterAttach, stacklessErrorOf } from '../src/core/fail-fast.js';
 import { CircuitOpenError } from '../src/policies/circuit-breaker/errors.js';
 import { bareCall, type BenchCase } from './harness.js';
@@ -128,6 +130,30 @@ export function guardedListed(): Promise<unknown> {
   });
 }
 
+const timers = deadlineTimersOf(systemClock);
+
+/**
+ * The same guard written by hand around bulwark's own call context and deadline timers:
+ * against `guardedListed` it shows what the context costs, and against `timeout` what
+ * bulwark's guard and steps cost on top of it.
+ */
+export function guardedContext(): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const ctx = CallContext.root(systemClock, systemClock.now() + 1000);
+    timers.add(ctx, 1000);
+    bareCall().then(
+      (v) => {
+        timers.remove(ctx);
+        resolve(v);
+      },
+      (err: unknown) => {
+        timers.remove(ctx);
+        reject(err);
+      },
+    );
+  });
+}
+
 export const cases: BenchCase[] = [
   {
     group: 'building blocks',
@@ -164,6 +190,11 @@ export const cases: BenchCase[] = [
     group: 'building blocks',
     name: "clock read + guard + an entry in a shared deadline list whose timer is ref'd while calls are pending (the least a timeout as documented pays)",
     run: guardedListed,
+  },
+  {
+    group: 'building blocks',
+    name: "the same guard written by hand around bulwark's call context and deadline timers",
+    run: guardedContext,
   },
   {
     group: 'building blocks',
