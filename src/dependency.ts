@@ -186,7 +186,7 @@ class MetricsEntryStep implements Step {
 
   invoke<T>(ctx: CallContext, fn: Operation<T>): Promise<T> {
     try {
-      return this.metrics.run(ctx, fn, this.next);
+      return this.metrics.runCall(ctx, fn, this.next);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -195,7 +195,7 @@ class MetricsEntryStep implements Step {
   enter<T>(ctx: CallContext, fn: Operation<T>, callerSignal: AbortSignal | undefined): Promise<T> {
     if (callerSignal === undefined && ctx.isFreshRoot) return this.invoke(ctx, fn);
     try {
-      return this.metrics.run(ctx, fn, new GuardedRest(this.next, callerSignal));
+      return this.metrics.runCall(ctx, fn, new GuardedRest(this.next, callerSignal));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -219,9 +219,17 @@ class MetricsStep extends BasePolicy {
   readonly kind = 'metrics';
   /** @internal It leaves the call's context as it found it: the next step may start the call. */
   readonly passesEntry = true;
+  /**
+   * The promise of the call this step started last as the call's first step: its reaction
+   * also names the dependency in the call's error (see DependencyPolicy.execute).
+   * @internal
+   */
+  named: Promise<unknown> | undefined = undefined;
+
   constructor(
     private readonly recorder: DependencyMetrics,
     clock: Clock | undefined,
+    private readonly dependency: string,
   ) {
     super(clock);
   }
@@ -232,6 +240,28 @@ class MetricsStep extends BasePolicy {
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    return this.measure(ctx, fn, next, undefined);
+  }
+
+  /**
+   * `run` as the first step of a call the dependency started: the one reaction also names
+   * the dependency in the call's error, so the call pays one reaction beside the caller's,
+   * not two (one reaction and its promise measured ≈ 20–50 ns and 96 B per call).
+   * @internal
+   */
+  runCall<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
+    if (this.recorder.enabled === false) return next.invoke(ctx, fn);
+    const running = this.measure(ctx, fn, next, this.dependency);
+    this.named = running;
+    return running;
+  }
+
+  private measure<T>(
+    ctx: CallContext,
+    fn: Operation<T>,
+    next: Step,
+    dependency: string | undefined,
+  ): Promise<T> {
     const recorder = this.recorder;
     // An idle backend (OpenTelemetry with no SDK) costs this one read.
     if (recorder.enabled === false) return next.invoke(ctx, fn);
@@ -252,6 +282,7 @@ class MetricsStep extends BasePolicy {
       },
       (error: unknown) => {
         record(recorder, traced, outcomeOf(error), (clock.now() - start) / 1000, error);
+        if (dependency !== undefined) attributeError(error, dependency);
       },
     );
     return running;
@@ -304,6 +335,7 @@ class DependencyPolicy implements Dependency<unknown> {
     readonly timeout: number,
     built: Partial<BuiltParts>,
     readonly pipeline: Pipeline<unknown>,
+    private readonly metrics: MetricsStep | undefined,
   ) {
     this.retry = built.retry;
     this.breaker = built.circuitBreaker;
@@ -328,6 +360,14 @@ class DependencyPolicy implements Dependency<unknown> {
     if (signal !== undefined && signal.aborted)
       return Promise.reject(abortedBeforeStart(signal.reason, this.name));
     const running = this.pipeline.execute(fn, options);
+    // The metrics step's reaction names the error when that step started this very call (it
+    // notes the call's promise last, after any call its fn made of this dependency). A call
+    // refused before it reached the step finds another promise there and reacts as below.
+    const metrics = this.metrics;
+    if (metrics !== undefined && metrics.named === running) {
+      metrics.named = undefined;
+      return running;
+    }
     // Beside the caller's reaction, attached first (the caller sees the error named), and
     // not in its chain: the caller waits one promise less.
     running.then(undefined, this.attribute);
@@ -404,7 +444,8 @@ export function dependency(
   if (problems.length > 0) throw new ConfigError(problems);
 
   const recorder = metrics?.forDependency(name);
-  const steps: AnyPolicy[] = recorder ? [new MetricsStep(recorder, clock)] : [];
+  const metricsStep = recorder ? new MetricsStep(recorder, clock, name) : undefined;
+  const steps: AnyPolicy[] = metricsStep ? [metricsStep] : [];
   for (const part of PARTS) {
     const policy = built[part.key];
     if (policy !== undefined) steps.push(policy);
@@ -433,7 +474,7 @@ export function dependency(
       budget: env.budgetMs,
     });
   }
-  return new DependencyPolicy(name, env.budgetMs, env.timeoutMs, env.built, composed);
+  return new DependencyPolicy(name, env.budgetMs, env.timeoutMs, env.built, composed, metricsStep);
 }
 
 /**

@@ -70,6 +70,30 @@ describe('the metrics step of a dependency', () => {
     expect(calls).toHaveLength(2);
   });
 
+  it('names the dependency in the errors of its calls, as a dependency without metrics does', async () => {
+    const { provider, calls } = recording();
+    const clock = new VirtualClock();
+    const dep = dependency('x', { metrics: provider, clock, retry: false, timeout: 20 });
+    // Ended inside: the metrics step's own reaction names it.
+    const timedOut = dep.execute(never).catch((e: unknown) => e);
+    await clock.advance(20);
+    expect(await timedOut).toMatchObject({
+      dependency: 'x',
+      message: 'x: attempt timed out after 20 ms',
+    });
+    // Refused before it reached the metrics step: named all the same.
+    const refused = await dep.execute(() => 1, { bogus: 1 } as never).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'ERR_CONFIG', dependency: 'x' });
+    // A call of the same dependency inside fn: each call's error is named, inner first.
+    const nested = dep.execute(() => dep.execute(never)).catch((e: unknown) => e);
+    await clock.advance(20);
+    expect(await nested).toMatchObject({
+      dependency: 'x',
+      message: 'x: attempt timed out after 20 ms',
+    });
+    expect(calls.map(([o]) => o)).toEqual(['timeout', 'timeout', 'timeout']);
+  });
+
   it('a backend that throws never changes the call: its error is reported apart', async () => {
     const broken = new Error('backend down');
     const { provider } = recording(broken);
@@ -142,6 +166,7 @@ describe('the metrics step of a dependency', () => {
                     type: (e as Error).constructor.name,
                     scope: (e as TimeoutError).scope,
                     message: (e as Error).message,
+                    dependency: (e as TimeoutError).dependency,
                   }),
               );
             const done = underParent ? outer.execute((ctx) => start(ctx)).catch(() => {}) : start();
