@@ -214,17 +214,21 @@ class GuardedRest implements Step {
   }
 }
 
+/** DependencyPolicy.execute's request to the metrics step to name the call's error. */
+const NAMING = Symbol('naming');
+
 /** The outermost step of a dependency with metrics: times every call and records its outcome. */
 class MetricsStep extends BasePolicy {
   readonly kind = 'metrics';
   /** @internal It leaves the call's context as it found it: the next step may start the call. */
   readonly passesEntry = true;
   /**
-   * The promise of the call this step started last as the call's first step: its reaction
-   * also names the dependency in the call's error (see DependencyPolicy.execute).
+   * Set to NAMING by DependencyPolicy.execute just before it starts a call; the call's
+   * promise once this step's reaction also names the dependency in its error; undefined
+   * otherwise (a call started through the pipeline itself is not named, as before).
    * @internal
    */
-  named: Promise<unknown> | undefined = undefined;
+  named: Promise<unknown> | typeof NAMING | undefined = undefined;
 
   constructor(
     private readonly recorder: DependencyMetrics,
@@ -249,8 +253,18 @@ class MetricsStep extends BasePolicy {
    * not two (one reaction and its promise measured ≈ 20–50 ns and 96 B per call).
    * @internal
    */
+  /** @internal Whether this step's reaction names `running`'s error; ends the request. */
+  namedCall(running: Promise<unknown>): boolean {
+    const named = this.named === running;
+    this.named = undefined;
+    return named;
+  }
+
   runCall<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
     if (this.recorder.enabled === false) return next.invoke(ctx, fn);
+    if (this.named !== NAMING) return this.measure(ctx, fn, next, undefined);
+    // Taken before fn runs: a call fn makes of this dependency asks again for itself.
+    this.named = undefined;
     const running = this.measure(ctx, fn, next, this.dependency);
     this.named = running;
     return running;
@@ -359,15 +373,17 @@ class DependencyPolicy implements Dependency<unknown> {
     const signal = options?.signal;
     if (signal !== undefined && signal.aborted)
       return Promise.reject(abortedBeforeStart(signal.reason, this.name));
-    const running = this.pipeline.execute(fn, options);
-    // The metrics step's reaction names the error when that step started this very call (it
-    // notes the call's promise last, after any call its fn made of this dependency). A call
-    // refused before it reached the step finds another promise there and reacts as below.
     const metrics = this.metrics;
-    if (metrics !== undefined && metrics.named === running) {
-      metrics.named = undefined;
-      return running;
-    }
+    if (metrics === undefined) return this.nameErrors(this.pipeline.execute(fn, options));
+    // The metrics step's one reaction names the error when the step started this very call
+    // (it notes the call's promise after any call its fn made of this dependency). A call
+    // refused before it reached the step finds no promise of its own there.
+    metrics.named = NAMING;
+    const running = this.pipeline.execute(fn, options);
+    return metrics.namedCall(running) ? running : this.nameErrors(running);
+  }
+
+  private nameErrors<T>(running: Promise<T>): Promise<T> {
     // Beside the caller's reaction, attached first (the caller sees the error named), and
     // not in its chain: the caller waits one promise less.
     running.then(undefined, this.attribute);

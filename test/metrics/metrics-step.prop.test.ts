@@ -92,6 +92,12 @@ describe('the metrics step of a dependency', () => {
       message: 'x: attempt timed out after 20 ms',
     });
     expect(calls.map(([o]) => o)).toEqual(['timeout', 'timeout', 'timeout']);
+    // Started through the pipeline itself, a call is recorded but not named, as without metrics.
+    const direct = dep.pipeline.execute(never).catch((e: unknown) => e);
+    await clock.advance(20);
+    expect(await direct).toMatchObject({ message: 'attempt timed out after 20 ms' });
+    expect((await direct) as { dependency?: string }).not.toHaveProperty('dependency', 'x');
+    expect(calls).toHaveLength(4);
   });
 
   it('a backend that throws never changes the call: its error is reported apart', async () => {
