@@ -129,6 +129,21 @@ export class PolicyStep implements Step {
 
 const PRIORITY_SET: ReadonlySet<string> = new Set(PRIORITIES);
 
+/**
+ * The root context of a call that needs nothing more (a function, no options, no ambient
+ * context), or undefined: startCall's common case, which a policy may take directly.
+ * @internal
+ */
+export function plainRoot(
+  clock: Clock,
+  fn: unknown,
+  options: ExecuteOptions | undefined,
+): CallContext | undefined {
+  return options === undefined && typeof fn === 'function' && ambientSlot.provider === undefined
+    ? CallContext.root(clock, Infinity)
+    : undefined;
+}
+
 /** Starts one logical call: builds the root context and walks the chain from `first`. */
 export function startCall<T>(
   clock: Clock,
@@ -137,18 +152,15 @@ export function startCall<T>(
   options: ExecuteOptions | undefined,
   label?: string,
 ): Promise<T> {
+  const root = plainRoot(clock, fn, options);
+  if (root !== undefined)
+    return first.enter !== undefined ? first.enter(root, fn, undefined) : first.invoke(root, fn);
   if (typeof fn !== 'function') {
     return Promise.reject(
       new ConfigError([{ path: 'execute(fn)', expected: 'a function', got: fn }]),
     );
   }
-  if (options === undefined) {
-    if (ambientSlot.provider === undefined) {
-      const root = CallContext.root(clock, Infinity);
-      return first.enter !== undefined ? first.enter(root, fn, undefined) : first.invoke(root, fn);
-    }
-    options = NO_OPTIONS;
-  }
+  options ??= NO_OPTIONS;
 
   for (const key in options) {
     // Plain JS can pass anything: a misspelt or foreign option must not be silently ignored.

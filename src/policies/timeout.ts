@@ -1,9 +1,9 @@
-import { ambientSlot } from '../core/ambient.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { handledBy, type AttemptHandler } from '../core/attempt-handler.js';
-import { CallContext, type Operation, type Step } from '../core/context.js';
+import type { CallContext, Operation, Step } from '../core/context.js';
 import {
   BasePolicy,
+  plainRoot,
   PolicyStep,
   terminalStep,
   type AnyPolicy,
@@ -53,20 +53,14 @@ export class TimeoutPolicy extends BasePolicy {
    * measured 13–18 % cheaper without them. Anything else takes the shared path.
    */
   override execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
-    if (
-      options === undefined &&
-      typeof fn === 'function' &&
-      this.ms !== Infinity &&
-      ambientSlot.provider === undefined
-    ) {
-      try {
-        const root = CallContext.root(this.clock ?? systemClock, Infinity);
-        return this.enter(root, fn, terminalStep, undefined);
-      } catch (error) {
-        return Promise.reject(error);
-      }
+    const root =
+      this.ms === Infinity ? undefined : plainRoot(this.clock ?? systemClock, fn, options);
+    if (root === undefined) return super.execute(fn, options);
+    try {
+      return this.enter(root, fn, terminalStep, undefined);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return super.execute(fn, options);
   }
 
   run<T>(ctx: CallContext, fn: Operation<T>, next: Step): Promise<T> {
